@@ -1,0 +1,200 @@
+"""Settings, read from ``GOVSIGN_*`` environment variables (and an optional ``.env`` file).
+
+Every value is checked when the settings are built, so a misconfigured service stops at start-up
+with one sentence that names the setting, instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from govsign.errors import ConfigurationError
+
+SOFTHSM2_LIBRARY_CANDIDATES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+    "/usr/lib64/pkcs11/libsofthsm2.so",
+    "/opt/homebrew/lib/softhsm/libsofthsm2.so",
+)
+
+#: Default certificate policy: an arc under the ITU-T/ISO "example" arc 2.999 (X.660), which is
+#: documented as never assigned to real policies. Production deployments set the OID that the
+#: root CA's certificate policy (CP/CPS) assigns.
+TEST_CERTIFICATE_POLICY_OID = "2.999.84.1.1"
+
+_OID_PATTERN = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+
+
+def find_softhsm2_library() -> Path | None:
+    """Where SoftHSM2's PKCS#11 library is on this system, if it is installed."""
+    for candidate in SOFTHSM2_LIBRARY_CANDIDATES:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    for candidate in sorted(glob.glob("/usr/lib/*/softhsm/libsofthsm2.so")):
+        return Path(candidate)
+    return None
+
+
+class Settings(BaseSettings):
+    """The service's configuration. See CONTRACT.md for the contract on the first six."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GOVSIGN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(default=Path("./govsign-data"))
+    """Where the embedded default keeps its SQLite file, SoftHSM2 token store and published files."""
+    database_url: str | None = None
+    """SQLAlchemy-style database URL; ``sqlite:///PATH`` or ``postgresql://USER@HOST:PORT/DB``."""
+    pkcs11_module: Path | None = None
+    """Path of the PKCS#11 library; unset means the embedded SoftHSM2 under the data dir."""
+    hsm_token_label: str = "govsign"
+    """Label of the token holding the service's keys."""
+    hsm_pin: SecretStr | None = None
+    """User PIN of the token."""
+    hsm_pin_file: Path | None = None
+    """A file holding the user PIN (first line)."""
+    public_base_url: str = "http://127.0.0.1:8000"
+    """Base URL written into certificates (AIA, CRL distribution points) and used by ``serve``."""
+    certificate_policy_oid: str = TEST_CERTIFICATE_POLICY_OID
+    """Certificate policy OID placed in CA and subscriber certificates."""
+    subscriber_default_validity_days: int = Field(default=730, ge=1)
+    """Validity of subscriber certificates when none is asked for."""
+    ocsp_responder_validity_days: int = Field(default=30, ge=1, le=366)
+    """Validity of the delegated OCSP responder certificate (short-lived, renewed automatically)."""
+    tsa_validity_days: int = Field(default=1826, ge=1)
+    """Validity of the TSA certificate."""
+    lint_with_pkilint: bool = True
+    """Run pkilint on every to-be-signed certificate before the HSM signs it."""
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host name")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or a fragment")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = value.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("certificate_policy_oid")
+    @classmethod
+    def _check_oid(cls, value: str) -> str:
+        if not _OID_PATTERN.match(value):
+            raise ValueError("must be a dotted object identifier such as 2.999.84.1.1")
+        return value
+
+    @field_validator("hsm_token_label")
+    @classmethod
+    def _check_label(cls, value: str) -> str:
+        if not value or len(value.encode("utf-8")) > 32:
+            raise ValueError("must be 1 to 32 bytes long")
+        return value
+
+    @field_validator("pkcs11_module")
+    @classmethod
+    def _check_module(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) == "":
+            return None
+        if not value.is_file():
+            raise ValueError(f"no PKCS#11 library at {value}")
+        return value
+
+    @field_validator("hsm_pin_file")
+    @classmethod
+    def _check_pin_file(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) == "":
+            return None
+        if not value.is_file():
+            raise ValueError(f"no PIN file at {value}")
+        return value
+
+    # -- derived values ---------------------------------------------------------------------
+
+    @property
+    def embedded_hsm(self) -> bool:
+        """True when the service runs its own SoftHSM2 token under the data dir."""
+        return self.pkcs11_module is None
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def softhsm2_conf_path(self) -> Path:
+        return self.data_dir / "softhsm2.conf"
+
+    @property
+    def token_dir(self) -> Path:
+        return self.data_dir / "tokens"
+
+    @property
+    def generated_pin_path(self) -> Path:
+        return self.data_dir / "hsm-user-pin"
+
+    @property
+    def generated_so_pin_path(self) -> Path:
+        return self.data_dir / "hsm-so-pin"
+
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver this project uses (psycopg 3 for PostgreSQL)."""
+        if self.database_url is None:
+            return f"sqlite:///{(self.data_dir / 'govsign.sqlite3').resolve()}"
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    def module_path(self) -> Path:
+        """The PKCS#11 library to load: the configured one, or SoftHSM2's for the embedded default."""
+        if self.pkcs11_module is not None:
+            return self.pkcs11_module
+        found = find_softhsm2_library()
+        if found is None:
+            raise ConfigurationError(
+                "SoftHSM2 is not installed and GOVSIGN_PKCS11_MODULE is not set; install softhsm2 "
+                "or point GOVSIGN_PKCS11_MODULE at your HSM's PKCS#11 library."
+            )
+        return found
+
+    def configured_pin(self) -> str | None:
+        """The PIN from GOVSIGN_HSM_PIN or GOVSIGN_HSM_PIN_FILE, if either is set."""
+        if self.hsm_pin is not None and self.hsm_pin.get_secret_value():
+            return self.hsm_pin.get_secret_value()
+        if self.hsm_pin_file is not None:
+            lines = self.hsm_pin_file.read_text(encoding="utf-8").splitlines()
+            if not lines or not lines[0].strip():
+                raise ConfigurationError(f"The PIN file named by GOVSIGN_HSM_PIN_FILE ({self.hsm_pin_file}) is empty.")
+            return lines[0].strip()
+        return None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into one sentence that names the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigurationError(f"GOVSIGN_{field.upper()} is invalid: {message}.") from None

@@ -1,0 +1,458 @@
+"""The only module that talks to a PKCS#11 library.
+
+Rules measured on these machines (DESIGN.md, "Pitfalls"):
+
+* python-pkcs11 initialises the module without OS locking, so SoftHSM2 switches its own locks
+  off and two threads inside it at once crash the process. Every call into the module goes
+  through one process-wide lock; scale with worker processes, not threads.
+* One login per token per process: a second C_Login raises UserAlreadyLoggedIn, and a login per
+  operation costs 3x. We keep one logged-in read/write session per process and reuse it; since
+  all calls are serialized anyway, more sessions would buy nothing.
+* SoftHSM2 2.6 has no CKM_ECDSA_SHA256: ECDSA hashes in software, signs with CKM_ECDSA and
+  DER-encodes r||s.
+
+Errors from the module are wrapped into :class:`HSMUnavailableError` (or
+:class:`HSMLoginError` / :class:`ConfigurationError` for a wrong PIN or a missing token) here,
+so no ``pkcs11`` exception escapes this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import pkcs11
+from asn1crypto.core import OctetString
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11 import exceptions as p11errors
+from pkcs11.mechanisms import MGF
+from pkcs11.util.ec import encode_ecdsa_signature, encode_named_curve_parameters
+
+from govsign.errors import ConfigurationError, HSMLoginError, HSMUnavailableError
+from govsign.keystore.api import (
+    HashAlgorithm,
+    KeyAlgorithm,
+    KeyInfo,
+    KeyRef,
+    PublicKey,
+    SignatureScheme,
+    TokenInfo,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Every call into any PKCS#11 module in this process holds this lock.
+MODULE_LOCK = threading.RLock()
+
+_RSA_PKCS1_MECHANISMS = {
+    HashAlgorithm.SHA256: Mechanism.SHA256_RSA_PKCS,
+    HashAlgorithm.SHA384: Mechanism.SHA384_RSA_PKCS,
+    HashAlgorithm.SHA512: Mechanism.SHA512_RSA_PKCS,
+}
+_RSA_PSS_MECHANISMS = {
+    HashAlgorithm.SHA256: (Mechanism.SHA256_RSA_PKCS_PSS, Mechanism.SHA256, MGF.SHA256),
+    HashAlgorithm.SHA384: (Mechanism.SHA384_RSA_PKCS_PSS, Mechanism.SHA384, MGF.SHA384),
+    HashAlgorithm.SHA512: (Mechanism.SHA512_RSA_PKCS_PSS, Mechanism.SHA512, MGF.SHA512),
+}
+_DIGEST_INFO_PREFIX = {
+    HashAlgorithm.SHA256: bytes.fromhex("3031300d060960864801650304020105000420"),
+    HashAlgorithm.SHA384: bytes.fromhex("3041300d060960864801650304020205000430"),
+    HashAlgorithm.SHA512: bytes.fromhex("3051300d060960864801650304020305000440"),
+}
+_CURVES: dict[KeyAlgorithm, ec.EllipticCurve] = {
+    KeyAlgorithm.EC_P256: ec.SECP256R1(),
+    KeyAlgorithm.EC_P384: ec.SECP384R1(),
+}
+
+#: Counters of HSM operations and failures, read by the metrics endpoint.
+OPERATION_COUNTS: dict[str, int] = {}
+ERROR_COUNTS: dict[str, int] = {}
+
+_loaded_libraries: dict[str, Any] = {}
+
+
+def _load_library(path: str) -> Any:
+    """python-pkcs11 allows one library object per path per process; keep it."""
+    with MODULE_LOCK:
+        lib = _loaded_libraries.get(path)
+        if lib is None:
+            lib = pkcs11.lib(path)
+            _loaded_libraries[path] = lib
+        return lib
+
+
+class PKCS11KeyStore:
+    """A :class:`govsign.keystore.api.KeyStore` on one PKCS#11 token."""
+
+    def __init__(self, *, module_path: str, token_label: str, pin: str) -> None:
+        self._module_path = module_path
+        self._token_label = token_label
+        self._pin = pin
+        self._session: Any = None
+        self._token: Any = None
+        self._lib: Any = None
+        self._handles: dict[tuple[bytes, ObjectClass], Any] = {}
+
+    # -- session management -----------------------------------------------------------------
+
+    def open(self) -> None:
+        """Load the module, find the token and log in; raises one-sentence errors."""
+        with MODULE_LOCK:
+            self._open_locked()
+
+    def _open_locked(self) -> None:
+        if self._session is not None:
+            return
+        if not os.path.isfile(self._module_path):
+            raise ConfigurationError(
+                f"GOVSIGN_PKCS11_MODULE names {self._module_path}, which does not exist."
+            )
+        try:
+            self._lib = _load_library(self._module_path)
+        except (OSError, RuntimeError, p11errors.PKCS11Error) as exc:
+            raise ConfigurationError(
+                f"GOVSIGN_PKCS11_MODULE names {self._module_path}, which is not a usable "
+                f"PKCS#11 library ({type(exc).__name__})."
+            ) from None
+        try:
+            self._token = self._lib.get_token(token_label=self._token_label)
+        except p11errors.NoSuchToken:
+            raise ConfigurationError(
+                f"No token labelled '{self._token_label}' (GOVSIGN_HSM_TOKEN_LABEL) is in the "
+                "PKCS#11 module; run 'govsign init' or create the token."
+            ) from None
+        except p11errors.MultipleTokensReturned:
+            raise ConfigurationError(
+                f"More than one token is labelled '{self._token_label}' (GOVSIGN_HSM_TOKEN_LABEL)."
+            ) from None
+        except p11errors.PKCS11Error as exc:
+            raise HSMUnavailableError(
+                f"The PKCS#11 module could not list its tokens ({type(exc).__name__})."
+            ) from None
+        try:
+            self._session = self._token.open(rw=True, user_pin=self._pin)
+        except p11errors.UserAlreadyLoggedIn:
+            # Another session of this process logged in already; the login state is shared.
+            self._session = self._token.open(rw=True)
+        except (p11errors.PinIncorrect, p11errors.PinInvalid, p11errors.PinLenRange):
+            raise HSMLoginError(
+                f"The HSM token '{self._token_label}' rejected the PIN given in GOVSIGN_HSM_PIN "
+                "or GOVSIGN_HSM_PIN_FILE."
+            ) from None
+        except p11errors.PinLocked:
+            raise HSMLoginError(f"The user PIN of HSM token '{self._token_label}' is locked.") from None
+        except p11errors.PKCS11Error as exc:
+            raise HSMUnavailableError(
+                f"Could not open a session on HSM token '{self._token_label}' ({type(exc).__name__})."
+            ) from None
+        self._handles.clear()
+
+    def close(self) -> None:
+        with MODULE_LOCK:
+            if self._session is not None:
+                try:
+                    self._session.close()
+                except p11errors.PKCS11Error:
+                    pass
+            self._session = None
+            self._handles.clear()
+
+    def _call(self, operation: str, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(session)`` under the module lock, reopening a broken session once."""
+        with MODULE_LOCK:
+            OPERATION_COUNTS[operation] = OPERATION_COUNTS.get(operation, 0) + 1
+            for attempt in (1, 2):
+                try:
+                    self._open_locked()
+                    return fn(self._session)
+                except (HSMLoginError, ConfigurationError):
+                    ERROR_COUNTS[operation] = ERROR_COUNTS.get(operation, 0) + 1
+                    raise
+                except (
+                    p11errors.SessionHandleInvalid,
+                    p11errors.SessionClosed,
+                    p11errors.DeviceRemoved,
+                    p11errors.TokenNotPresent,
+                    p11errors.UserNotLoggedIn,
+                    p11errors.DeviceError,
+                    p11errors.CryptokiNotInitialized if hasattr(p11errors, "CryptokiNotInitialized") else p11errors.DeviceError,
+                ) as exc:
+                    self._session = None
+                    self._handles.clear()
+                    if attempt == 2:
+                        ERROR_COUNTS[operation] = ERROR_COUNTS.get(operation, 0) + 1
+                        raise HSMUnavailableError(
+                            f"The HSM is not available ({type(exc).__name__})."
+                        ) from None
+                except p11errors.PKCS11Error as exc:
+                    ERROR_COUNTS[operation] = ERROR_COUNTS.get(operation, 0) + 1
+                    log.warning("PKCS#11 %s failed: %s", operation, type(exc).__name__)
+                    raise HSMUnavailableError(
+                        f"The HSM refused the {operation} operation ({type(exc).__name__})."
+                    ) from None
+            raise AssertionError("unreachable")
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def generate_key_pair(self, *, label: str, algorithm: KeyAlgorithm) -> KeyRef:
+        key_id = os.urandom(16)
+        private_template = {
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: True,
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.SIGN: True,
+            Attribute.DECRYPT: False,
+            Attribute.UNWRAP: False,
+            Attribute.DERIVE: False,
+        }
+        public_template = {
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: False,
+            Attribute.VERIFY: True,
+            Attribute.ENCRYPT: False,
+            Attribute.WRAP: False,
+        }
+
+        def generate(session: Any) -> None:
+            if algorithm.is_rsa:
+                session.generate_keypair(
+                    KeyType.RSA,
+                    algorithm.rsa_bits,
+                    id=key_id,
+                    label=label,
+                    store=True,
+                    capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
+                    private_template=private_template,
+                    public_template={**public_template, Attribute.PUBLIC_EXPONENT: b"\x01\x00\x01"},
+                )
+            else:
+                params = session.create_domain_parameters(
+                    KeyType.EC,
+                    {Attribute.EC_PARAMS: encode_named_curve_parameters(algorithm.curve_name)},
+                    local=True,
+                )
+                params.generate_keypair(
+                    id=key_id,
+                    label=label,
+                    store=True,
+                    capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
+                    private_template=private_template,
+                    public_template=public_template,
+                )
+
+        self._call("generate", generate)
+        return KeyRef(label=label, key_id=key_id, algorithm=algorithm)
+
+    def find_key(self, *, label: str, algorithm: KeyAlgorithm) -> KeyRef | None:
+        key_type = KeyType.RSA if algorithm.is_rsa else KeyType.EC
+
+        def find(session: Any) -> KeyRef | None:
+            found = list(
+                session.get_objects(
+                    {
+                        Attribute.CLASS: ObjectClass.PRIVATE_KEY,
+                        Attribute.LABEL: label,
+                        Attribute.KEY_TYPE: key_type,
+                    }
+                )
+            )
+            if not found:
+                return None
+            if len(found) > 1:
+                raise HSMUnavailableError(f"More than one private key on the token is labelled '{label}'.")
+            return KeyRef(label=label, key_id=bytes(found[0][Attribute.ID]), algorithm=algorithm)
+
+        return self._call("find", find)
+
+    def _object(self, session: Any, ref: KeyRef, object_class: ObjectClass) -> Any:
+        cached = self._handles.get((ref.key_id, object_class))
+        if cached is not None:
+            return cached
+        found = list(session.get_objects({Attribute.CLASS: object_class, Attribute.ID: ref.key_id}))
+        if len(found) != 1:
+            raise HSMUnavailableError(
+                f"The HSM holds {len(found)} keys with the id of '{ref.label}', expected one."
+            )
+        self._handles[(ref.key_id, object_class)] = found[0]
+        return found[0]
+
+    def public_key(self, ref: KeyRef) -> PublicKey:
+        def read(session: Any) -> PublicKey:
+            public = self._object(session, ref, ObjectClass.PUBLIC_KEY)
+            if ref.algorithm.is_rsa:
+                modulus = int.from_bytes(public[Attribute.MODULUS], "big")
+                exponent = int.from_bytes(public[Attribute.PUBLIC_EXPONENT], "big")
+                return rsa.RSAPublicNumbers(exponent, modulus).public_key()
+            point = OctetString.load(bytes(public[Attribute.EC_POINT])).native
+            return ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[ref.algorithm], point)
+
+        return self._call("read-public-key", read)
+
+    def sign(
+        self, ref: KeyRef, message: bytes, *, scheme: SignatureScheme, hash_algorithm: HashAlgorithm
+    ) -> bytes:
+        if scheme is SignatureScheme.ECDSA:
+            digest = hashlib.new(hash_algorithm.value, message).digest()
+            return self.sign_digest(ref, digest, scheme=scheme, hash_algorithm=hash_algorithm)
+        _check_scheme(ref, scheme)
+
+        def sign(session: Any) -> bytes:
+            private = self._object(session, ref, ObjectClass.PRIVATE_KEY)
+            if scheme is SignatureScheme.RSA_PKCS1V15:
+                return bytes(private.sign(message, mechanism=_RSA_PKCS1_MECHANISMS[hash_algorithm]))
+            mechanism, hash_mechanism, mgf = _RSA_PSS_MECHANISMS[hash_algorithm]
+            return bytes(
+                private.sign(
+                    message,
+                    mechanism=mechanism,
+                    mechanism_param=(hash_mechanism, mgf, hash_algorithm.digest_size),
+                )
+            )
+
+        return self._call("sign", sign)
+
+    def sign_digest(
+        self, ref: KeyRef, digest: bytes, *, scheme: SignatureScheme, hash_algorithm: HashAlgorithm
+    ) -> bytes:
+        if len(digest) != hash_algorithm.digest_size:
+            raise ValueError(f"a {hash_algorithm.value} digest is {hash_algorithm.digest_size} bytes")
+        _check_scheme(ref, scheme)
+
+        def sign(session: Any) -> bytes:
+            private = self._object(session, ref, ObjectClass.PRIVATE_KEY)
+            if scheme is SignatureScheme.ECDSA:
+                raw = bytes(private.sign(digest, mechanism=Mechanism.ECDSA))
+                return bytes(encode_ecdsa_signature(raw))
+            if scheme is SignatureScheme.RSA_PKCS1V15:
+                return bytes(
+                    private.sign(_DIGEST_INFO_PREFIX[hash_algorithm] + digest, mechanism=Mechanism.RSA_PKCS)
+                )
+            _, hash_mechanism, mgf = _RSA_PSS_MECHANISMS[hash_algorithm]
+            return bytes(
+                private.sign(
+                    digest,
+                    mechanism=Mechanism.RSA_PKCS_PSS,
+                    mechanism_param=(hash_mechanism, mgf, hash_algorithm.digest_size),
+                )
+            )
+
+        return self._call("sign", sign)
+
+    def destroy_key_pair(self, ref: KeyRef) -> None:
+        def destroy(session: Any) -> None:
+            for object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
+                for obj in list(session.get_objects({Attribute.CLASS: object_class, Attribute.ID: ref.key_id})):
+                    obj.destroy()
+                self._handles.pop((ref.key_id, object_class), None)
+
+        self._call("destroy", destroy)
+
+    def list_private_keys(self) -> list[KeyInfo]:
+        def list_keys(session: Any) -> list[KeyInfo]:
+            infos = []
+            for obj in session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}):
+                attrs = obj.get_attributes(
+                    [
+                        Attribute.LABEL,
+                        Attribute.ID,
+                        Attribute.KEY_TYPE,
+                        Attribute.SENSITIVE,
+                        Attribute.EXTRACTABLE,
+                        Attribute.NEVER_EXTRACTABLE,
+                        Attribute.LOCAL,
+                    ]
+                )
+                algorithm = _algorithm_of(obj, attrs[Attribute.KEY_TYPE])
+                infos.append(
+                    KeyInfo(
+                        ref=KeyRef(
+                            label=str(attrs[Attribute.LABEL]),
+                            key_id=bytes(attrs[Attribute.ID]),
+                            algorithm=algorithm,
+                        ),
+                        sensitive=bool(attrs[Attribute.SENSITIVE]),
+                        extractable=bool(attrs[Attribute.EXTRACTABLE]),
+                        never_extractable=bool(attrs[Attribute.NEVER_EXTRACTABLE]),
+                        local=bool(attrs[Attribute.LOCAL]),
+                    )
+                )
+            return infos
+
+        return self._call("list", list_keys)
+
+    def token_info(self) -> TokenInfo:
+        keys = self.list_private_keys()
+
+        def info(session: Any) -> TokenInfo:
+            lib = self._lib
+            version = lib.library_version
+            return TokenInfo(
+                module_path=self._module_path,
+                library_description=str(lib.library_description).strip(),
+                library_version=f"{version[0]}.{version[1]}",
+                token_label=str(self._token.label).strip(),
+                token_model=str(self._token.model).strip(),
+                token_manufacturer=str(self._token.manufacturer_id).strip(),
+                token_serial=_text(self._token.serial),
+                private_key_count=len(keys),
+            )
+
+        return self._call("info", info)
+
+    def ping(self) -> None:
+        def ping(session: Any) -> None:
+            session.generate_random(64)
+
+        self._call("ping", ping)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the module lock across several calls (for callers that must not interleave)."""
+        with MODULE_LOCK:
+            yield
+
+
+def _check_scheme(ref: KeyRef, scheme: SignatureScheme) -> None:
+    if ref.algorithm.is_rsa == (scheme is SignatureScheme.ECDSA):
+        raise ValueError(f"{scheme.value} does not go with a {ref.algorithm.value} key")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip()
+    return str(value).strip()
+
+
+def _algorithm_of(obj: Any, key_type: Any) -> KeyAlgorithm:
+    if key_type == KeyType.RSA:
+        bits = len(obj[Attribute.MODULUS]) * 8 if _readable(obj, Attribute.MODULUS) else 0
+        return {2048: KeyAlgorithm.RSA2048, 3072: KeyAlgorithm.RSA3072}.get(bits, KeyAlgorithm.RSA4096)
+    params = bytes(obj[Attribute.EC_PARAMS])
+    if params == encode_named_curve_parameters("secp384r1"):
+        return KeyAlgorithm.EC_P384
+    return KeyAlgorithm.EC_P256
+
+
+def _readable(obj: Any, attribute: Attribute) -> bool:
+    try:
+        obj[attribute]
+    except p11errors.PKCS11Error:
+        return False
+    return True
+
+
+def reload_module_after_token_change(module_path: str) -> None:
+    """Make an already-loaded module see tokens created by another process."""
+    with MODULE_LOCK:
+        lib = _loaded_libraries.get(module_path)
+        if lib is not None:
+            lib.reinitialize()
