@@ -26,10 +26,11 @@ SOFTHSM2_LIBRARY_CANDIDATES = (
     "/opt/homebrew/lib/softhsm/libsofthsm2.so",
 )
 
-#: Default certificate policy: an arc under the ITU-T/ISO "example" arc 2.999 (X.660), which is
-#: documented as never assigned to real policies. Production deployments set the OID that the
-#: root CA's certificate policy (CP/CPS) assigns.
-TEST_CERTIFICATE_POLICY_OID = "2.999.84.1.1"
+#: Default certificate policy: an arc under IANA's Private Enterprise Number 32473, which RFC 5612
+#: reserves for documentation and examples, so it never names a real policy. (The X.660 example
+#: arc 2.999 would be the other choice, but pyasn1, and so pkilint, cannot decode second arcs
+#: above 39 under arc 2.) Production deployments set the OID of their CP/CPS.
+TEST_CERTIFICATE_POLICY_OID = "1.3.6.1.4.1.32473.1.1"
 
 _OID_PATTERN = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 
@@ -100,7 +101,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_oid(cls, value: str) -> str:
         if not _OID_PATTERN.match(value):
-            raise ValueError("must be a dotted object identifier such as 2.999.84.1.1")
+            raise ValueError("must be a dotted object identifier such as 1.3.6.1.4.1.32473.1.1")
         return value
 
     @field_validator("hsm_token_label")

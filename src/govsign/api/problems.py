@@ -1,0 +1,74 @@
+"""RFC 9457 problem documents: the one place where error kinds become HTTP statuses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from govsign.errors import ErrorKind, GovsignError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://govsign.example/problems/"
+
+STATUS_BY_KIND = {
+    ErrorKind.INVALID_INPUT: 422,
+    ErrorKind.POLICY_VIOLATION: 422,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.CONFIGURATION: 503,
+    ErrorKind.INTERNAL: 500,
+}
+TITLE_BY_KIND = {
+    ErrorKind.INVALID_INPUT: "Invalid input",
+    ErrorKind.POLICY_VIOLATION: "Refused by policy",
+    ErrorKind.NOT_FOUND: "Not found",
+    ErrorKind.CONFLICT: "Conflict with the current state",
+    ErrorKind.UNAVAILABLE: "Service unavailable",
+    ErrorKind.CONFIGURATION: "Service unavailable",
+    ErrorKind.INTERNAL: "Internal error",
+}
+
+
+def problem(status: int, kind: str, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + kind, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GovsignError)
+    async def _govsign_error(request: Request, exc: GovsignError) -> JSONResponse:
+        status = STATUS_BY_KIND.get(exc.kind, 500)
+        if exc.kind in (ErrorKind.INTERNAL, ErrorKind.CONFIGURATION):
+            log.error("request failed: %s", exc.message)
+            return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], "The request could not be completed.")
+        return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"location": ".".join(str(part) for part in error.get("loc", ())), "message": str(error.get("msg", ""))}
+            for error in exc.errors()
+        ]
+        return problem(422, "invalid-input", "Invalid input", "The request does not match the API's schema.", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}.get(exc.status_code, "http-error")
+        return problem(exc.status_code, kind, str(exc.detail) if exc.detail else "HTTP error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return problem(500, "internal", "Internal error", "The request could not be completed.")

@@ -1,0 +1,42 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from govsign.api.problems import problem
+from govsign.errors import GovsignError
+from govsign.runtime import Runtime
+
+router = APIRouter(tags=["operations"])
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/healthz", operation_id="getHealth", summary="Liveness: the process answers.")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    operation_id="getReadiness",
+    summary="Readiness: the database answers and the HSM session works.",
+    responses={503: {"description": "The database or the HSM is not available.", "content": {"application/problem+json": {}}}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    checks: dict[str, str] = {}
+    for name, check in (("database", runtime.database.check), ("hsm", runtime.keystore.ping)):
+        try:
+            await asyncio.wait_for(asyncio.to_thread(check), READINESS_TIMEOUT_SECONDS)
+            checks[name] = "ok"
+        except (GovsignError, TimeoutError):
+            checks[name] = "unavailable"
+    if all(value == "ok" for value in checks.values()):
+        return JSONResponse({"status": "ready", "checks": checks})
+    failing = ", ".join(name for name, value in checks.items() if value != "ok")
+    return problem(503, "unavailable", "Service unavailable", f"Not ready: {failing} unavailable.", checks=checks)

@@ -1,0 +1,137 @@
+"""How the CLI shows results: rich tables for people, JSON for scripts, one sentence for errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from govsign.clock import to_vietnam_time
+from govsign.pki.authority import CertificateView, IssuedCertificate
+from govsign.pki.ports import CARecord
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+def iso_utc(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def certificate_json(view: CertificateView) -> dict[str, Any]:
+    record = view.record
+    revocation = view.revocation
+    return {
+        "serial": record.serial_hex,
+        "status": view.status.value,
+        "revocation_reason": revocation.reason.value if revocation else None,
+        "revoked_at": iso_utc(revocation.revoked_at) if revocation else None,
+        "invalidity_date": iso_utc(revocation.invalidity_date) if revocation else None,
+        "issuer_id": record.issuer_id,
+        "profile": record.profile,
+        "subject": record.subject,
+        "email": record.email,
+        "not_before": iso_utc(record.not_before),
+        "not_after": iso_utc(record.not_after),
+        "key_algorithm": record.key_algorithm.value,
+        "key_source": "hsm" if record.key is not None else "csr",
+        "key_label": record.key.label if record.key is not None else None,
+        "fingerprint_sha256": record.fingerprint_sha256,
+        "replaces_serial": None,
+        "certificate_pem": view.certificate_pem,
+    }
+
+
+def issued_json(issued: IssuedCertificate) -> dict[str, Any]:
+    record = issued.record
+    return {
+        "serial": record.serial_hex,
+        "status": "valid",
+        "issuer_id": record.issuer_id,
+        "profile": record.profile,
+        "subject": record.subject,
+        "email": record.email,
+        "not_before": iso_utc(record.not_before),
+        "not_after": iso_utc(record.not_after),
+        "key_algorithm": record.key_algorithm.value,
+        "key_source": "hsm" if record.key is not None else "csr",
+        "key_label": record.key.label if record.key is not None else None,
+        "fingerprint_sha256": record.fingerprint_sha256,
+        "certificate_pem": issued.certificate_pem,
+    }
+
+
+def ca_json(ca: CARecord) -> dict[str, Any]:
+    from cryptography import x509
+
+    from govsign.der import certificate_pem
+
+    return {
+        "id": ca.id,
+        "role": ca.role.value,
+        "parent_id": ca.parent_id,
+        "subject": ca.subject,
+        "serial": ca.serial_hex,
+        "key_algorithm": ca.key.algorithm.value,
+        "key_label": ca.key.label,
+        "not_before": iso_utc(ca.not_before),
+        "not_after": iso_utc(ca.not_after),
+        "certificate_pem": certificate_pem(x509.load_der_x509_certificate(ca.certificate_der)),
+    }
+
+
+def certificate_table(views: list[CertificateView], title: str | None = None) -> Table:
+    table = Table(title=title)
+    for column in ("Serial", "Status", "Profile", "Subject", "Not after (+07:00)", "Key"):
+        table.add_column(column, overflow="fold")
+    for view in views:
+        record = view.record
+        status = view.status.value
+        if view.revocation is not None and status != "valid":
+            status = f"{status} ({view.revocation.reason.value})"
+        table.add_row(
+            record.serial_hex,
+            status,
+            record.profile,
+            record.subject,
+            to_vietnam_time(record.not_after),
+            f"{record.key_algorithm.value} ({'HSM' if record.key else 'CSR'})",
+        )
+    return table
+
+
+def show_certificate(view: CertificateView) -> None:
+    record = view.record
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows = [
+        ("Serial", record.serial_hex),
+        ("Status", view.status.value),
+        ("Subject", record.subject),
+        ("Profile", record.profile),
+        ("Issuer", record.issuer_id),
+        ("E-mail", record.email or "-"),
+        ("Valid from", to_vietnam_time(record.not_before)),
+        ("Valid until", to_vietnam_time(record.not_after)),
+        ("Key", f"{record.key_algorithm.value} ({'in the HSM: ' + record.key.label if record.key else 'from a CSR'})"),
+        ("SHA-256", record.fingerprint_sha256),
+    ]
+    if view.revocation is not None:
+        rows.append(("Revocation", f"{view.revocation.reason.value} at {to_vietnam_time(view.revocation.revoked_at)} by {view.revocation.actor}"))
+        if view.revocation.invalidity_date:
+            rows.append(("Invalid since", to_vietnam_time(view.revocation.invalidity_date)))
+    for label, value in rows:
+        table.add_row(label, value)
+    stdout.print(table)

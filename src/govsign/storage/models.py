@@ -1,0 +1,113 @@
+"""Database tables. Alembic migrations (govsign/migrations) are the schema; these mirror them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from govsign.storage.base import Base, UTCDateTime
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class CertificateAuthorityRow(Base):
+    __tablename__ = "certificate_authorities"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("certificate_authorities.id"))
+    subject: Mapped[str] = mapped_column(Text)
+    serial_hex: Mapped[str] = mapped_column(String(40))
+    key_label: Mapped[str] = mapped_column(String(128))
+    key_id_hex: Mapped[str] = mapped_column(String(128))
+    key_algorithm: Mapped[str] = mapped_column(String(16))
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (CheckConstraint("role IN ('root', 'issuing')", name="role"),)
+
+
+class CertificateRow(Base):
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("certificate_authorities.id"))
+    serial_hex: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(Text)
+    profile: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(320))
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    key_algorithm: Mapped[str] = mapped_column(String(16))
+    key_label: Mapped[str | None] = mapped_column(String(128))
+    key_id_hex: Mapped[str | None] = mapped_column(String(128))
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    spki_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("issuer_id", "serial_hex"),
+        CheckConstraint("status IN ('valid', 'revoked', 'on-hold')", name="status"),
+        Index("ix_certificates_serial_hex", "serial_hex"),
+        Index("ix_certificates_status_not_after", "status", "not_after"),
+        Index("ix_certificates_issuer_profile", "issuer_id", "profile"),
+    )
+
+
+class RevocationRow(Base):
+    __tablename__ = "revocations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("certificate_authorities.id"))
+    serial_hex: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(32))
+    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    invalidity_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    released_by: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_revocations_issuer_revoked_at", "issuer_id", "revoked_at"),)
+
+
+class AuditEventRow(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    details_json: Mapped[str] = mapped_column(Text)
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    event_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHeadRow(Base):
+    """One row: the last event of the chain. Writers lock it, so the chain has no forks."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_event_id: Mapped[int] = mapped_column(BigId)
+    last_hash: Mapped[str] = mapped_column(String(64))

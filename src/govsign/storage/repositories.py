@@ -1,0 +1,344 @@
+"""All SQL of the service. Implements the ports of :mod:`govsign.pki.ports`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from govsign.audit.chain import GENESIS_HASH, ChainVerdict, canonical_details, event_hash, verify_chain
+from govsign.errors import NotFoundError
+from govsign.keystore.api import KeyAlgorithm, KeyRef
+from govsign.pki.ports import (
+    AuditEvent,
+    CARecord,
+    CARole,
+    CertificateRecord,
+    CertificateStatus,
+    RevocationReason,
+    RevocationRecord,
+)
+from govsign.storage.models import (
+    AuditEventRow,
+    AuditHeadRow,
+    CertificateAuthorityRow,
+    CertificateRow,
+    RevocationRow,
+)
+
+
+def _ca_record(row: CertificateAuthorityRow) -> CARecord:
+    return CARecord(
+        id=row.id,
+        role=CARole(row.role),
+        parent_id=row.parent_id,
+        subject=row.subject,
+        serial_hex=row.serial_hex,
+        key=KeyRef(label=row.key_label, key_id=bytes.fromhex(row.key_id_hex), algorithm=KeyAlgorithm(row.key_algorithm)),
+        certificate_der=row.certificate_der,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        created_at=row.created_at,
+    )
+
+
+def _certificate_record(row: CertificateRow) -> CertificateRecord:
+    algorithm = KeyAlgorithm(row.key_algorithm)
+    key = None
+    if row.key_label is not None and row.key_id_hex is not None:
+        key = KeyRef(label=row.key_label, key_id=bytes.fromhex(row.key_id_hex), algorithm=algorithm)
+    return CertificateRecord(
+        id=row.id,
+        issuer_id=row.issuer_id,
+        serial_hex=row.serial_hex,
+        subject=row.subject,
+        profile=row.profile,
+        email=row.email,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        status=CertificateStatus(row.status),
+        key_algorithm=algorithm,
+        key=key,
+        certificate_der=row.certificate_der,
+        fingerprint_sha256=row.fingerprint_sha256,
+        spki_sha256=row.spki_sha256,
+        replaces_id=row.replaces_id,
+        created_at=row.created_at,
+    )
+
+
+def _revocation_record(row: RevocationRow) -> RevocationRecord:
+    return RevocationRecord(
+        id=row.id,
+        certificate_id=row.certificate_id,
+        issuer_id=row.issuer_id,
+        serial_hex=row.serial_hex,
+        reason=RevocationReason(row.reason),
+        revoked_at=row.revoked_at,
+        invalidity_date=row.invalidity_date,
+        actor=row.actor,
+        released_at=row.released_at,
+        released_by=row.released_by,
+    )
+
+
+class SQLCARegistry:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add_ca(self, record: CARecord) -> None:
+        self._session.add(
+            CertificateAuthorityRow(
+                id=record.id,
+                role=record.role.value,
+                parent_id=record.parent_id,
+                subject=record.subject,
+                serial_hex=record.serial_hex,
+                key_label=record.key.label,
+                key_id_hex=record.key.key_id_hex,
+                key_algorithm=record.key.algorithm.value,
+                certificate_der=record.certificate_der,
+                not_before=record.not_before,
+                not_after=record.not_after,
+                created_at=record.created_at,
+            )
+        )
+        self._session.flush()
+
+    def get_ca(self, ca_id: str) -> CARecord | None:
+        row = self._session.get(CertificateAuthorityRow, ca_id)
+        return _ca_record(row) if row is not None else None
+
+    def list_cas(self) -> list[CARecord]:
+        rows = self._session.scalars(select(CertificateAuthorityRow).order_by(CertificateAuthorityRow.created_at, CertificateAuthorityRow.id))
+        return [_ca_record(row) for row in rows]
+
+
+class SQLCertificateStore:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add_certificate(self, record: CertificateRecord) -> CertificateRecord:
+        row = CertificateRow(
+            issuer_id=record.issuer_id,
+            serial_hex=record.serial_hex,
+            subject=record.subject,
+            profile=record.profile,
+            email=record.email,
+            not_before=record.not_before,
+            not_after=record.not_after,
+            status=record.status.value,
+            key_algorithm=record.key_algorithm.value,
+            key_label=record.key.label if record.key else None,
+            key_id_hex=record.key.key_id_hex if record.key else None,
+            certificate_der=record.certificate_der,
+            fingerprint_sha256=record.fingerprint_sha256,
+            spki_sha256=record.spki_sha256,
+            replaces_id=record.replaces_id,
+            created_at=record.created_at,
+        )
+        self._session.add(row)
+        self._session.flush()
+        return _certificate_record(row)
+
+    def find_by_serial(self, serial_hex: str, issuer_id: str | None = None) -> list[CertificateRecord]:
+        query = select(CertificateRow).where(CertificateRow.serial_hex == serial_hex)
+        if issuer_id is not None:
+            query = query.where(CertificateRow.issuer_id == issuer_id)
+        return [_certificate_record(row) for row in self._session.scalars(query)]
+
+    def get_for_update(self, certificate_id: int) -> CertificateRecord:
+        row = self._session.scalars(
+            select(CertificateRow).where(CertificateRow.id == certificate_id).with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError(f"Certificate {certificate_id} does not exist.")
+        self._session.refresh(row)
+        return _certificate_record(row)
+
+    def set_status(self, certificate_id: int, status: CertificateStatus) -> None:
+        self._session.execute(
+            update(CertificateRow).where(CertificateRow.id == certificate_id).values(status=status.value)
+        )
+
+    def list_certificates(
+        self, *, status: CertificateStatus | None = None, now: dt.datetime, limit: int = 1000
+    ) -> list[CertificateRecord]:
+        query = select(CertificateRow).order_by(CertificateRow.id).limit(limit)
+        if status is CertificateStatus.EXPIRED:
+            query = query.where(CertificateRow.status == CertificateStatus.VALID.value, CertificateRow.not_after < now)
+        elif status is CertificateStatus.VALID:
+            query = query.where(CertificateRow.status == CertificateStatus.VALID.value, CertificateRow.not_after >= now)
+        elif status is not None:
+            query = query.where(CertificateRow.status == status.value)
+        return [_certificate_record(row) for row in self._session.scalars(query)]
+
+    def find_service_certificate(self, *, issuer_id: str, profile: str) -> CertificateRecord | None:
+        row = self._session.scalars(
+            select(CertificateRow)
+            .where(
+                CertificateRow.issuer_id == issuer_id,
+                CertificateRow.profile == profile,
+                CertificateRow.status == CertificateStatus.VALID.value,
+            )
+            .order_by(CertificateRow.not_after.desc())
+            .limit(1)
+        ).one_or_none()
+        return _certificate_record(row) if row is not None else None
+
+    def count(self) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(CertificateRow)) or 0)
+
+
+class SQLRevocationStore:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add_revocation(self, record: RevocationRecord) -> RevocationRecord:
+        row = RevocationRow(
+            certificate_id=record.certificate_id,
+            issuer_id=record.issuer_id,
+            serial_hex=record.serial_hex,
+            reason=record.reason.value,
+            revoked_at=record.revoked_at,
+            invalidity_date=record.invalidity_date,
+            actor=record.actor,
+            released_at=record.released_at,
+            released_by=record.released_by,
+        )
+        self._session.add(row)
+        self._session.flush()
+        return _revocation_record(row)
+
+    def active_revocation(self, certificate_id: int) -> RevocationRecord | None:
+        row = self._session.scalars(
+            select(RevocationRow)
+            .where(RevocationRow.certificate_id == certificate_id, RevocationRow.released_at.is_(None))
+            .order_by(RevocationRow.id.desc())
+            .limit(1)
+        ).one_or_none()
+        return _revocation_record(row) if row is not None else None
+
+    def release_hold(self, revocation_id: int, *, released_at: dt.datetime, released_by: str) -> None:
+        self._session.execute(
+            update(RevocationRow)
+            .where(RevocationRow.id == revocation_id)
+            .values(released_at=released_at, released_by=released_by)
+        )
+
+
+class SQLAuditLog:
+    """Appends events to the hash chain; the head row is locked so appends never fork it."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def append(self, event: AuditEvent, *, at: dt.datetime) -> None:
+        head = self._session.scalars(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).one_or_none()
+        if head is None:
+            head = AuditHeadRow(id=1, last_event_id=0, last_hash=GENESIS_HASH)
+            self._session.add(head)
+            self._session.flush()
+        sequence = head.last_event_id + 1
+        details_json = canonical_details(event.details)
+        at = at.astimezone(dt.UTC)
+        digest = event_hash(
+            sequence=sequence,
+            occurred_at=at,
+            actor=event.actor,
+            action=event.action,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            outcome=event.outcome,
+            details_json=details_json,
+            previous_hash=head.last_hash,
+        )
+        self._session.add(
+            AuditEventRow(
+                id=sequence,
+                occurred_at=at,
+                actor=event.actor,
+                action=event.action,
+                object_type=event.object_type,
+                object_id=event.object_id,
+                outcome=event.outcome,
+                details_json=details_json,
+                previous_hash=head.last_hash,
+                event_hash=digest,
+            )
+        )
+        head.last_event_id = sequence
+        head.last_hash = digest
+        self._session.flush()
+
+    def verify(self) -> ChainVerdict:
+        rows = self._session.execute(
+            select(
+                AuditEventRow.id,
+                AuditEventRow.occurred_at,
+                AuditEventRow.actor,
+                AuditEventRow.action,
+                AuditEventRow.object_type,
+                AuditEventRow.object_id,
+                AuditEventRow.outcome,
+                AuditEventRow.details_json,
+                AuditEventRow.previous_hash,
+                AuditEventRow.event_hash,
+            ).order_by(AuditEventRow.id)
+        )
+        verdict = verify_chain(tuple(row) for row in rows)  # type: ignore[misc]
+        if not verdict.intact:
+            return verdict
+        head = self._session.get(AuditHeadRow, 1)
+        last_id = head.last_event_id if head else 0
+        last_hash = head.last_hash if head else GENESIS_HASH
+        if verdict.events_checked != last_id:
+            return ChainVerdict(
+                intact=False,
+                events_checked=verdict.events_checked,
+                first_broken_sequence=verdict.events_checked + 1,
+                problem=f"The audit log ends at event {verdict.events_checked} but its head records event {last_id}; events were deleted.",
+            )
+        if last_id:
+            stored_last = self._session.get(AuditEventRow, last_id)
+            if stored_last is None or stored_last.event_hash != last_hash:
+                return ChainVerdict(
+                    intact=False,
+                    events_checked=verdict.events_checked,
+                    first_broken_sequence=last_id,
+                    problem=f"Audit event {last_id} does not match the chain head.",
+                )
+        return verdict
+
+    def recent(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._session.scalars(select(AuditEventRow).order_by(AuditEventRow.id.desc()).limit(limit))
+        return [
+            {
+                "id": row.id,
+                "occurred_at": row.occurred_at.isoformat(),
+                "actor": row.actor,
+                "action": row.action,
+                "object_type": row.object_type,
+                "object_id": row.object_id,
+                "outcome": row.outcome,
+                "details": json.loads(row.details_json),
+            }
+            for row in rows
+        ]
+
+    def count(self) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(AuditEventRow)) or 0)
+
+
+class SQLPorts:
+    """The ports of one unit of work, all on the same session (one transaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.cas = SQLCARegistry(session)
+        self.certificates = SQLCertificateStore(session)
+        self.revocations = SQLRevocationStore(session)
+        self.audit = SQLAuditLog(session)
