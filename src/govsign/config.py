@@ -48,9 +48,7 @@ def find_softhsm2_library() -> Path | None:
 class Settings(BaseSettings):
     """The service's configuration. See CONTRACT.md for the contract on the first six."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="GOVSIGN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="GOVSIGN_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     data_dir: Path = Field(default=Path("./govsign-data"))
     """Where the embedded default keeps its SQLite file, SoftHSM2 token store and published files."""

@@ -124,7 +124,9 @@ class Runtime:
             keystore = open_keystore(settings, create=initialize)
         except GovsignError as exc:
             if isinstance(exc, HSMLoginError):
-                _record_failure(database, clock or SystemClock(), "hsm.login", "system", "token", settings.hsm_token_label, exc)
+                _record_failure(
+                    database, clock or SystemClock(), "hsm.login", "system", "token", settings.hsm_token_label, exc
+                )
             database.dispose()
             raise
         except BaseException:

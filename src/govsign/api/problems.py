@@ -61,11 +61,15 @@ def install_problem_handlers(app: FastAPI) -> None:
             {"location": ".".join(str(part) for part in error.get("loc", ())), "message": str(error.get("msg", ""))}
             for error in exc.errors()
         ]
-        return problem(422, "invalid-input", "Invalid input", "The request does not match the API's schema.", errors=errors)
+        return problem(
+            422, "invalid-input", "Invalid input", "The request does not match the API's schema.", errors=errors
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}.get(exc.status_code, "http-error")
+        kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}.get(
+            exc.status_code, "http-error"
+        )
         return problem(exc.status_code, kind, str(exc.detail) if exc.detail else "HTTP error")
 
     @app.exception_handler(Exception)

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,7 +17,7 @@ import click
 import typer
 
 from govsign.cli import output
-from govsign.config import Settings, load_settings
+from govsign.config import load_settings
 from govsign.errors import ErrorKind, GovsignError, InvalidInputError
 from govsign.keystore.api import KeyAlgorithm
 from govsign.pki.authority import CertificateAuthority, HierarchySpec, IssuanceRequest
@@ -56,7 +56,7 @@ app.add_typer(audit_app, name="audit")
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 
 
-class KeyChoice(str, Enum):
+class KeyChoice(StrEnum):
     rsa2048 = "rsa2048"
     rsa3072 = "rsa3072"
     rsa4096 = "rsa4096"
@@ -64,7 +64,7 @@ class KeyChoice(str, Enum):
     ec_p384 = "ec-p384"
 
 
-class ReasonChoice(str, Enum):
+class ReasonChoice(StrEnum):
     unspecified = "unspecified"
     key_compromise = "key-compromise"
     ca_compromise = "ca-compromise"
@@ -75,7 +75,7 @@ class ReasonChoice(str, Enum):
     privilege_withdrawn = "privilege-withdrawn"
 
 
-class StatusChoice(str, Enum):
+class StatusChoice(StrEnum):
     valid = "valid"
     revoked = "revoked"
     expired = "expired"
@@ -143,7 +143,11 @@ def init(
     )
     with opened(initialize=True) as runtime, progress_display(True) as progress:
         result = runtime.execute(
-            lambda ca: ca.initialize(spec, actor=actor()), action="ca.init", actor=actor(), object_id="hierarchy", progress=progress
+            lambda ca: ca.initialize(spec, actor=actor()),
+            action="ca.init",
+            actor=actor(),
+            object_id="hierarchy",
+            progress=progress,
         )
     if json_output:
         output.print_json(
@@ -151,7 +155,10 @@ def init(
                 "created": result.created,
                 "root_ca": output.ca_json(result.root),
                 "issuing_ca": output.ca_json(result.issuing),
-                "ocsp_responder": {"serial": result.ocsp_responder.serial_hex, "not_after": output.iso_utc(result.ocsp_responder.not_after)},
+                "ocsp_responder": {
+                    "serial": result.ocsp_responder.serial_hex,
+                    "not_after": output.iso_utc(result.ocsp_responder.not_after),
+                },
                 "tsa": {"serial": result.tsa.serial_hex, "not_after": output.iso_utc(result.tsa.not_after)},
             }
         )
@@ -161,8 +168,12 @@ def init(
     else:
         output.stdout.print("The CA hierarchy exists already; nothing was changed.")
     output.stdout.print(f"  Root CA     {result.root.id}: {result.root.subject} ({result.root.key.algorithm.value})")
-    output.stdout.print(f"  Issuing CA  {result.issuing.id}: {result.issuing.subject} ({result.issuing.key.algorithm.value})")
-    output.stdout.print(f"  OCSP        serial {result.ocsp_responder.serial_hex}, valid until {result.ocsp_responder.not_after.date()}")
+    output.stdout.print(
+        f"  Issuing CA  {result.issuing.id}: {result.issuing.subject} ({result.issuing.key.algorithm.value})"
+    )
+    output.stdout.print(
+        f"  OCSP        serial {result.ocsp_responder.serial_hex}, valid until {result.ocsp_responder.not_after.date()}"
+    )
     output.stdout.print(f"  TSA         serial {result.tsa.serial_hex}, valid until {result.tsa.not_after.date()}")
 
 
@@ -185,7 +196,9 @@ def ca_list(json_output: JsonOption = False) -> None:
     for column in ("Id", "Role", "Subject", "Key", "Not after (+07:00)", "Serial"):
         table.add_column(column, overflow="fold")
     for ca in cas:
-        table.add_row(ca.id, ca.role.value, ca.subject, ca.key.algorithm.value, to_vietnam_time(ca.not_after), ca.serial_hex)
+        table.add_row(
+            ca.id, ca.role.value, ca.subject, ca.key.algorithm.value, to_vietnam_time(ca.not_after), ca.serial_hex
+        )
     output.stdout.print(table)
 
 
@@ -226,12 +239,16 @@ def hsm_info(json_output: JsonOption = False) -> None:
     from rich.table import Table
 
     output.stdout.print(f"Module   {info.module_path} ({info.library_description} {info.library_version})")
-    output.stdout.print(f"Token    {info.token_label} — {info.token_manufacturer} {info.token_model}, serial {info.token_serial}")
+    output.stdout.print(
+        f"Token    {info.token_label} — {info.token_manufacturer} {info.token_model}, serial {info.token_serial}"
+    )
     table = Table(title=f"{len(keys)} private keys")
     for column in ("Label", "Algorithm", "Sensitive", "Extractable", "Generated on token"):
         table.add_column(column)
     for key in keys:
-        table.add_row(key.ref.label, key.ref.algorithm.value, _yes(key.sensitive), _yes(key.extractable), _yes(key.local))
+        table.add_row(
+            key.ref.label, key.ref.algorithm.value, _yes(key.sensitive), _yes(key.extractable), _yes(key.local)
+        )
     output.stdout.print(table)
 
 
@@ -245,7 +262,9 @@ def _yes(value: bool) -> str:
 @cert_app.command("issue")
 def cert_issue(
     profile: Annotated[str, typer.Option(help=f"Profile: {', '.join(SUBSCRIBER_PROFILE_NAMES)}.")],
-    subject: Annotated[str | None, typer.Option(help="Subject (RFC 4514), e.g. 'CN=Nguyễn Văn A,O=Bộ Tư pháp,C=VN'.")] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="Subject (RFC 4514), e.g. 'CN=Nguyễn Văn A,O=Bộ Tư pháp,C=VN'.")
+    ] = None,
     email: Annotated[str | None, typer.Option(help="E-mail address for the subject alternative name.")] = None,
     csr: Annotated[Path | None, typer.Option(help="PKCS#10 request file (PEM or DER).")] = None,
     generate_key: Annotated[KeyChoice | None, typer.Option(help="Generate the key pair in the HSM.")] = None,
@@ -269,7 +288,13 @@ def cert_issue(
         actor=actor(),
     )
     with opened() as runtime, progress_display(generate_key is not None) as progress:
-        issued = runtime.execute(lambda ca: ca.issue(request), action="certificate.issue", actor=actor(), object_id=subject or "csr", progress=progress)
+        issued = runtime.execute(
+            lambda ca: ca.issue(request),
+            action="certificate.issue",
+            actor=actor(),
+            object_id=subject or "csr",
+            progress=progress,
+        )
     if json_output:
         output.print_json(output.issued_json(issued))
         return
@@ -285,7 +310,9 @@ def cert_show(
 ) -> None:
     """Show one certificate and its status."""
     with opened() as runtime:
-        view = runtime.execute(lambda ca: ca.show(serial, issuer), action="certificate.show", actor=actor(), object_id=serial)
+        view = runtime.execute(
+            lambda ca: ca.show(serial, issuer), action="certificate.show", actor=actor(), object_id=serial
+        )
     if json_output:
         output.print_json(output.certificate_json(view))
         return
@@ -301,7 +328,9 @@ def cert_list(
     """List certificates."""
     wanted = CertificateStatus(status.value) if status else None
     with opened() as runtime:
-        views = runtime.execute(lambda ca: ca.list(wanted, limit), action="certificate.list", actor=actor(), object_id="-")
+        views = runtime.execute(
+            lambda ca: ca.list_certificates(wanted, limit), action="certificate.list", actor=actor(), object_id="-"
+        )
     if json_output:
         output.print_json([output.certificate_json(view) for view in views])
         return
@@ -375,7 +404,13 @@ def cert_release(
     json_output: JsonOption = False,
 ) -> None:
     """Release a certificate from hold."""
-    _lifecycle(serial, lambda ca: ca.release(serial, actor=actor(), issuer_id=issuer), "certificate.release", json_output, "is released from hold and valid again")
+    _lifecycle(
+        serial,
+        lambda ca: ca.release(serial, actor=actor(), issuer_id=issuer),
+        "certificate.release",
+        json_output,
+        "is released from hold and valid again",
+    )
 
 
 @cert_app.command("renew")
@@ -415,7 +450,14 @@ def cert_rekey(
     algorithm = KeyAlgorithm(generate_key.value) if generate_key else None
     with opened() as runtime, progress_display(algorithm is not None) as progress:
         issued = runtime.execute(
-            lambda ca: ca.rekey(serial, actor=actor(), csr=csr_data, generate_key=algorithm, validity_days=validity_days, issuer_id=issuer),
+            lambda ca: ca.rekey(
+                serial,
+                actor=actor(),
+                csr=csr_data,
+                generate_key=algorithm,
+                validity_days=validity_days,
+                issuer_id=issuer,
+            ),
             action="certificate.rekey",
             actor=actor(),
             object_id=serial,
@@ -481,7 +523,9 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=os.environ.get("GOVSIGN_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("GOVSIGN_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         app(args=argv, standalone_mode=False, prog_name="govsign")
     except GovsignError as exc:

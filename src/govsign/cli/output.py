@@ -129,7 +129,12 @@ def show_certificate(view: CertificateView) -> None:
         ("SHA-256", record.fingerprint_sha256),
     ]
     if view.revocation is not None:
-        rows.append(("Revocation", f"{view.revocation.reason.value} at {to_vietnam_time(view.revocation.revoked_at)} by {view.revocation.actor}"))
+        rows.append(
+            (
+                "Revocation",
+                f"{view.revocation.reason.value} at {to_vietnam_time(view.revocation.revoked_at)} by {view.revocation.actor}",
+            )
+        )
         if view.revocation.invalidity_date:
             rows.append(("Invalid since", to_vietnam_time(view.revocation.invalidity_date)))
     for label, value in rows:

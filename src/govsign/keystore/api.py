@@ -136,9 +136,7 @@ class KeyStore(Protocol):
         """The public half of a key pair."""
         ...
 
-    def sign(
-        self, ref: KeyRef, message: bytes, *, scheme: SignatureScheme, hash_algorithm: HashAlgorithm
-    ) -> bytes:
+    def sign(self, ref: KeyRef, message: bytes, *, scheme: SignatureScheme, hash_algorithm: HashAlgorithm) -> bytes:
         """Sign a message; ECDSA signatures are returned DER-encoded (RFC 3279)."""
         ...
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from typing_extensions import Buffer
 
 from govsign.errors import InternalError
 from govsign.keystore.api import HashAlgorithm, KeyRef, KeyStore, SignatureScheme
@@ -65,9 +66,7 @@ def _no_private_material() -> NoReturn:
 class HSMRSAPrivateKey(rsa.RSAPrivateKey):
     """An RSA key pair on the token, usable wherever cryptography wants an RSAPrivateKey."""
 
-    def __init__(
-        self, keystore: KeyStore, ref: KeyRef, *, expected_message: bytes | None = None
-    ) -> None:
+    def __init__(self, keystore: KeyStore, ref: KeyRef, *, expected_message: bytes | None = None) -> None:
         public = keystore.public_key(ref)
         if not isinstance(public, rsa.RSAPublicKey):
             raise InternalError(f"The HSM key '{ref.label}' is not an RSA key.")
@@ -84,7 +83,7 @@ class HSMRSAPrivateKey(rsa.RSAPrivateKey):
         self,
         data: bytes,
         padding: padding.AsymmetricPadding,
-        algorithm: utils.Prehashed | hashes.HashAlgorithm,
+        algorithm: utils.Prehashed | hashes.HashAlgorithm | utils.NoDigestInfo,
     ) -> bytes:
         hash_algorithm, prehashed = _hash_of(algorithm)
         if isinstance(padding, _PSS):
@@ -124,9 +123,7 @@ class HSMRSAPrivateKey(rsa.RSAPrivateKey):
 class HSMECPrivateKey(ec.EllipticCurvePrivateKey):
     """An EC key pair on the token, usable wherever cryptography wants an EllipticCurvePrivateKey."""
 
-    def __init__(
-        self, keystore: KeyStore, ref: KeyRef, *, expected_message: bytes | None = None
-    ) -> None:
+    def __init__(self, keystore: KeyStore, ref: KeyRef, *, expected_message: bytes | None = None) -> None:
         public = keystore.public_key(ref)
         if not isinstance(public, ec.EllipticCurvePublicKey):
             raise InternalError(f"The HSM key '{ref.label}' is not an EC key.")
@@ -139,18 +136,17 @@ class HSMECPrivateKey(ec.EllipticCurvePrivateKey):
     def ref(self) -> KeyRef:
         return self._ref
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise InternalError("The HSM EC keys sign with ECDSA only.")
         hash_algorithm, prehashed = _hash_of(signature_algorithm.algorithm)
+        data = bytes(data)
         self._guard.check(data)
         if prehashed:
             return self._keystore.sign_digest(
                 self._ref, data, scheme=SignatureScheme.ECDSA, hash_algorithm=hash_algorithm
             )
-        return self._keystore.sign(
-            self._ref, data, scheme=SignatureScheme.ECDSA, hash_algorithm=hash_algorithm
-        )
+        return self._keystore.sign(self._ref, data, scheme=SignatureScheme.ECDSA, hash_algorithm=hash_algorithm)
 
     def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
         raise InternalError("Signing keys in the HSM do not do key agreement.")
@@ -185,9 +181,7 @@ _PSS = padding.PSS
 _PKCS1v15 = padding.PKCS1v15
 
 
-def hsm_private_key(
-    keystore: KeyStore, ref: KeyRef, *, expected_message: bytes | None = None
-) -> HSMPrivateKey:
+def hsm_private_key(keystore: KeyStore, ref: KeyRef, *, expected_message: bytes | None = None) -> HSMPrivateKey:
     """The cryptography-shaped private key for a key pair on the token."""
     if ref.algorithm.is_rsa:
         return HSMRSAPrivateKey(keystore, ref, expected_message=expected_message)

@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 import pkcs11
@@ -112,9 +112,7 @@ class PKCS11KeyStore:
         if self._session is not None:
             return
         if not os.path.isfile(self._module_path):
-            raise ConfigurationError(
-                f"GOVSIGN_PKCS11_MODULE names {self._module_path}, which does not exist."
-            )
+            raise ConfigurationError(f"GOVSIGN_PKCS11_MODULE names {self._module_path}, which does not exist.")
         try:
             self._lib = _load_library(self._module_path)
         except (OSError, RuntimeError, p11errors.PKCS11Error) as exc:
@@ -134,9 +132,7 @@ class PKCS11KeyStore:
                 f"More than one token is labelled '{self._token_label}' (GOVSIGN_HSM_TOKEN_LABEL)."
             ) from None
         except p11errors.PKCS11Error as exc:
-            raise HSMUnavailableError(
-                f"The PKCS#11 module could not list its tokens ({type(exc).__name__})."
-            ) from None
+            raise HSMUnavailableError(f"The PKCS#11 module could not list its tokens ({type(exc).__name__}).") from None
         try:
             self._session = self._token.open(rw=True, user_pin=self._pin)
         except p11errors.UserAlreadyLoggedIn:
@@ -158,10 +154,8 @@ class PKCS11KeyStore:
     def close(self) -> None:
         with MODULE_LOCK:
             if self._session is not None:
-                try:
+                with suppress(p11errors.PKCS11Error):
                     self._session.close()
-                except p11errors.PKCS11Error:
-                    pass
             self._session = None
             self._handles.clear()
 
@@ -183,15 +177,12 @@ class PKCS11KeyStore:
                     p11errors.TokenNotPresent,
                     p11errors.UserNotLoggedIn,
                     p11errors.DeviceError,
-                    p11errors.CryptokiNotInitialized if hasattr(p11errors, "CryptokiNotInitialized") else p11errors.DeviceError,
                 ) as exc:
                     self._session = None
                     self._handles.clear()
                     if attempt == 2:
                         ERROR_COUNTS[operation] = ERROR_COUNTS.get(operation, 0) + 1
-                        raise HSMUnavailableError(
-                            f"The HSM is not available ({type(exc).__name__})."
-                        ) from None
+                        raise HSMUnavailableError(f"The HSM is not available ({type(exc).__name__}).") from None
                 except p11errors.PKCS11Error as exc:
                     ERROR_COUNTS[operation] = ERROR_COUNTS.get(operation, 0) + 1
                     log.warning("PKCS#11 %s failed: %s", operation, type(exc).__name__)
@@ -279,9 +270,7 @@ class PKCS11KeyStore:
             return cached
         found = list(session.get_objects({Attribute.CLASS: object_class, Attribute.ID: ref.key_id}))
         if len(found) != 1:
-            raise HSMUnavailableError(
-                f"The HSM holds {len(found)} keys with the id of '{ref.label}', expected one."
-            )
+            raise HSMUnavailableError(f"The HSM holds {len(found)} keys with the id of '{ref.label}', expected one.")
         self._handles[(ref.key_id, object_class)] = found[0]
         return found[0]
 
@@ -297,9 +286,7 @@ class PKCS11KeyStore:
 
         return self._call("read-public-key", read)
 
-    def sign(
-        self, ref: KeyRef, message: bytes, *, scheme: SignatureScheme, hash_algorithm: HashAlgorithm
-    ) -> bytes:
+    def sign(self, ref: KeyRef, message: bytes, *, scheme: SignatureScheme, hash_algorithm: HashAlgorithm) -> bytes:
         if scheme is SignatureScheme.ECDSA:
             digest = hashlib.new(hash_algorithm.value, message).digest()
             return self.sign_digest(ref, digest, scheme=scheme, hash_algorithm=hash_algorithm)
@@ -333,9 +320,7 @@ class PKCS11KeyStore:
                 raw = bytes(private.sign(digest, mechanism=Mechanism.ECDSA))
                 return bytes(encode_ecdsa_signature(raw))
             if scheme is SignatureScheme.RSA_PKCS1V15:
-                return bytes(
-                    private.sign(_DIGEST_INFO_PREFIX[hash_algorithm] + digest, mechanism=Mechanism.RSA_PKCS)
-                )
+                return bytes(private.sign(_DIGEST_INFO_PREFIX[hash_algorithm] + digest, mechanism=Mechanism.RSA_PKCS))
             _, hash_mechanism, mgf = _RSA_PSS_MECHANISMS[hash_algorithm]
             return bytes(
                 private.sign(

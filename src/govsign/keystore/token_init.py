@@ -25,11 +25,11 @@ CKR_OK = 0
 
 
 class _CKVersion(ctypes.Structure):
-    _fields_ = [("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte)]  # noqa: RUF012
+    _fields_ = [("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte)]
 
 
 class _CKTokenInfo(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012
+    _fields_ = [
         ("label", ctypes.c_char * 32),
         ("manufacturerID", ctypes.c_char * 32),
         ("model", ctypes.c_char * 16),

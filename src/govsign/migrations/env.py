@@ -6,8 +6,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from govsign.storage.base import Base
 from govsign.storage import models  # noqa: F401  (registers the tables)
+from govsign.storage.base import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -66,7 +66,9 @@ DEFAULT_ISSUING_SUBJECT = "CN=govsign Issuing CA 1,O=govsign,C=VN"
 DEFAULT_OCSP_SUBJECT = "CN=govsign OCSP Responder 1,O=govsign,C=VN"
 DEFAULT_TSA_SUBJECT = "CN=govsign Time-Stamping Unit 1,O=govsign,C=VN"
 
-_EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL_PATTERN = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 
 Progress = Callable[[str], None]
 
@@ -213,7 +215,9 @@ class CertificateAuthority:
         existing_issuing = self._ports.cas.get_ca(ISSUING_CA_ID)
         if existing_root is not None and existing_issuing is not None:
             self._check_same_hierarchy(spec, existing_root, existing_issuing)
-            ocsp = self._ports.certificates.find_service_certificate(issuer_id=ISSUING_CA_ID, profile=OCSP_RESPONDER.name)
+            ocsp = self._ports.certificates.find_service_certificate(
+                issuer_id=ISSUING_CA_ID, profile=OCSP_RESPONDER.name
+            )
             tsa = self._ports.certificates.find_service_certificate(issuer_id=ISSUING_CA_ID, profile=TSA.name)
             created = False
             if ocsp is None:
@@ -222,9 +226,13 @@ class CertificateAuthority:
             if tsa is None:
                 tsa = self._issue_service_certificate(existing_issuing, TSA, spec, actor)
                 created = True
-            return HierarchyResult(created=created, root=existing_root, issuing=existing_issuing, ocsp_responder=ocsp, tsa=tsa)
+            return HierarchyResult(
+                created=created, root=existing_root, issuing=existing_issuing, ocsp_responder=ocsp, tsa=tsa
+            )
         if existing_root is not None or existing_issuing is not None:
-            raise ConflictError("The CA hierarchy is incomplete in the database; restore it from backup before running init.")
+            raise ConflictError(
+                "The CA hierarchy is incomplete in the database; restore it from backup before running init."
+            )
 
         now = self._clock.now()
         root_subject = parse_subject(spec.root_subject or DEFAULT_ROOT_SUBJECT)
@@ -239,7 +247,12 @@ class CertificateAuthority:
         root_key = self._ensure_key("govsign-root-1", spec.root_algorithm or KeyAlgorithm.RSA4096)
         root_public = self._keystore.public_key(root_key)
         root_context = IssuerContext(
-            ca_id=ROOT_CA_ID, name=root_subject, key=root_key, public_key=root_public, certificate=None, parent_ca_id=None
+            ca_id=ROOT_CA_ID,
+            name=root_subject,
+            key=root_key,
+            public_key=root_public,
+            certificate=None,
+            parent_ca_id=None,
         )
         root_spec = CertificateSpec(
             kind=CertificateKind.ROOT_CA,
@@ -268,7 +281,18 @@ class CertificateAuthority:
             created_at=now,
         )
         self._ports.cas.add_ca(root)
-        self._audit("ca.create", actor, "ca", ROOT_CA_ID, {"role": "root", "subject": root.subject, "serial": root.serial_hex, "key_algorithm": root_key.algorithm.value})
+        self._audit(
+            "ca.create",
+            actor,
+            "ca",
+            ROOT_CA_ID,
+            {
+                "role": "root",
+                "subject": root.subject,
+                "serial": root.serial_hex,
+                "key_algorithm": root_key.algorithm.value,
+            },
+        )
 
         issuing_key = self._ensure_key("govsign-issuing-1", spec.issuing_algorithm or KeyAlgorithm.RSA3072)
         issuing_public = self._keystore.public_key(issuing_key)
@@ -300,7 +324,19 @@ class CertificateAuthority:
             created_at=now,
         )
         self._ports.cas.add_ca(issuing)
-        self._audit("ca.create", actor, "ca", ISSUING_CA_ID, {"role": "issuing", "subject": issuing.subject, "serial": issuing.serial_hex, "key_algorithm": issuing_key.algorithm.value, "parent": ROOT_CA_ID})
+        self._audit(
+            "ca.create",
+            actor,
+            "ca",
+            ISSUING_CA_ID,
+            {
+                "role": "issuing",
+                "subject": issuing.subject,
+                "serial": issuing.serial_hex,
+                "key_algorithm": issuing_key.algorithm.value,
+                "parent": ROOT_CA_ID,
+            },
+        )
 
         ocsp = self._issue_service_certificate(issuing, OCSP_RESPONDER, spec, actor)
         tsa = self._issue_service_certificate(issuing, TSA, spec, actor)
@@ -316,13 +352,21 @@ class CertificateAuthority:
             differences.append(f"issuing CA subject is '{issuing.subject}'")
         if spec.issuing_algorithm is not None and spec.issuing_algorithm is not issuing.key.algorithm:
             differences.append(f"issuing CA key is {issuing.key.algorithm.value}")
-        if spec.root_validity_years is not None and add_years(root.not_before, spec.root_validity_years) != root.not_after:
+        if (
+            spec.root_validity_years is not None
+            and add_years(root.not_before, spec.root_validity_years) != root.not_after
+        ):
             differences.append("root validity differs")
-        if spec.issuing_validity_years is not None and add_years(issuing.not_before, spec.issuing_validity_years) != issuing.not_after:
+        if (
+            spec.issuing_validity_years is not None
+            and add_years(issuing.not_before, spec.issuing_validity_years) != issuing.not_after
+        ):
             differences.append("issuing CA validity differs")
         if differences:
             raise AlreadyInitializedError(
-                "The CA hierarchy exists already with other parameters (" + "; ".join(differences) + "); nothing was changed."
+                "The CA hierarchy exists already with other parameters ("
+                + "; ".join(differences)
+                + "); nothing was changed."
             )
 
     def _ensure_key(self, label: str, algorithm: KeyAlgorithm) -> KeyRef:
@@ -347,7 +391,9 @@ class CertificateAuthority:
         try:
             public = self._keystore.public_key(key)
             context = self._issuer_context(issuing)
-            not_after = min(now + dt.timedelta(days=days), issuing.not_after, add_years(now, profile.max_validity_years))
+            not_after = min(
+                now + dt.timedelta(days=days), issuing.not_after, add_years(now, profile.max_validity_years)
+            )
             cert_spec = CertificateSpec(
                 kind=CertificateKind.END_ENTITY,
                 profile=profile,
@@ -361,11 +407,25 @@ class CertificateAuthority:
             )
             self._progress(f"Signing the {profile.name} certificate")
             certificate = self._sign(cert_spec, context)
-            record = self._store(certificate, profile=profile.name, issuer_id=issuing.id, key=key, algorithm=algorithm, email=None, replaces_id=None)
+            record = self._store(
+                certificate,
+                profile=profile.name,
+                issuer_id=issuing.id,
+                key=key,
+                algorithm=algorithm,
+                email=None,
+                replaces_id=None,
+            )
         except BaseException:
             self._keystore.destroy_key_pair(key)
             raise
-        self._audit("certificate.issue", actor, "certificate", record.serial_hex, {"profile": profile.name, "issuer": issuing.id, "subject": record.subject, "key": "hsm"})
+        self._audit(
+            "certificate.issue",
+            actor,
+            "certificate",
+            record.serial_hex,
+            {"profile": profile.name, "issuer": issuing.id, "subject": record.subject, "key": "hsm"},
+        )
         return record
 
     # -- issuance ---------------------------------------------------------------------------
@@ -414,13 +474,28 @@ class CertificateAuthority:
                 urls=self._policy.urls,
             )
             certificate = self._sign(spec, self._issuer_context(issuing))
-            record = self._store(certificate, profile=profile.name, issuer_id=issuing.id, key=generated, algorithm=algorithm, email=email, replaces_id=None)
+            record = self._store(
+                certificate,
+                profile=profile.name,
+                issuer_id=issuing.id,
+                key=generated,
+                algorithm=algorithm,
+                email=email,
+                replaces_id=None,
+            )
             self._audit(
                 "certificate.issue",
                 request.actor,
                 "certificate",
                 record.serial_hex,
-                {"profile": profile.name, "issuer": issuing.id, "subject": record.subject, "key": "hsm" if generated else "csr", "key_algorithm": algorithm.value, "not_after": record.not_after.isoformat()},
+                {
+                    "profile": profile.name,
+                    "issuer": issuing.id,
+                    "subject": record.subject,
+                    "key": "hsm" if generated else "csr",
+                    "key_algorithm": algorithm.value,
+                    "not_after": record.not_after.isoformat(),
+                },
             )
         except BaseException:
             if generated is not None:
@@ -438,13 +513,17 @@ class CertificateAuthority:
         local, domain = email.rsplit("@", 1)
         return f"{local}@{domain.lower()}"
 
-    def _validity(self, profile: CertificateProfile, issuing: CARecord, validity_days: int | None) -> tuple[dt.datetime, dt.datetime]:
+    def _validity(
+        self, profile: CertificateProfile, issuing: CARecord, validity_days: int | None
+    ) -> tuple[dt.datetime, dt.datetime]:
         now = self._clock.now()
         days = validity_days if validity_days is not None else self._policy.subscriber_default_validity_days
         if days < 1:
             raise InvalidInputError("The validity must be at least one day.")
         if days > 40000:
-            raise PolicyViolationError(f"A validity of {days} days exceeds the {profile.max_validity_years}-year limit.")
+            raise PolicyViolationError(
+                f"A validity of {days} days exceeds the {profile.max_validity_years}-year limit."
+            )
         not_after = now + dt.timedelta(days=days)
         if not_after > add_years(now, profile.max_validity_years):
             raise PolicyViolationError(
@@ -537,10 +616,14 @@ class CertificateAuthority:
         return self.view(self.find(serial, issuer_id))
 
     def view(self, record: CertificateRecord) -> CertificateView:
-        revocation = self._ports.revocations.active_revocation(record.id) if record.id is not None and record.status is not CertificateStatus.VALID else None
+        revocation = (
+            self._ports.revocations.active_revocation(record.id)
+            if record.id is not None and record.status is not CertificateStatus.VALID
+            else None
+        )
         return CertificateView(record=record, status=record.effective_status(self._clock.now()), revocation=revocation)
 
-    def list(self, status: CertificateStatus | None = None, limit: int = 1000) -> list[CertificateView]:
+    def list_certificates(self, status: CertificateStatus | None = None, limit: int = 1000) -> list[CertificateView]:
         records = self._ports.certificates.list_certificates(status=status, now=self._clock.now(), limit=limit)
         return [self.view(record) for record in records]
 
@@ -577,7 +660,11 @@ class CertificateAuthority:
             if hold is not None and hold.id is not None:
                 # The hold becomes a permanent revocation: close the hold, then revoke.
                 self._ports.revocations.release_hold(hold.id, released_at=now, released_by=actor)
-        if reason is RevocationReason.CERTIFICATE_HOLD and record.profile not in ("individual", "organization", "device"):
+        if reason is RevocationReason.CERTIFICATE_HOLD and record.profile not in (
+            "individual",
+            "organization",
+            "device",
+        ):
             raise InvalidStateTransitionError("Only subscriber certificates can be put on hold.")
         revocation = self._ports.revocations.add_revocation(
             RevocationRecord(
@@ -593,7 +680,9 @@ class CertificateAuthority:
                 released_by=None,
             )
         )
-        new_status = CertificateStatus.ON_HOLD if reason is RevocationReason.CERTIFICATE_HOLD else CertificateStatus.REVOKED
+        new_status = (
+            CertificateStatus.ON_HOLD if reason is RevocationReason.CERTIFICATE_HOLD else CertificateStatus.REVOKED
+        )
         self._ports.certificates.set_status(found.id, new_status)
         action = "certificate.hold" if new_status is CertificateStatus.ON_HOLD else "certificate.revoke"
         details: dict[str, object] = {"reason": reason.value, "issuer": record.issuer_id}
@@ -617,13 +706,19 @@ class CertificateAuthority:
         self._ports.revocations.release_hold(hold.id, released_at=self._clock.now(), released_by=actor)
         self._ports.certificates.set_status(found.id, CertificateStatus.VALID)
         self._audit("certificate.release", actor, "certificate", record.serial_hex, {"issuer": record.issuer_id})
-        return CertificateView(record=replace(record, status=CertificateStatus.VALID), status=CertificateStatus.VALID, revocation=None)
+        return CertificateView(
+            record=replace(record, status=CertificateStatus.VALID), status=CertificateStatus.VALID, revocation=None
+        )
 
-    def renew(self, serial: str, *, actor: str, validity_days: int | None = None, issuer_id: str | None = None) -> IssuedCertificate:
+    def renew(
+        self, serial: str, *, actor: str, validity_days: int | None = None, issuer_id: str | None = None
+    ) -> IssuedCertificate:
         """A new certificate for the same subject and key, with a new validity period."""
         old = self.find(serial, issuer_id)
         if old.status is not CertificateStatus.VALID:
-            raise InvalidStateTransitionError(f"Certificate {old.serial_hex} is {old.status.value}; only a valid or expired certificate can be renewed.")
+            raise InvalidStateTransitionError(
+                f"Certificate {old.serial_hex} is {old.status.value}; only a valid or expired certificate can be renewed."
+            )
         old_certificate = x509.load_der_x509_certificate(old.certificate_der)
         public = old_certificate.public_key()
         return self._reissue(old, public, None, validity_days, actor, "certificate.renew")  # type: ignore[arg-type]
@@ -641,7 +736,9 @@ class CertificateAuthority:
         """A new certificate for the same subject with a new key (from a CSR or generated in the HSM)."""
         old = self.find(serial, issuer_id)
         if old.status is CertificateStatus.ON_HOLD:
-            raise InvalidStateTransitionError(f"Certificate {old.serial_hex} is on hold; release or revoke it before re-keying.")
+            raise InvalidStateTransitionError(
+                f"Certificate {old.serial_hex} is on hold; release or revoke it before re-keying."
+            )
         if (csr is None) == (generate_key is None):
             raise InvalidInputError("Give either a CSR or a key algorithm to generate, not both or neither.")
         if csr is not None:
@@ -666,9 +763,13 @@ class CertificateAuthority:
         not_before, not_after = self._validity(profile, issuing, validity_days)
         old_certificate = x509.load_der_x509_certificate(old.certificate_der)
         generated: KeyRef | None = None
-        key: KeyRef | None = old.key if public_key is not None and generate_key is None and action == "certificate.renew" else None
+        key: KeyRef | None = (
+            old.key if public_key is not None and generate_key is None and action == "certificate.renew" else None
+        )
         if generate_key is not None:
-            generated = self._keystore.generate_key_pair(label=f"govsign-sub-{secrets.token_hex(8)}", algorithm=generate_key)
+            generated = self._keystore.generate_key_pair(
+                label=f"govsign-sub-{secrets.token_hex(8)}", algorithm=generate_key
+            )
             key = generated
         try:
             if generated is not None:
@@ -688,8 +789,22 @@ class CertificateAuthority:
                 urls=self._policy.urls,
             )
             certificate = self._sign(spec, self._issuer_context(issuing))
-            record = self._store(certificate, profile=profile.name, issuer_id=issuing.id, key=key, algorithm=algorithm, email=old.email, replaces_id=old.id)
-            self._audit(action, actor, "certificate", record.serial_hex, {"replaces": old.serial_hex, "issuer": issuing.id, "profile": profile.name})
+            record = self._store(
+                certificate,
+                profile=profile.name,
+                issuer_id=issuing.id,
+                key=key,
+                algorithm=algorithm,
+                email=old.email,
+                replaces_id=old.id,
+            )
+            self._audit(
+                action,
+                actor,
+                "certificate",
+                record.serial_hex,
+                {"replaces": old.serial_hex, "issuer": issuing.id, "profile": profile.name},
+            )
         except BaseException:
             if generated is not None:
                 self._keystore.destroy_key_pair(generated)

@@ -59,9 +59,7 @@ def key_algorithm_of(public_key: object) -> KeyAlgorithm:
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         curves = {"secp256r1": KeyAlgorithm.EC_P256, "secp384r1": KeyAlgorithm.EC_P384}
         if public_key.curve.name not in curves:
-            raise InvalidCSRError(
-                f"EC keys on {public_key.curve.name} are not accepted; use P-256 or P-384."
-            )
+            raise InvalidCSRError(f"EC keys on {public_key.curve.name} are not accepted; use P-256 or P-384.")
         return curves[public_key.curve.name]
     raise InvalidCSRError(
         f"{type(public_key).__name__.removeprefix('_')} keys are not accepted; use RSA (2048 bits or more) or EC P-256/P-384."

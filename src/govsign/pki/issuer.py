@@ -26,20 +26,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID, ObjectIdentifier
+from typing_extensions import Buffer
 
-from govsign.errors import InternalError, LintFailedError, PolicyViolationError
+from govsign.errors import InternalError, LintFailedError
 from govsign.keystore.api import HashAlgorithm, KeyRef, KeyStore, PublicKey
 from govsign.keystore.cryptography_keys import hsm_private_key
 from govsign.pki.profiles import CertificateProfile, add_years
 
-_CRYPTOGRAPHY_HASHES: dict[HashAlgorithm, hashes.HashAlgorithm] = {
+SignatureHash = hashes.SHA256 | hashes.SHA384 | hashes.SHA512
+
+_CRYPTOGRAPHY_HASHES: dict[HashAlgorithm, SignatureHash] = {
     HashAlgorithm.SHA256: hashes.SHA256(),
     HashAlgorithm.SHA384: hashes.SHA384(),
     HashAlgorithm.SHA512: hashes.SHA512(),
 }
 
 
-def cryptography_hash(algorithm: HashAlgorithm) -> hashes.HashAlgorithm:
+def cryptography_hash(algorithm: HashAlgorithm) -> SignatureHash:
     return _CRYPTOGRAPHY_HASHES[algorithm]
 
 
@@ -174,8 +177,8 @@ class _PlaceholderECKey(ec.EllipticCurvePrivateKey):
         self._public = public_key
         self.signed: bytes | None = None
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
-        self.signed = data
+    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+        self.signed = bytes(data)
         return _placeholder_signature(self._public)
 
     def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
@@ -226,9 +229,7 @@ def _builder(spec: CertificateSpec, issuer: IssuerContext) -> x509.CertificateBu
         builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=spec.path_length), critical=True)
         builder = builder.add_extension(_key_usage({"key_cert_sign", "crl_sign"}), critical=True)
         builder = builder.add_extension(ski, critical=False)
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier(ski.digest, None, None), critical=False
-        )
+        builder = builder.add_extension(x509.AuthorityKeyIdentifier(ski.digest, None, None), critical=False)
         return builder
 
     issuer_aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key)
@@ -248,7 +249,12 @@ def _builder(spec: CertificateSpec, issuer: IssuerContext) -> x509.CertificateBu
         builder = builder.add_extension(policies, critical=False)
         builder = builder.add_extension(
             x509.AuthorityInformationAccess(
-                [x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(urls.ca_certificate(issuer.ca_id)))]
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.CA_ISSUERS,
+                        x509.UniformResourceIdentifier(urls.ca_certificate(issuer.ca_id)),
+                    )
+                ]
             ),
             critical=False,
         )
@@ -280,7 +286,11 @@ def _builder(spec: CertificateSpec, issuer: IssuerContext) -> x509.CertificateBu
         builder = builder.add_extension(_crl_distribution_points(urls.crl(issuer.ca_id)), critical=False)
         builder = builder.add_extension(
             x509.FreshestCRL(
-                [x509.DistributionPoint([x509.UniformResourceIdentifier(urls.delta_crl(issuer.ca_id))], None, None, None)]
+                [
+                    x509.DistributionPoint(
+                        [x509.UniformResourceIdentifier(urls.delta_crl(issuer.ca_id))], None, None, None
+                    )
+                ]
             ),
             critical=False,
         )
@@ -292,9 +302,7 @@ def _builder(spec: CertificateSpec, issuer: IssuerContext) -> x509.CertificateBu
 
 
 def _crl_distribution_points(url: str) -> x509.CRLDistributionPoints:
-    return x509.CRLDistributionPoints(
-        [x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)]
-    )
+    return x509.CRLDistributionPoints([x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)])
 
 
 def _key_usage(bits: set[str]) -> x509.KeyUsage:
@@ -314,7 +322,7 @@ def _key_usage(bits: set[str]) -> x509.KeyUsage:
     return x509.KeyUsage(**values, encipher_only=False, decipher_only=False)
 
 
-def _sign_arguments(issuer: IssuerContext) -> tuple[hashes.HashAlgorithm, padding.AsymmetricPadding | None]:
+def _sign_arguments(issuer: IssuerContext) -> tuple[SignatureHash, padding.PKCS1v15 | padding.PSS | None]:
     return cryptography_hash(issuer.key.algorithm.default_hash), None
 
 
@@ -366,10 +374,7 @@ def prepare(spec: CertificateSpec, issuer: IssuerContext) -> IssuanceToken:
     """Build the TBS certificate with a placeholder signature (no key is touched)."""
     public = issuer.public_key
     placeholder: _PlaceholderRSAKey | _PlaceholderECKey
-    if isinstance(public, rsa.RSAPublicKey):
-        placeholder = _PlaceholderRSAKey(public)
-    else:
-        placeholder = _PlaceholderECKey(public)
+    placeholder = _PlaceholderRSAKey(public) if isinstance(public, rsa.RSAPublicKey) else _PlaceholderECKey(public)
     algorithm, rsa_padding = _sign_arguments(issuer)
     preview = _builder(spec, issuer).sign(placeholder, algorithm, rsa_padding=rsa_padding)
     if placeholder.signed != preview.tbs_certificate_bytes:
@@ -393,9 +398,7 @@ def verify_signature(certificate: x509.Certificate, issuer_public_key: PublicKey
         raise InternalError("The HSM produced a signature that does not verify.") from None
 
 
-def check_against_spec(
-    certificate: x509.Certificate, spec: CertificateSpec, issuer: IssuerContext
-) -> list[str]:
+def check_against_spec(certificate: x509.Certificate, spec: CertificateSpec, issuer: IssuerContext) -> list[str]:
     """Our own pre-issuance rules, checked on the built (placeholder-signed) certificate."""
     problems: list[str] = []
     serial = certificate.serial_number

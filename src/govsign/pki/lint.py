@@ -72,10 +72,7 @@ def _parse_severity(minimum_severity: str) -> Any:
     """Return pkilint's ValidationFindingSeverity for a name, as ``-s`` accepts it."""
     normalized = minimum_severity.strip().upper()
     if normalized not in SEVERITY_NAMES:
-        raise ValueError(
-            f"Unknown pkilint severity {minimum_severity!r}; "
-            f"expected one of {', '.join(SEVERITY_NAMES)}."
-        )
+        raise ValueError(f"Unknown pkilint severity {minimum_severity!r}; expected one of {', '.join(SEVERITY_NAMES)}.")
     return validation.ValidationFindingSeverity[normalized]
 
 
@@ -143,9 +140,7 @@ def _run(
 def _build_certificate_validator() -> Any:
     """The validator container of pkilint/bin/lint_pkix_cert.py."""
     return certificate.create_pkix_certificate_validator_container(
-        certificate.create_decoding_validators(
-            name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS
-        ),
+        certificate.create_decoding_validators(name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS),
         [
             certificate.create_issuer_validator_container([]),
             certificate.create_validity_validator_container(),

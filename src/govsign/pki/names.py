@@ -83,9 +83,7 @@ def _normalise_attribute(attribute: x509.NameAttribute[str]) -> x509.NameAttribu
     oid = attribute.oid
     label = _OID_NAMES.get(oid)
     if label is None:
-        raise InvalidSubjectError(
-            f"The subject attribute {oid.dotted_string} is not accepted in our certificates."
-        )
+        raise InvalidSubjectError(f"The subject attribute {oid.dotted_string} is not accepted in our certificates.")
     value = unicodedata.normalize("NFC", str(attribute.value)).strip()
     if not value:
         raise InvalidSubjectError(f"The subject attribute {label} is empty.")

@@ -103,9 +103,7 @@ TSA = CertificateProfile(
     email_allowed=False,
 )
 
-PROFILES: dict[str, CertificateProfile] = {
-    p.name: p for p in (INDIVIDUAL, ORGANIZATION, DEVICE, OCSP_RESPONDER, TSA)
-}
+PROFILES: dict[str, CertificateProfile] = {p.name: p for p in (INDIVIDUAL, ORGANIZATION, DEVICE, OCSP_RESPONDER, TSA)}
 SUBSCRIBER_PROFILE_NAMES = tuple(name for name, p in PROFILES.items() if p.subscriber)
 
 

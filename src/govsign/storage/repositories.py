@@ -37,7 +37,9 @@ def _ca_record(row: CertificateAuthorityRow) -> CARecord:
         parent_id=row.parent_id,
         subject=row.subject,
         serial_hex=row.serial_hex,
-        key=KeyRef(label=row.key_label, key_id=bytes.fromhex(row.key_id_hex), algorithm=KeyAlgorithm(row.key_algorithm)),
+        key=KeyRef(
+            label=row.key_label, key_id=bytes.fromhex(row.key_id_hex), algorithm=KeyAlgorithm(row.key_algorithm)
+        ),
         certificate_der=row.certificate_der,
         not_before=row.not_before,
         not_after=row.not_after,
@@ -113,7 +115,9 @@ class SQLCARegistry:
         return _ca_record(row) if row is not None else None
 
     def list_cas(self) -> list[CARecord]:
-        rows = self._session.scalars(select(CertificateAuthorityRow).order_by(CertificateAuthorityRow.created_at, CertificateAuthorityRow.id))
+        rows = self._session.scalars(
+            select(CertificateAuthorityRow).order_by(CertificateAuthorityRow.created_at, CertificateAuthorityRow.id)
+        )
         return [_ca_record(row) for row in rows]
 
 

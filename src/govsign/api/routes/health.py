@@ -25,7 +25,9 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     operation_id="getReadiness",
     summary="Readiness: the database answers and the HSM session works.",
-    responses={503: {"description": "The database or the HSM is not available.", "content": {"application/problem+json": {}}}},
+    responses={
+        503: {"description": "The database or the HSM is not available.", "content": {"application/problem+json": {}}}
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
