@@ -73,7 +73,23 @@ class Settings(BaseSettings):
     tsa_validity_days: int = Field(default=1826, ge=1)
     """Validity of the TSA certificate."""
     lint_with_pkilint: bool = True
-    """Run pkilint on every to-be-signed certificate before the HSM signs it."""
+    """Run pkilint on every to-be-signed certificate and CRL before the HSM signs it."""
+    crl_validity_hours: int = Field(default=24, ge=1, le=24 * 31)
+    """nextUpdate - thisUpdate of CRLs."""
+    crl_refresh_before_hours: int = Field(default=6, ge=0)
+    """A new CRL is signed when less than this remains before nextUpdate."""
+    crl_delta_base_max_age_hours: int = Field(default=24, ge=1)
+    """How long a complete CRL stays the base of the delta CRLs."""
+    ocsp_response_validity_minutes: int = Field(default=240, ge=5)
+    """nextUpdate - thisUpdate of OCSP responses."""
+    ocsp_refresh_before_minutes: int = Field(default=60, ge=1)
+    """Pre-produced OCSP responses are re-signed when less than this remains before nextUpdate."""
+    ocsp_max_cert_ids: int = Field(default=20, ge=1, le=1000)
+    """Most CertIDs accepted in one OCSP request."""
+    ocsp_http_max_age_seconds: int = Field(default=60, ge=0)
+    """Upper bound of Cache-Control max-age on OCSP GET responses (RFC 5019)."""
+    background_tasks: bool = True
+    """Run CRL publication, OCSP pre-production and responder rollover inside ``serve``."""
 
     @field_validator("public_base_url")
     @classmethod

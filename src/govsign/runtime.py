@@ -7,10 +7,13 @@ when the transaction does not commit, and records refused operations in the audi
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import secrets
 import stat
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -20,11 +23,27 @@ from govsign.config import Settings
 from govsign.errors import ConfigurationError, ErrorKind, GovsignError, HSMLoginError
 from govsign.keystore.pkcs11 import PKCS11KeyStore, reload_module_after_token_change
 from govsign.keystore.token_init import create_token
-from govsign.pki.authority import AuthorityPolicy, CertificateAuthority, IssuedCertificate, Progress
-from govsign.pki.lint import PKILintCertificateLinter
-from govsign.pki.ports import AuditEvent
+from govsign.pki.authority import (
+    AuthorityPolicy,
+    CertificateAuthority,
+    IssuedCertificate,
+    Progress,
+)
+from govsign.pki.crl import CRLPolicy, CRLPublisher, PublishedCRLs, StoredCRL
+from govsign.pki.lint import PKILintCertificateLinter, PKILintCRLLinter
+from govsign.pki.ocsp import (
+    OCSPAnswer,
+    OCSPDirectory,
+    OCSPPolicy,
+    OCSPResponder,
+    ResponderCredential,
+    unsigned_response,
+)
+from govsign.pki.ports import AuditEvent, CARecord, CARole, CertificateRecord, RevocationRecord
+from govsign.pki.profiles import OCSP_RESPONDER
 from govsign.storage.engine import Database
 from govsign.storage.migrate import is_at_head, upgrade_to_head
+from govsign.storage.repositories import SQLPorts
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +126,20 @@ class Runtime:
         self.clock = clock
         self.policy = policy_from_settings(settings)
         self.linter = PKILintCertificateLinter() if settings.lint_with_pkilint else None
+        self.crl_linter = PKILintCRLLinter() if settings.lint_with_pkilint else None
+        self.crl_policy = CRLPolicy(
+            validity=dt.timedelta(hours=settings.crl_validity_hours),
+            refresh_before=dt.timedelta(hours=settings.crl_refresh_before_hours),
+            delta_base_max_age=dt.timedelta(hours=settings.crl_delta_base_max_age_hours),
+        )
+        self.ocsp_policy = OCSPPolicy(
+            response_validity=dt.timedelta(minutes=settings.ocsp_response_validity_minutes),
+            refresh_before=dt.timedelta(minutes=settings.ocsp_refresh_before_minutes),
+            max_cert_ids=settings.ocsp_max_cert_ids,
+        )
+        self._responder: OCSPResponder | None = None
+        self._responder_loaded_at = 0.0
+        self._responder_lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings, *, initialize: bool = False, clock: Clock | None = None) -> Runtime:
@@ -134,15 +167,168 @@ class Runtime:
             raise
         return cls(settings=settings, database=database, keystore=keystore, clock=clock or SystemClock())
 
-    def authority(self, ports: object, progress: Progress | None = None) -> CertificateAuthority:
+    def authority(self, ports: SQLPorts, progress: Progress | None = None) -> CertificateAuthority:
+        responder = self.ocsp_responder()
         return CertificateAuthority(
-            ports=ports,  # type: ignore[arg-type]
+            ports=ports,
             keystore=self.keystore,
             clock=self.clock,
             policy=self.policy,
             linter=self.linter,
             progress=progress or (lambda _message: None),
+            status_listener=_OCSPPreProducer(responder, ports) if responder is not None else None,
         )
+
+    # -- status services --------------------------------------------------------------------
+
+    RESPONDER_RELOAD_SECONDS = 30.0
+
+    def ocsp_responder(self, *, reload: bool = False) -> OCSPResponder | None:
+        """The OCSP responder with a directory of our CAs and their current responder certificates
+        (reloaded every 30 s, so a rollover made by another process is picked up)."""
+        with self._responder_lock:
+            fresh = time.monotonic() - self._responder_loaded_at < self.RESPONDER_RELOAD_SECONDS
+            if self._responder is not None and fresh and not reload:
+                return self._responder
+            with self.database.read_only() as ports:
+                cas = ports.cas.list_cas()
+                responders = [r for r in (self._responder_credential(ports, ca) for ca in cas) if r is not None]
+            if not cas:
+                return None
+            self._responder = OCSPResponder(
+                keystore=self.keystore,
+                clock=self.clock,
+                policy=self.ocsp_policy,
+                directory=OCSPDirectory(cas, responders),
+            )
+            self._responder_loaded_at = time.monotonic()
+            return self._responder
+
+    def _responder_credential(self, ports: SQLPorts, ca: CARecord) -> ResponderCredential | None:
+        if ca.role is not CARole.ISSUING:
+            return None
+        record = ports.certificates.find_service_certificate(issuer_id=ca.id, profile=OCSP_RESPONDER.name)
+        if record is None or record.key is None or record.not_after <= self.clock.now():
+            return None
+        return ResponderCredential(
+            ca_id=ca.id,
+            certificate_der=record.certificate_der,
+            serial_hex=record.serial_hex,
+            key=record.key,
+            not_after=record.not_after,
+        )
+
+    def answer_ocsp(self, request_der: bytes) -> OCSPAnswer:
+        """Answer one OCSP request; never raises (protocol errors are OCSP statuses)."""
+        try:
+            responder = self.ocsp_responder()
+            if responder is None:
+                return unsigned_response("unauthorized")
+            with self.database.read_only() as ports:
+                return responder.respond(request_der, ports.ocsp)
+        except GovsignError as exc:
+            status = "try_later" if exc.kind is ErrorKind.UNAVAILABLE else "internal_error"
+            return unsigned_response(status)
+        except Exception:
+            log.exception("OCSP answer failed")
+            return unsigned_response("try_later")
+
+    def publish_crls(self, *, force: bool = False) -> dict[str, PublishedCRLs]:
+        """Sign fresh complete and delta CRLs for every CA that is due (or all, with ``force``)."""
+        published: dict[str, PublishedCRLs] = {}
+        with self.database.read_only() as ports:
+            cas = ports.cas.list_cas()
+            due = [
+                ca for ca in cas if force or ports.crls.pending_changes(ca.id) or self._crl_publisher(ports).is_due(ca)
+            ]
+        for ca in due:
+            with self.database.unit_of_work() as ports:
+                result = self._crl_publisher(ports).publish(ca, force=force)
+                if result is not None:
+                    ports.audit.append(
+                        AuditEvent(
+                            action="crl.publish",
+                            actor="system:crl-publisher",
+                            object_type="ca",
+                            object_id=ca.id,
+                            details={
+                                "crl_number": result.full.number,
+                                "delta_crl_number": result.delta.number,
+                                "entries": result.full.entry_count,
+                            },
+                        ),
+                        at=self.clock.now(),
+                    )
+            if result is not None:
+                published[ca.id] = result
+        return published
+
+    def _crl_publisher(self, ports: SQLPorts) -> CRLPublisher:
+        return CRLPublisher(
+            store=ports.crls,
+            keystore=self.keystore,
+            clock=self.clock,
+            policy=self.crl_policy,
+            urls=self.policy.urls,
+            linter=self.crl_linter,
+        )
+
+    def latest_crl(self, ca_id: str, *, delta: bool) -> StoredCRL | None:
+        with self.database.read_only() as ports:
+            return ports.crls.latest_crl(ca_id, delta=delta)
+
+    def ca_certificate(self, ca_id: str) -> bytes | None:
+        with self.database.read_only() as ports:
+            ca = ports.cas.get_ca(ca_id)
+            return ca.certificate_der if ca is not None else None
+
+    def refresh_ocsp_responses(self, *, limit: int = 500) -> int:
+        """Pre-produce responses that are missing, expiring or signed by an old responder."""
+        responder = self.ocsp_responder()
+        if responder is None:
+            return 0
+        done = 0
+        with self.database.read_only() as ports:
+            credentials = [
+                c for c in (responder.directory.responder(ca.id) for ca in ports.cas.list_cas()) if c is not None
+            ]
+        for credential in credentials:
+            refresh_before = self.clock.now() + self.ocsp_policy.refresh_before
+            with self.database.unit_of_work() as ports:
+                records = ports.ocsp.certificates_needing_responses(
+                    refresh_before=refresh_before,
+                    now=self.clock.now(),
+                    responder_serial_hex=credential.serial_hex,
+                    limit=limit,
+                )
+                for record in records:
+                    if record.issuer_id != credential.ca_id or record.id is None:
+                        continue
+                    status = ports.ocsp.certificate_status(record.issuer_id, record.serial_hex)
+                    revocation = status[1] if status is not None else None
+                    responder.pre_produce(record, revocation, ports.ocsp)
+                    done += 1
+        return done
+
+    def rollover_ocsp_responder(self) -> CertificateRecord | None:
+        """Issue a new responder certificate (new HSM key) when the current one has less than a
+        third of its validity left; returns the new certificate, or None when none was due."""
+        validity = dt.timedelta(days=self.settings.ocsp_responder_validity_days)
+        issued: CertificateRecord | None = None
+        with self.database.unit_of_work() as ports:
+            for ca in ports.cas.list_cas():
+                if ca.role is not CARole.ISSUING:
+                    continue
+                ports.crls.lock_crl_state(ca.id)  # one rollover at a time per CA, across processes
+                current = ports.certificates.find_service_certificate(issuer_id=ca.id, profile=OCSP_RESPONDER.name)
+                if current is not None and current.not_after - self.clock.now() > validity / 3:
+                    continue
+                issued = self.authority(ports).issue_service_certificate(
+                    ca, OCSP_RESPONDER, actor="system:ocsp-rollover"
+                )
+        if issued is not None:
+            self.ocsp_responder(reload=True)
+        return issued
 
     def execute(
         self,
@@ -178,6 +364,24 @@ class Runtime:
     def close(self) -> None:
         self.keystore.close()
         self.database.dispose()
+
+
+class _OCSPPreProducer:
+    """Keeps the pre-produced OCSP responses in step with issuance and revocation, inside the
+    transaction that makes the change."""
+
+    def __init__(self, responder: OCSPResponder, ports: SQLPorts) -> None:
+        self._responder = responder
+        self._ports = ports
+
+    def certificate_issued(self, record: CertificateRecord) -> None:
+        try:
+            self._responder.pre_produce(record, None, self._ports.ocsp)
+        except GovsignError as exc:  # the refresher will produce it later; issuance goes on
+            log.warning("could not pre-produce OCSP responses for %s: %s", record.serial_hex, exc.message)
+
+    def status_changed(self, record: CertificateRecord, revocation: RevocationRecord | None) -> None:
+        self._responder.status_changed(record, revocation, self._ports.ocsp)
 
 
 def open_keystore(settings: Settings, *, create: bool) -> PKCS11KeyStore:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from govsign import __version__
+from govsign.api.background import run_status_tasks
 from govsign.api.problems import install_problem_handlers
-from govsign.api.routes import health
+from govsign.api.routes import health, pki
 from govsign.config import Settings, load_settings
 from govsign.runtime import Runtime
 
@@ -20,9 +22,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await asyncio.to_thread(Runtime.open, settings)
         app.state.runtime = runtime
+        tasks = asyncio.create_task(run_status_tasks(runtime)) if settings.background_tasks else None
         try:
             yield
         finally:
+            if tasks is not None:
+                tasks.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await tasks
             await asyncio.to_thread(runtime.close)
 
     app = FastAPI(
@@ -33,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(pki.router)
     return app
 
 

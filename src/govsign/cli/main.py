@@ -48,10 +48,12 @@ ca_app = typer.Typer(help="Certificate authorities.", no_args_is_help=True)
 cert_app = typer.Typer(help="Subscriber certificates.", no_args_is_help=True)
 hsm_app = typer.Typer(help="The HSM token.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+crl_app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
 app.add_typer(cert_app, name="cert")
 app.add_typer(hsm_app, name="hsm")
 app.add_typer(audit_app, name="audit")
+app.add_typer(crl_app, name="crl")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 
@@ -467,6 +469,38 @@ def cert_rekey(
         output.print_json(output.issued_json(issued))
         return
     output.stdout.print(f"[green]Re-keyed[/] as certificate {issued.record.serial_hex}.")
+
+
+# -- crl -------------------------------------------------------------------------------------
+
+
+@crl_app.command("publish")
+def crl_publish(json_output: JsonOption = False) -> None:
+    """Sign and store a fresh complete CRL and delta CRL for each CA, now."""
+    with opened() as runtime:
+        published = runtime.publish_crls(force=True)
+        runtime.refresh_ocsp_responses()
+    if json_output:
+        output.print_json(
+            [
+                {
+                    "ca_id": ca_id,
+                    "crl_number": result.full.number,
+                    "delta_crl_number": result.delta.number,
+                    "delta_base_crl_number": result.delta.base_number,
+                    "entries": result.full.entry_count,
+                    "this_update": output.iso_utc(result.full.this_update),
+                    "next_update": output.iso_utc(result.full.next_update),
+                }
+                for ca_id, result in published.items()
+            ]
+        )
+        return
+    for ca_id, result in published.items():
+        output.stdout.print(
+            f"{ca_id}: CRL {result.full.number} ({result.full.entry_count} entries) and delta CRL "
+            f"{result.delta.number} (base {result.delta.base_number}), next update {result.full.next_update.isoformat()}."
+        )
 
 
 # -- audit ---------------------------------------------------------------------------------

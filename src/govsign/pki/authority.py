@@ -12,6 +12,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from cryptography import x509
 
@@ -71,6 +72,13 @@ _EMAIL_PATTERN = re.compile(
 )
 
 Progress = Callable[[str], None]
+
+
+class CertificateStatusListener(Protocol):
+    """Told of every issuance and status change, inside the same transaction (OCSP pre-production)."""
+
+    def certificate_issued(self, record: CertificateRecord) -> None: ...
+    def status_changed(self, record: CertificateRecord, revocation: RevocationRecord | None) -> None: ...
 
 
 def _no_progress(_message: str) -> None:
@@ -199,7 +207,9 @@ class CertificateAuthority:
         policy: AuthorityPolicy,
         linter: CertificateLinter | None,
         progress: Progress = _no_progress,
+        status_listener: CertificateStatusListener | None = None,
     ) -> None:
+        self._status_listener = status_listener
         self._ports = ports
         self._keystore = keystore
         self._clock = clock
@@ -377,6 +387,12 @@ class CertificateAuthority:
         self._progress(f"Generating the {algorithm.value} key '{label}' in the HSM")
         return self._keystore.generate_key_pair(label=label, algorithm=algorithm)
 
+    def issue_service_certificate(
+        self, issuing: CARecord, profile: CertificateProfile, *, actor: str
+    ) -> CertificateRecord:
+        """A new OCSP responder or TSA certificate with a new key in the HSM (rollover)."""
+        return self._issue_service_certificate(issuing, profile, HierarchySpec(), actor)
+
     def _issue_service_certificate(
         self, issuing: CARecord, profile: CertificateProfile, spec: HierarchySpec, actor: str
     ) -> CertificateRecord:
@@ -497,6 +513,8 @@ class CertificateAuthority:
                     "not_after": record.not_after.isoformat(),
                 },
             )
+            if self._status_listener is not None:
+                self._status_listener.certificate_issued(record)
         except BaseException:
             if generated is not None:
                 self._keystore.destroy_key_pair(generated)
@@ -689,7 +707,10 @@ class CertificateAuthority:
         if invalidity_date is not None:
             details["invalidity_date"] = invalidity_date.isoformat()
         self._audit(action, actor, "certificate", record.serial_hex, details)
-        return CertificateView(record=replace(record, status=new_status), status=new_status, revocation=revocation)
+        updated = replace(record, status=new_status)
+        if self._status_listener is not None:
+            self._status_listener.status_changed(updated, revocation)
+        return CertificateView(record=updated, status=new_status, revocation=revocation)
 
     def release(self, serial: str, *, actor: str, issuer_id: str | None = None) -> CertificateView:
         """Release a certificate from hold (the only way back from a revocation status)."""
@@ -706,6 +727,8 @@ class CertificateAuthority:
         self._ports.revocations.release_hold(hold.id, released_at=self._clock.now(), released_by=actor)
         self._ports.certificates.set_status(found.id, CertificateStatus.VALID)
         self._audit("certificate.release", actor, "certificate", record.serial_hex, {"issuer": record.issuer_id})
+        if self._status_listener is not None:
+            self._status_listener.status_changed(replace(record, status=CertificateStatus.VALID), None)
         return CertificateView(
             record=replace(record, status=CertificateStatus.VALID), status=CertificateStatus.VALID, revocation=None
         )
@@ -805,6 +828,8 @@ class CertificateAuthority:
                 record.serial_hex,
                 {"replaces": old.serial_hex, "issuer": issuing.id, "profile": profile.name},
             )
+            if self._status_listener is not None:
+                self._status_listener.certificate_issued(record)
         except BaseException:
             if generated is not None:
                 self._keystore.destroy_key_pair(generated)

@@ -18,19 +18,19 @@ import secrets
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID, ObjectIdentifier
-from typing_extensions import Buffer
 
 from govsign.errors import InternalError, LintFailedError
 from govsign.keystore.api import HashAlgorithm, KeyRef, KeyStore, PublicKey
 from govsign.keystore.cryptography_keys import hsm_private_key
+from govsign.pki.placeholder import placeholder_key
 from govsign.pki.profiles import CertificateProfile, add_years
 
 SignatureHash = hashes.SHA256 | hashes.SHA384 | hashes.SHA512
@@ -130,86 +130,6 @@ class CertificateSpec:
 
 class CertificateLinter(Protocol):
     def lint(self, certificate_der: bytes) -> Sequence[Any]: ...
-
-
-def _placeholder_signature(public_key: PublicKey) -> bytes:
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return b"\x00" * ((public_key.key_size + 7) // 8)
-    return utils.encode_dss_signature(1, 1)
-
-
-class _PlaceholderRSAKey(rsa.RSAPrivateKey):
-    """Records what would be signed and returns a dummy signature; holds no key material."""
-
-    def __init__(self, public_key: rsa.RSAPublicKey) -> None:
-        self._public = public_key
-        self.signed: bytes | None = None
-
-    def sign(self, data: bytes, padding: padding.AsymmetricPadding, algorithm: Any) -> bytes:
-        self.signed = data
-        return _placeholder_signature(self._public)
-
-    def decrypt(self, ciphertext: bytes, padding: padding.AsymmetricPadding) -> bytes:
-        _refuse()
-
-    @property
-    def key_size(self) -> int:
-        return self._public.key_size
-
-    def public_key(self) -> rsa.RSAPublicKey:
-        return self._public
-
-    def private_numbers(self) -> rsa.RSAPrivateNumbers:
-        _refuse()
-
-    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
-        _refuse()
-
-    def __copy__(self) -> _PlaceholderRSAKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> _PlaceholderRSAKey:
-        return self
-
-
-class _PlaceholderECKey(ec.EllipticCurvePrivateKey):
-    def __init__(self, public_key: ec.EllipticCurvePublicKey) -> None:
-        self._public = public_key
-        self.signed: bytes | None = None
-
-    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
-        self.signed = bytes(data)
-        return _placeholder_signature(self._public)
-
-    def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
-        _refuse()
-
-    @property
-    def curve(self) -> ec.EllipticCurve:
-        return self._public.curve
-
-    @property
-    def key_size(self) -> int:
-        return self._public.key_size
-
-    def public_key(self) -> ec.EllipticCurvePublicKey:
-        return self._public
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        _refuse()
-
-    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
-        _refuse()
-
-    def __copy__(self) -> _PlaceholderECKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> _PlaceholderECKey:
-        return self
-
-
-def _refuse() -> NoReturn:
-    raise InternalError("The placeholder signer has no key.")
 
 
 def _builder(spec: CertificateSpec, issuer: IssuerContext) -> x509.CertificateBuilder:
@@ -372,9 +292,7 @@ class IssuanceToken:
 
 def prepare(spec: CertificateSpec, issuer: IssuerContext) -> IssuanceToken:
     """Build the TBS certificate with a placeholder signature (no key is touched)."""
-    public = issuer.public_key
-    placeholder: _PlaceholderRSAKey | _PlaceholderECKey
-    placeholder = _PlaceholderRSAKey(public) if isinstance(public, rsa.RSAPublicKey) else _PlaceholderECKey(public)
+    placeholder = placeholder_key(issuer.public_key)
     algorithm, rsa_padding = _sign_arguments(issuer)
     preview = _builder(spec, issuer).sign(placeholder, algorithm, rsa_padding=rsa_padding)
     if placeholder.signed != preview.tbs_certificate_bytes:

@@ -36,8 +36,12 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin_immediate(connection: Any) -> None:
             # Take the write lock at the start: two deferred transactions that both try to
-            # upgrade to writers would otherwise fail with "database is locked".
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # upgrade to writers would otherwise fail with "database is locked". Read-only
+            # units of work (OCSP, CRL and CA certificate serving) begin deferred.
+            if connection.get_execution_options().get("govsign_read_only"):
+                connection.exec_driver_sql("BEGIN")
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
@@ -72,6 +76,19 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(govsign_read_only=True), expire_on_commit=False
+        )
+
+    @contextmanager
+    def read_only(self) -> Iterator[SQLPorts]:
+        """A transaction that only reads (never takes SQLite's write lock); always rolled back."""
+        session: Session = self._read_sessions()
+        try:
+            yield SQLPorts(session)
+        finally:
+            session.rollback()
+            session.close()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[SQLPorts]:

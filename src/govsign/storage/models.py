@@ -111,3 +111,64 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_event_id: Mapped[int] = mapped_column(BigId)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class CRLStateRow(Base):
+    """Per CA: the CRL number sequence and the revocation change counter.
+
+    Revocations, holds and releases bump ``change_seq`` in their transaction; the publisher
+    signs a new CRL when ``change_seq`` is ahead of ``published_change_seq`` or nextUpdate
+    approaches. Writers lock this row, so CRL numbers are allocated once, in order, across
+    processes.
+    """
+
+    __tablename__ = "crl_state"
+
+    ca_id: Mapped[str] = mapped_column(ForeignKey("certificate_authorities.id"), primary_key=True)
+    next_crl_number: Mapped[int] = mapped_column(BigId)
+    change_seq: Mapped[int] = mapped_column(BigId)
+    published_change_seq: Mapped[int] = mapped_column(BigId)
+    delta_base_number: Mapped[int | None] = mapped_column(BigId)
+
+
+class CRLRow(Base):
+    __tablename__ = "crls"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ca_id: Mapped[str] = mapped_column(ForeignKey("certificate_authorities.id"))
+    crl_number: Mapped[int] = mapped_column(BigId)
+    kind: Mapped[str] = mapped_column(String(8))
+    base_crl_number: Mapped[int | None] = mapped_column(BigId)
+    this_update: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    next_update: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    entry_count: Mapped[int] = mapped_column(Integer)
+    crl_der: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("ca_id", "crl_number"),
+        CheckConstraint("kind IN ('full', 'delta')", name="kind"),
+        Index("ix_crls_ca_kind_number", "ca_id", "kind", "crl_number"),
+    )
+
+
+class OCSPResponseRow(Base):
+    """A pre-produced OCSP response for one certificate and one CertID hash algorithm."""
+
+    __tablename__ = "ocsp_responses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("certificate_authorities.id"))
+    serial_hex: Mapped[str] = mapped_column(String(40))
+    hash_algorithm: Mapped[str] = mapped_column(String(8))
+    cert_status: Mapped[str] = mapped_column(String(8))
+    this_update: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    next_update: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    responder_serial_hex: Mapped[str] = mapped_column(String(40))
+    response_der: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        UniqueConstraint("issuer_id", "serial_hex", "hash_algorithm"),
+        CheckConstraint("cert_status IN ('good', 'revoked', 'unknown')", name="cert_status"),
+    )

@@ -6,12 +6,13 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from govsign.audit.chain import GENESIS_HASH, ChainVerdict, canonical_details, event_hash, verify_chain
 from govsign.errors import NotFoundError
 from govsign.keystore.api import KeyAlgorithm, KeyRef
+from govsign.pki.crl import CRLState, StoredCRL
 from govsign.pki.ports import (
     AuditEvent,
     CARecord,
@@ -26,6 +27,9 @@ from govsign.storage.models import (
     AuditHeadRow,
     CertificateAuthorityRow,
     CertificateRow,
+    CRLRow,
+    CRLStateRow,
+    OCSPResponseRow,
     RevocationRow,
 )
 
@@ -215,6 +219,7 @@ class SQLRevocationStore:
         )
         self._session.add(row)
         self._session.flush()
+        SQLCRLStore(self._session).record_revocation_change(record.issuer_id)
         return _revocation_record(row)
 
     def active_revocation(self, certificate_id: int) -> RevocationRecord | None:
@@ -227,11 +232,13 @@ class SQLRevocationStore:
         return _revocation_record(row) if row is not None else None
 
     def release_hold(self, revocation_id: int, *, released_at: dt.datetime, released_by: str) -> None:
-        self._session.execute(
-            update(RevocationRow)
-            .where(RevocationRow.id == revocation_id)
-            .values(released_at=released_at, released_by=released_by)
-        )
+        row = self._session.get(RevocationRow, revocation_id)
+        if row is None:
+            raise NotFoundError(f"Revocation {revocation_id} does not exist.")
+        row.released_at = released_at
+        row.released_by = released_by
+        self._session.flush()
+        SQLCRLStore(self._session).record_revocation_change(row.issuer_id)
 
 
 class SQLAuditLog:
@@ -337,6 +344,216 @@ class SQLAuditLog:
         return int(self._session.scalar(select(func.count()).select_from(AuditEventRow)) or 0)
 
 
+def _stored_crl(row: CRLRow) -> StoredCRL:
+    return StoredCRL(
+        ca_id=row.ca_id,
+        number=row.crl_number,
+        is_delta=row.kind == "delta",
+        base_number=row.base_crl_number,
+        this_update=row.this_update,
+        next_update=row.next_update,
+        entry_count=row.entry_count,
+        der=row.crl_der,
+    )
+
+
+class SQLCRLStore:
+    """CRL numbering, change tracking and storage."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def _state_row(self, ca_id: str, *, lock: bool) -> CRLStateRow:
+        query = select(CRLStateRow).where(CRLStateRow.ca_id == ca_id)
+        if lock:
+            query = query.with_for_update()
+        row = self._session.scalars(query).one_or_none()
+        if row is None:
+            with self._session.begin_nested():
+                self._session.add(
+                    CRLStateRow(
+                        ca_id=ca_id, next_crl_number=1, change_seq=0, published_change_seq=0, delta_base_number=None
+                    )
+                )
+            row = self._session.scalars(query).one()
+        return row
+
+    def ensure_crl_state(self, ca_id: str) -> None:
+        self._state_row(ca_id, lock=False)
+
+    def record_revocation_change(self, ca_id: str) -> None:
+        """Bump the CA's change counter, so the publisher signs a fresh CRL."""
+        updated = self._session.execute(
+            update(CRLStateRow).where(CRLStateRow.ca_id == ca_id).values(change_seq=CRLStateRow.change_seq + 1)
+        )
+        if getattr(updated, "rowcount", 1) == 0:
+            row = self._state_row(ca_id, lock=True)
+            row.change_seq += 1
+            self._session.flush()
+
+    def lock_crl_state(self, ca_id: str) -> CRLState:
+        row = self._state_row(ca_id, lock=True)
+        self._session.refresh(row)
+        return CRLState(
+            ca_id=row.ca_id,
+            next_crl_number=row.next_crl_number,
+            change_seq=row.change_seq,
+            published_change_seq=row.published_change_seq,
+            delta_base_number=row.delta_base_number,
+        )
+
+    def save_crl_state(self, state: CRLState) -> None:
+        self._session.execute(
+            update(CRLStateRow)
+            .where(CRLStateRow.ca_id == state.ca_id)
+            .values(
+                next_crl_number=state.next_crl_number,
+                published_change_seq=state.published_change_seq,
+                delta_base_number=state.delta_base_number,
+            )
+        )
+
+    def pending_changes(self, ca_id: str) -> bool:
+        row = self._session.get(CRLStateRow, ca_id)
+        return row is not None and row.change_seq > row.published_change_seq
+
+    def active_revocations(self, ca_id: str) -> list[RevocationRecord]:
+        rows = self._session.scalars(
+            select(RevocationRow)
+            .where(RevocationRow.issuer_id == ca_id, RevocationRow.released_at.is_(None))
+            .order_by(RevocationRow.revoked_at, RevocationRow.id)
+        )
+        return [_revocation_record(row) for row in rows]
+
+    def latest_crl(self, ca_id: str, *, delta: bool) -> StoredCRL | None:
+        row = self._session.scalars(
+            select(CRLRow)
+            .where(CRLRow.ca_id == ca_id, CRLRow.kind == ("delta" if delta else "full"))
+            .order_by(CRLRow.crl_number.desc())
+            .limit(1)
+        ).one_or_none()
+        return _stored_crl(row) if row is not None else None
+
+    def crl_by_number(self, ca_id: str, number: int) -> StoredCRL | None:
+        row = self._session.scalars(
+            select(CRLRow).where(CRLRow.ca_id == ca_id, CRLRow.crl_number == number)
+        ).one_or_none()
+        return _stored_crl(row) if row is not None else None
+
+    def add_crl(self, crl: StoredCRL) -> None:
+        self._session.add(
+            CRLRow(
+                ca_id=crl.ca_id,
+                crl_number=crl.number,
+                kind="delta" if crl.is_delta else "full",
+                base_crl_number=crl.base_number,
+                this_update=crl.this_update,
+                next_update=crl.next_update,
+                entry_count=crl.entry_count,
+                crl_der=crl.der,
+                created_at=crl.this_update,
+            )
+        )
+        self._session.flush()
+
+
+class SQLOCSPStore:
+    """Certificate status lookups and pre-produced OCSP responses."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def certificate_status(
+        self, issuer_id: str, serial_hex: str
+    ) -> tuple[CertificateRecord, RevocationRecord | None] | None:
+        row = self._session.scalars(
+            select(CertificateRow).where(CertificateRow.issuer_id == issuer_id, CertificateRow.serial_hex == serial_hex)
+        ).one_or_none()
+        if row is None:
+            return None
+        record = _certificate_record(row)
+        if record.status is CertificateStatus.VALID:
+            return record, None
+        revocation = self._session.scalars(
+            select(RevocationRow)
+            .where(RevocationRow.certificate_id == row.id, RevocationRow.released_at.is_(None))
+            .order_by(RevocationRow.id.desc())
+            .limit(1)
+        ).one_or_none()
+        return record, _revocation_record(revocation) if revocation is not None else None
+
+    def stored_response(
+        self, issuer_id: str, serial_hex: str, hash_algorithm: str
+    ) -> tuple[bytes, dt.datetime, dt.datetime] | None:
+        row = self._session.execute(
+            select(OCSPResponseRow.response_der, OCSPResponseRow.this_update, OCSPResponseRow.next_update).where(
+                OCSPResponseRow.issuer_id == issuer_id,
+                OCSPResponseRow.serial_hex == serial_hex,
+                OCSPResponseRow.hash_algorithm == hash_algorithm,
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return bytes(row[0]), row[1], row[2]
+
+    def put_response(
+        self,
+        *,
+        certificate_id: int,
+        issuer_id: str,
+        serial_hex: str,
+        hash_algorithm: str,
+        cert_status: str,
+        this_update: dt.datetime,
+        next_update: dt.datetime,
+        responder_serial_hex: str,
+        response_der: bytes,
+    ) -> None:
+        row = self._session.scalars(
+            select(OCSPResponseRow).where(
+                OCSPResponseRow.issuer_id == issuer_id,
+                OCSPResponseRow.serial_hex == serial_hex,
+                OCSPResponseRow.hash_algorithm == hash_algorithm,
+            )
+        ).one_or_none()
+        if row is None:
+            row = OCSPResponseRow(
+                certificate_id=certificate_id, issuer_id=issuer_id, serial_hex=serial_hex, hash_algorithm=hash_algorithm
+            )
+            self._session.add(row)
+        row.cert_status = cert_status
+        row.this_update = this_update
+        row.next_update = next_update
+        row.responder_serial_hex = responder_serial_hex
+        row.response_der = response_der
+        self._session.flush()
+
+    def delete_responses(self, certificate_id: int) -> None:
+        self._session.execute(delete(OCSPResponseRow).where(OCSPResponseRow.certificate_id == certificate_id))
+
+    def certificates_needing_responses(
+        self, *, refresh_before: dt.datetime, now: dt.datetime, responder_serial_hex: str, limit: int
+    ) -> list[CertificateRecord]:
+        """Live certificates whose stored responses expire before ``refresh_before``, are
+        missing, or were signed by another responder certificate."""
+        fresh = (
+            select(OCSPResponseRow.certificate_id)
+            .where(
+                OCSPResponseRow.next_update > refresh_before,
+                OCSPResponseRow.responder_serial_hex == responder_serial_hex,
+            )
+            .group_by(OCSPResponseRow.certificate_id)
+            .having(func.count() >= 2)
+        )
+        rows = self._session.scalars(
+            select(CertificateRow)
+            .where(CertificateRow.not_after > now, CertificateRow.id.not_in(fresh))
+            .order_by(CertificateRow.id)
+            .limit(limit)
+        )
+        return [_certificate_record(row) for row in rows]
+
+
 class SQLPorts:
     """The ports of one unit of work, all on the same session (one transaction)."""
 
@@ -346,3 +563,5 @@ class SQLPorts:
         self.certificates = SQLCertificateStore(session)
         self.revocations = SQLRevocationStore(session)
         self.audit = SQLAuditLog(session)
+        self.crls = SQLCRLStore(session)
+        self.ocsp = SQLOCSPStore(session)

@@ -1,0 +1,45 @@
+"""Work the running service does by itself, so no cron is needed:
+
+* every second: sign fresh CRLs for CAs whose revocations changed (visible within seconds)
+  or whose nextUpdate approaches;
+* every 30 seconds: re-sign pre-produced OCSP responses that are missing or expiring, and
+  roll the OCSP responder certificate over before it expires.
+
+Every worker process runs this loop; the database row locks make sure each CRL number and
+each rollover happens once. Failures are logged and retried on the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from govsign.errors import GovsignError
+from govsign.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+CRL_TICK_SECONDS = 1.0
+OCSP_TICK_SECONDS = 30.0
+
+
+async def run_status_tasks(runtime: Runtime) -> None:
+    last_ocsp = 0.0
+    while True:
+        try:
+            await asyncio.to_thread(runtime.publish_crls)
+        except GovsignError as exc:
+            log.warning("CRL publication failed: %s", exc.message)
+        except Exception:
+            log.exception("CRL publication failed")
+        if time.monotonic() - last_ocsp >= OCSP_TICK_SECONDS:
+            last_ocsp = time.monotonic()
+            try:
+                await asyncio.to_thread(runtime.rollover_ocsp_responder)
+                await asyncio.to_thread(runtime.refresh_ocsp_responses)
+            except GovsignError as exc:
+                log.warning("OCSP maintenance failed: %s", exc.message)
+            except Exception:
+                log.exception("OCSP maintenance failed")
+        await asyncio.sleep(CRL_TICK_SECONDS)

@@ -1,0 +1,196 @@
+"""Public protocol endpoints: CA certificates, CRLs and OCSP (fixed paths, CONTRACT.md).
+
+Each handler reads bytes, calls the runtime off the event loop and returns bytes with the
+protocol's media type. OCSP never answers HTTP 500: failures are OCSP response statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import re
+from email.utils import format_datetime
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from govsign.api.problems import problem
+from govsign.pki.ocsp import OCSPAnswer, unsigned_response
+from govsign.runtime import Runtime
+
+router = APIRouter(tags=["public PKI"])
+
+OCSP_REQUEST_MEDIA_TYPE = "application/ocsp-request"
+OCSP_RESPONSE_MEDIA_TYPE = "application/ocsp-response"
+MAX_OCSP_REQUEST_BYTES = 16 * 1024
+CRL_MAX_AGE_SECONDS = 5
+_CA_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+PKI_RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"description": "No such CA or CRL.", "content": {"application/problem+json": {}}},
+}
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _http_date(moment: dt.datetime) -> str:
+    return format_datetime(moment.astimezone(dt.UTC), usegmt=True)
+
+
+@router.get(
+    "/pki/ca/{ca_id}.crt",
+    operation_id="getCACertificate",
+    summary="A CA certificate (DER), the caIssuers URL of the certificates it issued.",
+    response_class=Response,
+    responses={200: {"content": {"application/pkix-cert": {}}}, **PKI_RESPONSES},
+)
+async def ca_certificate(ca_id: str, request: Request) -> Response:
+    if not _CA_ID.match(ca_id):
+        return problem(404, "not-found", "Not found", "There is no such CA.")
+    der = await asyncio.to_thread(_runtime(request).ca_certificate, ca_id)
+    if der is None:
+        return problem(404, "not-found", "Not found", f"There is no CA '{ca_id}'.")
+    etag = '"' + hashlib.sha256(der).hexdigest()[:32] + '"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(
+        der,
+        media_type="application/pkix-cert",
+        headers={
+            "Cache-Control": "public, max-age=86400",
+            "ETag": etag,
+            "Content-Disposition": f'attachment; filename="{ca_id}.crt"',
+        },
+    )
+
+
+@router.get(
+    "/pki/crl/{name}.crl",
+    operation_id="getCRL",
+    summary="The latest complete CRL of a CA (`{ca_id}.crl`) or its latest delta CRL (`{ca_id}-delta.crl`).",
+    response_class=Response,
+    responses={200: {"content": {"application/pkix-crl": {}}}, 304: {"description": "Not modified."}, **PKI_RESPONSES},
+)
+async def crl(name: str, request: Request) -> Response:
+    delta = name.endswith("-delta")
+    ca_id = name.removesuffix("-delta")
+    if not _CA_ID.match(ca_id):
+        return problem(404, "not-found", "Not found", "There is no such CRL.")
+    stored = await asyncio.to_thread(_runtime(request).latest_crl, ca_id, delta=delta)
+    if stored is None:
+        return problem(
+            404, "not-found", "Not found", f"No {'delta ' if delta else ''}CRL has been published for '{ca_id}'."
+        )
+    etag = f'"{ca_id}-{stored.number}"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": _http_date(stored.this_update),
+        "Expires": _http_date(stored.next_update),
+        "Cache-Control": f"public, max-age={CRL_MAX_AGE_SECONDS}, no-transform",
+    }
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(stored.der, media_type="application/pkix-crl", headers=headers)
+
+
+def _ocsp_response(answer: OCSPAnswer, runtime: Runtime, *, cacheable: bool) -> Response:
+    headers: dict[str, str] = {}
+    if (
+        cacheable
+        and answer.status == "successful"
+        and answer.next_update is not None
+        and answer.this_update is not None
+        and not answer.nonce
+    ):
+        now = runtime.clock.now()
+        max_age = int(min((answer.next_update - now).total_seconds(), runtime.settings.ocsp_http_max_age_seconds))
+        if max_age > 0:
+            headers["Cache-Control"] = f"max-age={max_age}, public, no-transform, must-revalidate"
+            headers["Last-Modified"] = _http_date(answer.this_update)
+            headers["Expires"] = _http_date(answer.next_update)
+            headers["ETag"] = '"' + hashlib.sha1(answer.der).hexdigest() + '"'  # noqa: S324 - RFC 5019 suggests SHA-1 ETags
+    else:
+        headers["Cache-Control"] = "no-store"
+    return Response(answer.der, media_type=OCSP_RESPONSE_MEDIA_TYPE, headers=headers)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/pki/ocsp",
+    operation_id="postOCSPRequest",
+    summary="OCSP over POST (RFC 6960); the body is a DER OCSPRequest.",
+    response_class=Response,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {OCSP_REQUEST_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    responses={
+        200: {"content": {OCSP_RESPONSE_MEDIA_TYPE: {}}, "description": "An OCSP response (possibly an error status)."},
+        413: {"description": "The request is too large.", "content": {"application/problem+json": {}}},
+        415: {
+            "description": "The content type is not application/ocsp-request.",
+            "content": {"application/problem+json": {}},
+        },
+    },
+)
+async def ocsp_post(request: Request) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != OCSP_REQUEST_MEDIA_TYPE:
+        return problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "OCSP requests must be sent as application/ocsp-request.",
+        )
+    body = await _read_limited(request, MAX_OCSP_REQUEST_BYTES)
+    if body is None:
+        return problem(
+            413, "too-large", "Request too large", f"OCSP requests are at most {MAX_OCSP_REQUEST_BYTES} bytes."
+        )
+    runtime = _runtime(request)
+    answer = await asyncio.to_thread(runtime.answer_ocsp, body)
+    return _ocsp_response(answer, runtime, cacheable=False)
+
+
+@router.get(
+    "/pki/ocsp/{encoded:path}",
+    operation_id="getOCSPRequest",
+    summary="OCSP over GET (RFC 6960 appendix A, RFC 5019): the base64 DER request, URL-encoded, in the path.",
+    response_class=Response,
+    responses={
+        200: {"content": {OCSP_RESPONSE_MEDIA_TYPE: {}}, "description": "An OCSP response (possibly an error status)."}
+    },
+)
+async def ocsp_get(encoded: str, request: Request) -> Response:
+    runtime = _runtime(request)
+    text = unquote(encoded).strip()
+    if len(text) > MAX_OCSP_REQUEST_BYTES * 2:
+        return _ocsp_response(unsigned_response("malformed_request"), runtime, cacheable=False)
+    try:
+        der = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return _ocsp_response(unsigned_response("malformed_request"), runtime, cacheable=False)
+    answer = await asyncio.to_thread(runtime.answer_ocsp, der)
+    return _ocsp_response(answer, runtime, cacheable=True)

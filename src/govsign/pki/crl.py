@@ -1,0 +1,350 @@
+"""Certificate revocation lists: complete CRLs, delta CRLs and their publication.
+
+* Built from the stored revocations of one CA (an index range scan), never from a scan of the
+  certificates table.
+* Complete and delta CRLs share one CRL number sequence per CA (RFC 5280 section 5.2.4); numbers
+  are allocated under a row lock, so they are unique and increasing across processes.
+* Every CRL is built first with a placeholder signer, linted with pkilint, and only then signed
+  by the CA key in the HSM, which is bound to the linted TBS bytes.
+* The delta CRL names a *base* complete CRL (Delta CRL Indicator) that is kept for up to
+  ``delta_base_max_age`` and lists what changed since: new revocations and holds, and
+  ``removeFromCRL`` for holds released since the base.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from govsign.clock import Clock
+from govsign.errors import InternalError, LintFailedError
+from govsign.keystore.api import KeyStore
+from govsign.keystore.cryptography_keys import hsm_private_key
+from govsign.pki.issuer import PublicURLs, cryptography_hash
+from govsign.pki.placeholder import placeholder_key
+from govsign.pki.ports import CARecord, RevocationReason, RevocationRecord
+
+_REASON_FLAGS: dict[RevocationReason, x509.ReasonFlags] = {
+    RevocationReason.KEY_COMPROMISE: x509.ReasonFlags.key_compromise,
+    RevocationReason.CA_COMPROMISE: x509.ReasonFlags.ca_compromise,
+    RevocationReason.AFFILIATION_CHANGED: x509.ReasonFlags.affiliation_changed,
+    RevocationReason.SUPERSEDED: x509.ReasonFlags.superseded,
+    RevocationReason.CESSATION_OF_OPERATION: x509.ReasonFlags.cessation_of_operation,
+    RevocationReason.CERTIFICATE_HOLD: x509.ReasonFlags.certificate_hold,
+    RevocationReason.PRIVILEGE_WITHDRAWN: x509.ReasonFlags.privilege_withdrawn,
+    RevocationReason.AA_COMPROMISE: x509.ReasonFlags.aa_compromise,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CRLPolicy:
+    """How often CRLs are issued."""
+
+    validity: dt.timedelta = dt.timedelta(hours=24)
+    """nextUpdate - thisUpdate."""
+    refresh_before: dt.timedelta = dt.timedelta(hours=6)
+    """Sign a new CRL when less than this remains before nextUpdate."""
+    delta_base_max_age: dt.timedelta = dt.timedelta(hours=24)
+    """A new base for delta CRLs is chosen when the current one is older than this."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CRLEntry:
+    """One revoked certificate on a CRL."""
+
+    serial: int
+    """Serial number."""
+    revoked_at: dt.datetime
+    """Revocation date."""
+    reason: RevocationReason | None
+    """Reason code; None for unspecified (RFC 5280: the extension is then absent)."""
+    invalidity_date: dt.datetime | None = None
+    """Invalidity date extension."""
+    remove_from_crl: bool = False
+    """Delta CRLs only: a released hold (reason removeFromCRL)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredCRL:
+    """A signed CRL as stored."""
+
+    ca_id: str
+    """The CA that signed it."""
+    number: int
+    """CRL number."""
+    is_delta: bool
+    """Delta CRL (True) or complete CRL."""
+    base_number: int | None
+    """For a delta CRL: the complete CRL it applies to."""
+    this_update: dt.datetime
+    """thisUpdate."""
+    next_update: dt.datetime
+    """nextUpdate."""
+    entry_count: int
+    """Number of entries."""
+    der: bytes
+    """The CRL."""
+
+
+@dataclass(kw_only=True)
+class CRLState:
+    """Per-CA numbering and change tracking, read and written under a row lock."""
+
+    ca_id: str
+    next_crl_number: int
+    change_seq: int
+    published_change_seq: int
+    delta_base_number: int | None
+
+
+class CRLStore(Protocol):
+    def lock_crl_state(self, ca_id: str) -> CRLState: ...
+    def save_crl_state(self, state: CRLState) -> None: ...
+    def active_revocations(self, ca_id: str) -> list[RevocationRecord]: ...
+    def latest_crl(self, ca_id: str, *, delta: bool) -> StoredCRL | None: ...
+    def crl_by_number(self, ca_id: str, number: int) -> StoredCRL | None: ...
+    def add_crl(self, crl: StoredCRL) -> None: ...
+
+
+class CRLLinter(Protocol):
+    def lint(self, crl_der: bytes, *, is_arl: bool = False) -> Sequence[Any]: ...
+
+
+def entry_for(revocation: RevocationRecord) -> CRLEntry:
+    reason = None if revocation.reason is RevocationReason.UNSPECIFIED else revocation.reason
+    return CRLEntry(
+        serial=int(revocation.serial_hex, 16),
+        revoked_at=revocation.revoked_at,
+        reason=reason,
+        invalidity_date=revocation.invalidity_date,
+    )
+
+
+def delta_entries(current: Sequence[CRLEntry], base: x509.CertificateRevocationList) -> list[CRLEntry]:
+    """What changed between a base complete CRL and the current set of revocations."""
+    base_reasons: dict[int, x509.ReasonFlags | None] = {}
+    for revoked in base:
+        try:
+            reason: x509.ReasonFlags | None = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        except x509.ExtensionNotFound:
+            reason = None
+        base_reasons[revoked.serial_number] = reason
+    changes: list[CRLEntry] = []
+    current_serials = set()
+    for entry in current:
+        current_serials.add(entry.serial)
+        flag = _REASON_FLAGS[entry.reason] if entry.reason is not None else None
+        if entry.serial not in base_reasons or base_reasons[entry.serial] != flag:
+            changes.append(entry)
+    for serial, reason in base_reasons.items():
+        if serial not in current_serials and reason is x509.ReasonFlags.certificate_hold:
+            changes.append(
+                CRLEntry(serial=serial, revoked_at=_hold_release_date(base, serial), reason=None, remove_from_crl=True)
+            )
+    return changes
+
+
+def _hold_release_date(base: x509.CertificateRevocationList, serial: int) -> dt.datetime:
+    revoked = base.get_revoked_certificate_by_serial_number(serial)
+    assert revoked is not None
+    return revoked.revocation_date_utc
+
+
+@dataclass(frozen=True, kw_only=True)
+class CRLSpec:
+    """Everything that goes into one CRL."""
+
+    issuer: CARecord
+    """The CA signing it."""
+    number: int
+    """CRL number."""
+    this_update: dt.datetime
+    """thisUpdate."""
+    next_update: dt.datetime
+    """nextUpdate."""
+    entries: tuple[CRLEntry, ...]
+    """Revoked certificates."""
+    delta_base: int | None = None
+    """Base CRL number for a delta CRL."""
+    freshest_crl_url: str | None = None
+    """Where the delta CRLs are (complete CRLs only)."""
+
+
+def _builder(spec: CRLSpec) -> x509.CertificateRevocationListBuilder:
+    issuer_certificate = x509.load_der_x509_certificate(spec.issuer.certificate_der)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer_certificate.subject)
+        .last_update(spec.this_update)
+        .next_update(spec.next_update)
+    )
+    ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+    builder = builder.add_extension(x509.CRLNumber(spec.number), critical=False)
+    if spec.delta_base is not None:
+        builder = builder.add_extension(x509.DeltaCRLIndicator(spec.delta_base), critical=True)
+    elif spec.freshest_crl_url is not None:
+        builder = builder.add_extension(
+            x509.FreshestCRL(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(spec.freshest_crl_url)], None, None, None)]
+            ),
+            critical=False,
+        )
+    for entry in sorted(spec.entries, key=lambda e: e.serial):
+        revoked = x509.RevokedCertificateBuilder().serial_number(entry.serial).revocation_date(entry.revoked_at)
+        if entry.remove_from_crl:
+            revoked = revoked.add_extension(x509.CRLReason(x509.ReasonFlags.remove_from_crl), critical=False)
+        elif entry.reason is not None:
+            revoked = revoked.add_extension(x509.CRLReason(_REASON_FLAGS[entry.reason]), critical=False)
+        if entry.invalidity_date is not None and not entry.remove_from_crl:
+            revoked = revoked.add_extension(
+                x509.InvalidityDate(entry.invalidity_date.replace(tzinfo=None)), critical=False
+            )
+        builder = builder.add_revoked_certificate(revoked.build())
+    return builder
+
+
+def sign_crl(
+    spec: CRLSpec, keystore: KeyStore, linter: CRLLinter | None, *, is_arl: bool = False
+) -> x509.CertificateRevocationList:
+    """Build, lint, then have the HSM sign exactly the linted TBS CRL."""
+    hash_algorithm = cryptography_hash(spec.issuer.key.algorithm.default_hash)
+    issuer_public = x509.load_der_x509_certificate(spec.issuer.certificate_der).public_key()
+    preview = _builder(spec).sign(placeholder_key(issuer_public), hash_algorithm)  # type: ignore[arg-type]
+    if linter is not None:
+        findings = linter.lint(preview.public_bytes(serialization.Encoding.DER), is_arl=is_arl)
+        if findings:
+            problems = tuple(f"{f.severity} {f.code}" + (f": {f.message}" if f.message else "") for f in findings)
+            raise LintFailedError(
+                "The CRL was not signed because the lint found problems: " + "; ".join(problems) + ".", problems
+            )
+    key = hsm_private_key(keystore, spec.issuer.key, expected_message=preview.tbs_certlist_bytes)
+    crl = _builder(spec).sign(key, hash_algorithm)
+    if crl.tbs_certlist_bytes != preview.tbs_certlist_bytes:
+        raise InternalError("The signed CRL differs from the linted one.")
+    if not crl.is_signature_valid(issuer_public):  # type: ignore[arg-type]
+        raise InternalError("The HSM produced a CRL signature that does not verify.")
+    return crl
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedCRLs:
+    """The CRLs signed by one publication."""
+
+    full: StoredCRL
+    """The new complete CRL."""
+    delta: StoredCRL
+    """The new delta CRL."""
+
+
+class CRLPublisher:
+    """Signs complete and delta CRLs for one CA when they are due."""
+
+    def __init__(
+        self,
+        *,
+        store: CRLStore,
+        keystore: KeyStore,
+        clock: Clock,
+        policy: CRLPolicy,
+        urls: PublicURLs,
+        linter: CRLLinter | None,
+    ) -> None:
+        self._store = store
+        self._keystore = keystore
+        self._clock = clock
+        self._policy = policy
+        self._urls = urls
+        self._linter = linter
+
+    def is_due(self, ca: CARecord) -> bool:
+        """Cheap check (no lock): a revocation changed or nextUpdate is near."""
+        latest = self._store.latest_crl(ca.id, delta=False)
+        if latest is None:
+            return True
+        return latest.next_update - self._clock.now() <= self._policy.refresh_before
+
+    def publish(self, ca: CARecord, *, force: bool = False) -> PublishedCRLs | None:
+        """Sign a new complete and delta CRL if due (or forced); None when nothing was due."""
+        state = self._store.lock_crl_state(ca.id)
+        now = self._clock.now()
+        latest_full = self._store.latest_crl(ca.id, delta=False)
+        due = (
+            force
+            or latest_full is None
+            or state.change_seq > state.published_change_seq
+            or latest_full.next_update - now <= self._policy.refresh_before
+        )
+        if not due:
+            return None
+        entries = tuple(entry_for(r) for r in self._store.active_revocations(ca.id))
+        next_update = min(now + self._policy.validity, ca.not_after)
+        is_arl = ca.parent_id is None
+        full_number = state.next_crl_number
+        full = sign_crl(
+            CRLSpec(
+                issuer=ca,
+                number=full_number,
+                this_update=now,
+                next_update=next_update,
+                entries=entries,
+                freshest_crl_url=self._urls.delta_crl(ca.id),
+            ),
+            self._keystore,
+            self._linter,
+            is_arl=is_arl,
+        )
+        stored_full = StoredCRL(
+            ca_id=ca.id,
+            number=full_number,
+            is_delta=False,
+            base_number=None,
+            this_update=now,
+            next_update=next_update,
+            entry_count=len(entries),
+            der=full.public_bytes(serialization.Encoding.DER),
+        )
+        self._store.add_crl(stored_full)
+
+        base = (
+            self._store.crl_by_number(ca.id, state.delta_base_number) if state.delta_base_number is not None else None
+        )
+        if base is None or now - base.this_update > self._policy.delta_base_max_age:
+            base = stored_full
+        base_crl = x509.load_der_x509_crl(base.der)
+        changes = tuple(delta_entries(entries, base_crl))
+        delta_number = full_number + 1
+        delta = sign_crl(
+            CRLSpec(
+                issuer=ca,
+                number=delta_number,
+                this_update=now,
+                next_update=next_update,
+                entries=changes,
+                delta_base=base.number,
+            ),
+            self._keystore,
+            self._linter,
+            is_arl=is_arl,
+        )
+        stored_delta = StoredCRL(
+            ca_id=ca.id,
+            number=delta_number,
+            is_delta=True,
+            base_number=base.number,
+            this_update=now,
+            next_update=next_update,
+            entry_count=len(changes),
+            der=delta.public_bytes(serialization.Encoding.DER),
+        )
+        self._store.add_crl(stored_delta)
+        state.next_crl_number = delta_number + 1
+        state.published_change_seq = state.change_seq
+        state.delta_base_number = base.number
+        self._store.save_crl_state(state)
+        return PublishedCRLs(full=stored_full, delta=stored_delta)
