@@ -26,7 +26,6 @@ from govsign.keystore.token_init import create_token
 from govsign.pki.authority import (
     AuthorityPolicy,
     CertificateAuthority,
-    IssuedCertificate,
     Progress,
 )
 from govsign.pki.crl import CRLPolicy, CRLPublisher, PublishedCRLs, StoredCRL
@@ -39,7 +38,7 @@ from govsign.pki.ocsp import (
     ResponderCredential,
     unsigned_response,
 )
-from govsign.pki.ports import AuditEvent, CARecord, CARole, CertificateRecord, RevocationRecord
+from govsign.pki.ports import AuditContext, AuditEvent, CARecord, CARole, CertificateRecord, RevocationRecord
 from govsign.pki.profiles import OCSP_RESPONDER
 from govsign.storage.engine import Database
 from govsign.storage.migrate import is_at_head, upgrade_to_head
@@ -71,9 +70,18 @@ def _read_secret(path: Path) -> str:
     return path.read_text(encoding="utf-8").splitlines()[0].strip()
 
 
+_EMBEDDED_CONF_IN_USE: str | None = None
+
+
 def prepare_embedded_hsm(settings: Settings, *, create: bool) -> None:
     """Lay out SoftHSM2's configuration and token store under the data dir and point
-    SOFTHSM2_CONF at it (before the library is loaded)."""
+    SOFTHSM2_CONF at it (before the library is loaded).
+
+    SoftHSM2 reads SOFTHSM2_CONF once, when the library is initialised: one process can use the
+    token store of one data dir only, and opening another is refused rather than silently
+    using the first one's tokens.
+    """
+    global _EMBEDDED_CONF_IN_USE
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     settings.token_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     conf = settings.softhsm2_conf_path
@@ -84,7 +92,14 @@ def prepare_embedded_hsm(settings: Settings, *, create: bool) -> None:
                 "(or set GOVSIGN_DATA_DIR to an initialised data dir)."
             )
         conf.write_text(SOFTHSM2_CONF_TEMPLATE.format(token_dir=settings.token_dir.resolve()), encoding="utf-8")
-    os.environ["SOFTHSM2_CONF"] = str(conf.resolve())
+    wanted = str(conf.resolve())
+    if _EMBEDDED_CONF_IN_USE is not None and wanted != _EMBEDDED_CONF_IN_USE:
+        raise ConfigurationError(
+            f"This process already uses the SoftHSM2 token store of {Path(_EMBEDDED_CONF_IN_USE).parent}; "
+            "one process serves one GOVSIGN_DATA_DIR."
+        )
+    os.environ["SOFTHSM2_CONF"] = wanted
+    _EMBEDDED_CONF_IN_USE = wanted
 
 
 def resolve_pin(settings: Settings, *, create: bool) -> str:
@@ -167,7 +182,9 @@ class Runtime:
             raise
         return cls(settings=settings, database=database, keystore=keystore, clock=clock or SystemClock())
 
-    def authority(self, ports: SQLPorts, progress: Progress | None = None) -> CertificateAuthority:
+    def authority(
+        self, ports: SQLPorts, progress: Progress | None = None, audit_context: AuditContext | None = None
+    ) -> CertificateAuthority:
         responder = self.ocsp_responder()
         return CertificateAuthority(
             ports=ports,
@@ -177,6 +194,7 @@ class Runtime:
             linter=self.linter,
             progress=progress or (lambda _message: None),
             status_listener=_OCSPPreProducer(responder, ports) if responder is not None else None,
+            audit_context=audit_context,
         )
 
     # -- status services --------------------------------------------------------------------
@@ -323,8 +341,9 @@ class Runtime:
                 current = ports.certificates.find_service_certificate(issuer_id=ca.id, profile=OCSP_RESPONDER.name)
                 if current is not None and current.not_after - self.clock.now() > validity / 3:
                     continue
+                algorithm = current.key_algorithm if current is not None else None
                 issued = self.authority(ports).issue_service_certificate(
-                    ca, OCSP_RESPONDER, actor="system:ocsp-rollover"
+                    ca, OCSP_RESPONDER, actor="system:ocsp-rollover", algorithm=algorithm
                 )
         if issued is not None:
             self.ocsp_responder(reload=True)
@@ -338,27 +357,49 @@ class Runtime:
         actor: str,
         object_id: str,
         progress: Progress | None = None,
+        audit_context: AuditContext | None = None,
     ) -> T:
-        """Run one CA operation in one transaction.
+        """Run one CA operation in one transaction (see :meth:`execute_with_ports`)."""
+        return self.execute_with_ports(
+            lambda authority, _ports: operation(authority),
+            action=action,
+            actor=actor,
+            object_id=object_id,
+            progress=progress,
+            audit_context=audit_context,
+        )
+
+    def execute_with_ports(
+        self,
+        operation: Callable[[CertificateAuthority, SQLPorts], T],
+        *,
+        action: str,
+        actor: str,
+        object_id: str,
+        progress: Progress | None = None,
+        audit_context: AuditContext | None = None,
+    ) -> T:
+        """Run one operation in one transaction, with the CA and the unit of work's ports.
 
         If the operation generated a key pair in the HSM and the transaction then fails to
         commit, the key pair is destroyed, so a failure leaves neither rows nor keys behind.
         Refusals (bad input, policy, state conflicts) are recorded as failed audit events in a
         transaction of their own.
         """
-        result: T | None = None
+        authority: CertificateAuthority | None = None
         try:
             with self.database.unit_of_work() as ports:
-                result = operation(self.authority(ports, progress))
+                authority = self.authority(ports, progress, audit_context)
+                result = operation(authority, ports)
             return result
         except BaseException as exc:
-            if isinstance(result, IssuedCertificate) and result.generated_key is not None:
+            for generated in authority.generated_keys if authority is not None else []:
                 try:
-                    self.keystore.destroy_key_pair(result.generated_key)
+                    self.keystore.destroy_key_pair(generated)
                 except GovsignError:
-                    log.error("could not destroy key %s after a failed commit", result.generated_key.label)
+                    log.error("could not destroy key %s after a failed transaction", generated.label)
             if isinstance(exc, GovsignError) and exc.kind is not ErrorKind.UNAVAILABLE:
-                _record_failure(self.database, self.clock, action, actor, "certificate", object_id, exc)
+                _record_failure(self.database, self.clock, action, actor, "certificate", object_id, exc, audit_context)
             raise
 
     def close(self) -> None:
@@ -412,8 +453,16 @@ def open_keystore(settings: Settings, *, create: bool) -> PKCS11KeyStore:
 
 
 def _record_failure(
-    database: Database, clock: Clock, action: str, actor: str, object_type: str, object_id: str, error: GovsignError
+    database: Database,
+    clock: Clock,
+    action: str,
+    actor: str,
+    object_type: str,
+    object_id: str,
+    error: GovsignError,
+    context: AuditContext | None = None,
 ) -> None:
+    context = context or AuditContext()
     try:
         with database.unit_of_work() as ports:
             ports.audit.append(
@@ -424,6 +473,9 @@ def _record_failure(
                     object_id=object_id[:200],
                     outcome="failure",
                     details={"error": error.kind.value, "message": error.message[:500]},
+                    client_id=context.client_id,
+                    agency_id=context.agency_id,
+                    request_id=context.request_id,
                 ),
                 at=clock.now(),
             )

@@ -88,8 +88,11 @@ def event_hash(
     outcome: str,
     details_json: str,
     previous_hash: str,
+    client_id: str | None = None,
+    agency_id: str | None = None,
+    request_id: str | None = None,
 ) -> str:
-    body = {
+    body: dict[str, object] = {
         "seq": sequence,
         "at": occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "actor": actor,
@@ -100,20 +103,28 @@ def event_hash(
         "details": details_json,
         "prev": previous_hash,
     }
+    # Request context is hashed when present (events written by the CLI have none).
+    for key, value in (("client", client_id), ("agency", agency_id), ("request", request_id)):
+        if value is not None:
+            body[key] = value
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def verify_chain(events: Iterable[tuple[int, dt.datetime, str, str, str, str, str, str, str, str]]) -> ChainVerdict:
+def verify_chain(events: Iterable[tuple[Any, ...]]) -> ChainVerdict:
     """Check stored events given in id order as tuples
-    ``(id, occurred_at, actor, action, object_type, object_id, outcome, details_json, previous_hash, event_hash)``.
+    ``(id, occurred_at, actor, action, object_type, object_id, outcome, details_json, previous_hash, event_hash)``,
+    optionally followed by ``(client_id, agency_id, request_id)``.
     """
     expected_previous = GENESIS_HASH
     expected_sequence = 1
     checked = 0
     for row in events:
         checked += 1
-        (sequence, occurred_at, actor, action, object_type, object_id, outcome, details_json, previous, stored) = row
+        (sequence, occurred_at, actor, action, object_type, object_id, outcome, details_json, previous, stored) = row[
+            :10
+        ]
+        client_id, agency_id, request_id = ((*tuple(row[10:13]), None, None, None))[:3]
         if sequence != expected_sequence:
             return ChainVerdict(
                 intact=False,
@@ -138,6 +149,9 @@ def verify_chain(events: Iterable[tuple[int, dt.datetime, str, str, str, str, st
             outcome=outcome,
             details_json=details_json,
             previous_hash=previous,
+            client_id=client_id,
+            agency_id=agency_id,
+            request_id=request_id,
         )
         if computed != stored:
             return ChainVerdict(

@@ -59,6 +59,16 @@ class _MessageGuard:
             self._used = True
 
 
+def _check_pss(pss: padding.PSS, hash_algorithm: HashAlgorithm) -> None:
+    """The HSM signs PSS with MGF1 over the same hash and a salt as long as the digest."""
+    salt = pss._salt_length
+    if not (salt is padding.PSS.DIGEST_LENGTH or salt == hash_algorithm.digest_size):
+        raise InternalError("The HSM keys sign PSS with a salt as long as the digest only.")
+    mgf = pss._mgf
+    if not isinstance(mgf, padding.MGF1) or mgf._algorithm.name != hash_algorithm.value:
+        raise InternalError("The HSM keys sign PSS with MGF1 over the signature hash only.")
+
+
 def _no_private_material() -> NoReturn:
     raise InternalError("Private keys held in the HSM cannot be exported.")
 
@@ -87,6 +97,7 @@ class HSMRSAPrivateKey(rsa.RSAPrivateKey):
     ) -> bytes:
         hash_algorithm, prehashed = _hash_of(algorithm)
         if isinstance(padding, _PSS):
+            _check_pss(padding, hash_algorithm)
             scheme = SignatureScheme.RSA_PSS
         elif isinstance(padding, _PKCS1v15):
             scheme = SignatureScheme.RSA_PKCS1V15

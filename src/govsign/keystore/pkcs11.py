@@ -19,9 +19,12 @@ so no ``pkcs11`` exception escapes this module.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
@@ -78,6 +81,19 @@ ERROR_COUNTS: dict[str, int] = {}
 
 _loaded_libraries: dict[str, Any] = {}
 
+#: SHA-256 of the PIN that logged in, per (module, token label), for this process.
+_LOGGED_IN: dict[tuple[str, str], bytes] = {}
+
+_OPEN_ATTEMPTS = 8
+
+
+class _TransientOpenError(Exception):
+    """An open that may succeed when tried again; ``final`` is raised if it never does."""
+
+    def __init__(self, final: Exception) -> None:
+        super().__init__(str(final))
+        self.final = final
+
 
 def _load_library(path: str) -> Any:
     """python-pkcs11 allows one library object per path per process; keep it."""
@@ -120,23 +136,55 @@ class PKCS11KeyStore:
                 f"GOVSIGN_PKCS11_MODULE names {self._module_path}, which is not a usable "
                 f"PKCS#11 library ({type(exc).__name__})."
             ) from None
+        # SoftHSM2 answers C_GetTokenInfo / C_Login with CKR_GENERAL_ERROR or a missing token now
+        # and then while other processes log in to the same token store at the same moment (the
+        # race of SoftHSMv2 issue 757): retry a few times with a random pause before giving up.
+        for attempt in range(_OPEN_ATTEMPTS):
+            try:
+                self._open_session()
+                return
+            except _TransientOpenError as exc:
+                if attempt == _OPEN_ATTEMPTS - 1:
+                    raise exc.final from None
+                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not crypto
+                if attempt >= 1:
+                    # SoftHSM2 caches the token's state as it read it; a fresh C_Initialize
+                    # makes it read the token store again. Other keystores of this process
+                    # reopen their sessions on their next call.
+                    with suppress(p11errors.PKCS11Error):
+                        self._lib.reinitialize()
+
+    def _open_session(self) -> None:
         try:
             self._token = self._lib.get_token(token_label=self._token_label)
         except p11errors.NoSuchToken:
-            raise ConfigurationError(
-                f"No token labelled '{self._token_label}' (GOVSIGN_HSM_TOKEN_LABEL) is in the "
-                "PKCS#11 module; run 'govsign init' or create the token."
+            raise _TransientOpenError(
+                ConfigurationError(
+                    f"No token labelled '{self._token_label}' (GOVSIGN_HSM_TOKEN_LABEL) is in the "
+                    "PKCS#11 module; run 'govsign init' or create the token."
+                )
             ) from None
         except p11errors.MultipleTokensReturned:
             raise ConfigurationError(
                 f"More than one token is labelled '{self._token_label}' (GOVSIGN_HSM_TOKEN_LABEL)."
             ) from None
         except p11errors.PKCS11Error as exc:
-            raise HSMUnavailableError(f"The PKCS#11 module could not list its tokens ({type(exc).__name__}).") from None
+            raise _TransientOpenError(
+                HSMUnavailableError(f"The PKCS#11 module could not list its tokens ({type(exc).__name__}).")
+            ) from None
+        login_key = (self._module_path, self._token_label)
+        pin_digest = hashlib.sha256(self._pin.encode("utf-8")).digest()
         try:
             self._session = self._token.open(rw=True, user_pin=self._pin)
+            _LOGGED_IN[login_key] = pin_digest
         except p11errors.UserAlreadyLoggedIn:
-            # Another session of this process logged in already; the login state is shared.
+            # The login state is shared by all sessions of this process. Accept it only for the
+            # PIN that logged in, so a wrong PIN is never let in behind another keystore's login.
+            if not hmac.compare_digest(_LOGGED_IN.get(login_key, b""), pin_digest):
+                raise HSMLoginError(
+                    f"The HSM token '{self._token_label}' is logged in with another PIN in this process; "
+                    "the PIN given in GOVSIGN_HSM_PIN or GOVSIGN_HSM_PIN_FILE does not match it."
+                ) from None
             self._session = self._token.open(rw=True)
         except (p11errors.PinIncorrect, p11errors.PinInvalid, p11errors.PinLenRange):
             raise HSMLoginError(
@@ -146,8 +194,10 @@ class PKCS11KeyStore:
         except p11errors.PinLocked:
             raise HSMLoginError(f"The user PIN of HSM token '{self._token_label}' is locked.") from None
         except p11errors.PKCS11Error as exc:
-            raise HSMUnavailableError(
-                f"Could not open a session on HSM token '{self._token_label}' ({type(exc).__name__})."
+            raise _TransientOpenError(
+                HSMUnavailableError(
+                    f"Could not open a session on HSM token '{self._token_label}' ({type(exc).__name__})."
+                )
             ) from None
         self._handles.clear()
 
@@ -177,6 +227,9 @@ class PKCS11KeyStore:
                     p11errors.TokenNotPresent,
                     p11errors.UserNotLoggedIn,
                     p11errors.DeviceError,
+                    p11errors.ObjectHandleInvalid,
+                    p11errors.KeyHandleInvalid,
+                    p11errors.GeneralError,
                 ) as exc:
                     self._session = None
                     self._handles.clear()
@@ -357,6 +410,9 @@ class PKCS11KeyStore:
                     ]
                 )
                 algorithm = _algorithm_of(obj, attrs[Attribute.KEY_TYPE])
+                if algorithm is None:
+                    log.info("skipping private key '%s': not a type govsign uses", attrs[Attribute.LABEL])
+                    continue
                 infos.append(
                     KeyInfo(
                         ref=KeyRef(
@@ -417,14 +473,19 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _algorithm_of(obj: Any, key_type: Any) -> KeyAlgorithm:
+def _algorithm_of(obj: Any, key_type: Any) -> KeyAlgorithm | None:
+    """Our name for a private key's type and size; None for keys govsign does not make."""
     if key_type == KeyType.RSA:
         bits = len(obj[Attribute.MODULUS]) * 8 if _readable(obj, Attribute.MODULUS) else 0
-        return {2048: KeyAlgorithm.RSA2048, 3072: KeyAlgorithm.RSA3072}.get(bits, KeyAlgorithm.RSA4096)
+        return {2048: KeyAlgorithm.RSA2048, 3072: KeyAlgorithm.RSA3072, 4096: KeyAlgorithm.RSA4096}.get(bits)
+    if key_type != KeyType.EC:
+        return None
     params = bytes(obj[Attribute.EC_PARAMS])
     if params == encode_named_curve_parameters("secp384r1"):
         return KeyAlgorithm.EC_P384
-    return KeyAlgorithm.EC_P256
+    if params == encode_named_curve_parameters("secp256r1"):
+        return KeyAlgorithm.EC_P256
+    return None
 
 
 def _readable(obj: Any, attribute: Attribute) -> bool:

@@ -43,6 +43,7 @@ from govsign.pki.issuer import (
 )
 from govsign.pki.names import name_to_text, normalise_name, parse_subject
 from govsign.pki.ports import (
+    AuditContext,
     AuditEvent,
     CAPorts,
     CARecord,
@@ -159,6 +160,8 @@ class IssuanceRequest:
     """Validity in days (default from the policy; at most 5 years)."""
     issuer_id: str | None = None
     """Issuing CA; default the active issuing CA."""
+    agency_id: str | None = None
+    """The subscriber's agency."""
     actor: str
     """Who asks."""
 
@@ -208,8 +211,13 @@ class CertificateAuthority:
         linter: CertificateLinter | None,
         progress: Progress = _no_progress,
         status_listener: CertificateStatusListener | None = None,
+        audit_context: AuditContext | None = None,
     ) -> None:
         self._status_listener = status_listener
+        self._audit_context = audit_context or AuditContext()
+        #: Key pairs generated in the HSM by this unit of work; the caller destroys them if the
+        #: transaction does not commit.
+        self.generated_keys: list[KeyRef] = []
         self._ports = ports
         self._keystore = keystore
         self._clock = clock
@@ -388,10 +396,10 @@ class CertificateAuthority:
         return self._keystore.generate_key_pair(label=label, algorithm=algorithm)
 
     def issue_service_certificate(
-        self, issuing: CARecord, profile: CertificateProfile, *, actor: str
+        self, issuing: CARecord, profile: CertificateProfile, *, actor: str, algorithm: KeyAlgorithm | None = None
     ) -> CertificateRecord:
         """A new OCSP responder or TSA certificate with a new key in the HSM (rollover)."""
-        return self._issue_service_certificate(issuing, profile, HierarchySpec(), actor)
+        return self._issue_service_certificate(issuing, profile, HierarchySpec(service_algorithm=algorithm), actor)
 
     def _issue_service_certificate(
         self, issuing: CARecord, profile: CertificateProfile, spec: HierarchySpec, actor: str
@@ -404,6 +412,7 @@ class CertificateAuthority:
         algorithm = spec.service_algorithm or KeyAlgorithm.RSA2048
         label = f"govsign-{index}-{now.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
         key = self._keystore.generate_key_pair(label=label, algorithm=algorithm)
+        self.generated_keys.append(key)
         try:
             public = self._keystore.public_key(key)
             context = self._issuer_context(issuing)
@@ -433,7 +442,7 @@ class CertificateAuthority:
                 replaces_id=None,
             )
         except BaseException:
-            self._keystore.destroy_key_pair(key)
+            self._forget_key(key)
             raise
         self._audit(
             "certificate.issue",
@@ -473,6 +482,7 @@ class CertificateAuthority:
             label = f"govsign-sub-{secrets.token_hex(8)}"
             self._progress(f"Generating the {algorithm.value} key in the HSM")
             generated = self._keystore.generate_key_pair(label=label, algorithm=algorithm)
+            self.generated_keys.append(generated)
         try:
             if generated is not None:
                 public_key = self._keystore.public_key(generated)
@@ -498,6 +508,7 @@ class CertificateAuthority:
                 algorithm=algorithm,
                 email=email,
                 replaces_id=None,
+                agency_id=request.agency_id,
             )
             self._audit(
                 "certificate.issue",
@@ -517,7 +528,7 @@ class CertificateAuthority:
                 self._status_listener.certificate_issued(record)
         except BaseException:
             if generated is not None:
-                self._keystore.destroy_key_pair(generated)
+                self._forget_key(generated)
             raise
         return IssuedCertificate(record=record, certificate=certificate, generated_key=generated)
 
@@ -596,6 +607,7 @@ class CertificateAuthority:
         algorithm: KeyAlgorithm,
         email: str | None,
         replaces_id: int | None,
+        agency_id: str | None = None,
     ) -> CertificateRecord:
         public = certificate.public_key()
         return self._ports.certificates.add_certificate(
@@ -616,6 +628,7 @@ class CertificateAuthority:
                 spki_sha256=spki_sha256(public),  # type: ignore[arg-type]
                 replaces_id=replaces_id,
                 created_at=self._clock.now(),
+                agency_id=agency_id,
             )
         )
 
@@ -793,6 +806,7 @@ class CertificateAuthority:
             generated = self._keystore.generate_key_pair(
                 label=f"govsign-sub-{secrets.token_hex(8)}", algorithm=generate_key
             )
+            self.generated_keys.append(generated)
             key = generated
         try:
             if generated is not None:
@@ -820,6 +834,7 @@ class CertificateAuthority:
                 algorithm=algorithm,
                 email=old.email,
                 replaces_id=old.id,
+                agency_id=old.agency_id,
             )
             self._audit(
                 action,
@@ -832,9 +847,14 @@ class CertificateAuthority:
                 self._status_listener.certificate_issued(record)
         except BaseException:
             if generated is not None:
-                self._keystore.destroy_key_pair(generated)
+                self._forget_key(generated)
             raise
         return IssuedCertificate(record=record, certificate=certificate, generated_key=generated)
+
+    def _forget_key(self, key: KeyRef) -> None:
+        self._keystore.destroy_key_pair(key)
+        if key in self.generated_keys:
+            self.generated_keys.remove(key)
 
     # -- CAs --------------------------------------------------------------------------------
 
@@ -843,7 +863,16 @@ class CertificateAuthority:
 
     def _audit(self, action: str, actor: str, object_type: str, object_id: str, details: dict[str, object]) -> None:
         self._ports.audit.append(
-            AuditEvent(action=action, actor=actor, object_type=object_type, object_id=object_id, details=dict(details)),
+            AuditEvent(
+                action=action,
+                actor=actor,
+                object_type=object_type,
+                object_id=object_id,
+                details=dict(details),
+                client_id=self._audit_context.client_id,
+                agency_id=self._audit_context.agency_id,
+                request_id=self._audit_context.request_id,
+            ),
             at=self._clock.now(),
         )
 

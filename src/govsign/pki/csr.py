@@ -61,19 +61,19 @@ def key_algorithm_of(public_key: object) -> KeyAlgorithm:
         if public_key.curve.name not in curves:
             raise InvalidCSRError(f"EC keys on {public_key.curve.name} are not accepted; use P-256 or P-384.")
         return curves[public_key.curve.name]
-    raise InvalidCSRError(
-        f"{type(public_key).__name__.removeprefix('_')} keys are not accepted; use RSA (2048 bits or more) or EC P-256/P-384."
+    kind = {"Ed25519PublicKey": "Ed25519", "Ed448PublicKey": "Ed448", "DSAPublicKey": "DSA"}.get(
+        type(public_key).__name__.removeprefix("_"), "These"
     )
+    raise InvalidCSRError(f"{kind} keys are not accepted; use RSA (2048, 3072 or 4096 bits) or EC P-256/P-384.")
 
 
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     if len(data) > MAX_CSR_BYTES:
         raise InvalidCSRError(f"The CSR is larger than {MAX_CSR_BYTES // 1024} KiB.")
-    stripped = data.strip()
     try:
-        if stripped.startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_csr(stripped)
-        return x509.load_der_x509_csr(stripped)
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_csr(data.strip())
+        return x509.load_der_x509_csr(data)
     except (ValueError, UnsupportedAlgorithm, TypeError):
         raise InvalidCSRError("The CSR is not a valid PKCS#10 request in PEM or DER form.") from None
 

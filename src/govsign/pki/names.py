@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 
 from cryptography import x509
 from cryptography.x509.name import _ASN1Type
@@ -79,6 +80,14 @@ _OID_NAMES = {
 }
 
 
+def _attribute(oid: ObjectIdentifier, value: str, string_type: _ASN1Type | None = None) -> x509.NameAttribute[str]:
+    """A name attribute without cryptography's length check, which counts UTF-8 bytes; RFC 5280's
+    upper bounds count characters and are checked in _normalise_attribute."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return x509.NameAttribute(oid, value, string_type, _validate=False)
+
+
 def _normalise_attribute(attribute: x509.NameAttribute[str]) -> x509.NameAttribute[str]:
     oid = attribute.oid
     label = _OID_NAMES.get(oid)
@@ -97,21 +106,21 @@ def _normalise_attribute(attribute: x509.NameAttribute[str]) -> x509.NameAttribu
     if oid == NameOID.COUNTRY_NAME:
         if value != "VN":
             raise InvalidSubjectError(f"The country (C) must be VN, not '{value}'.")
-        return x509.NameAttribute(oid, value, _ASN1Type.PrintableString)
+        return _attribute(oid, value, _ASN1Type.PrintableString)
     if oid == NameOID.SERIAL_NUMBER:
         if not _PRINTABLE.match(value):
             raise InvalidSubjectError("The subject serialNumber may hold only letters, digits and simple punctuation.")
-        return x509.NameAttribute(oid, value, _ASN1Type.PrintableString)
+        return _attribute(oid, value, _ASN1Type.PrintableString)
     if oid in (NameOID.EMAIL_ADDRESS, NameOID.DOMAIN_COMPONENT):
         if not value.isascii():
             raise InvalidSubjectError(f"The subject attribute {label} must be ASCII.")
-        return x509.NameAttribute(oid, value, _ASN1Type.IA5String)
+        return _attribute(oid, value, _ASN1Type.IA5String)
     if oid == NameOID.USER_ID and not _UID_PATTERN.match(value):
         raise InvalidSubjectError(
             f"The UID '{value}' must start with one of {', '.join(p + ':' for p in UID_PREFIXES)} "
             "followed by the document number."
         )
-    return x509.NameAttribute(oid, value, _ASN1Type.UTF8String)
+    return _attribute(oid, value, _ASN1Type.UTF8String)
 
 
 def normalise_name(name: x509.Name) -> x509.Name:
@@ -133,13 +142,94 @@ def parse_subject(text: str) -> x509.Name:
     text = unicodedata.normalize("NFC", text).strip()
     if not text:
         raise InvalidSubjectError("The subject is empty.")
+    rdns = []
+    for rdn_text in reversed(_split_unescaped(text, ",")):
+        attributes = []
+        for pair in _split_unescaped(rdn_text, "+"):
+            attribute_type, separator, raw_value = pair.partition("=")
+            attribute_type = attribute_type.strip()
+            oid = _attribute_oid(attribute_type)
+            if not separator or oid is None:
+                raise InvalidSubjectError(
+                    f"The subject part '{pair.strip()[:40]}' is not RFC 4514 TYPE=value with a known type "
+                    "(CN, O, OU, L, ST, C, UID, emailAddress, serialNumber, title, GN, SN, STREET, DC)."
+                )
+            attributes.append(_attribute(oid, _unescape(raw_value.strip())))
+        rdns.append(x509.RelativeDistinguishedName(attributes))
+    return normalise_name(x509.Name(rdns))
+
+
+_BUILTIN_NAMES: dict[str, ObjectIdentifier] = {
+    "CN": NameOID.COMMON_NAME,
+    "O": NameOID.ORGANIZATION_NAME,
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "L": NameOID.LOCALITY_NAME,
+    "ST": NameOID.STATE_OR_PROVINCE_NAME,
+    "C": NameOID.COUNTRY_NAME,
+    "UID": NameOID.USER_ID,
+    "STREET": NameOID.STREET_ADDRESS,
+    "DC": NameOID.DOMAIN_COMPONENT,
+}
+_OID_TEXT = re.compile(r"^[0-2](\.[0-9]+)+$")
+
+
+def _attribute_oid(attribute_type: str) -> ObjectIdentifier | None:
+    if attribute_type.upper() in _BUILTIN_NAMES:
+        return _BUILTIN_NAMES[attribute_type.upper()]
+    for name, oid in _EXTRA_NAMES.items():
+        if name.lower() == attribute_type.lower():
+            return oid
+    if _OID_TEXT.match(attribute_type):
+        return ObjectIdentifier(attribute_type)
+    return None
+
+
+def _split_unescaped(text: str, separator: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for char in text:
+        if escaped:
+            current.append("\\" + char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == separator:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if escaped:
+        raise InvalidSubjectError("The subject ends with a lone backslash.")
+    parts.append("".join(current))
+    if any(not part.strip() for part in parts):
+        raise InvalidSubjectError("The subject has an empty part (two separators in a row, or one at an end).")
+    return parts
+
+
+def _unescape(value: str) -> str:
+    """Undo RFC 4514 escapes: backslash before a special character, or two hex digits (UTF-8)."""
+    if value.startswith("#"):
+        raise InvalidSubjectError("Hex-encoded (#...) subject values are not accepted; give the text.")
+    out = bytearray()
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if char == "\\" and index + 1 < len(value):
+            pair = value[index + 1 : index + 3]
+            if len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair):
+                out += bytes.fromhex(pair)
+                index += 3
+                continue
+            out += value[index + 1].encode("utf-8")
+            index += 2
+            continue
+        out += char.encode("utf-8")
+        index += 1
     try:
-        name = x509.Name.from_rfc4514_string(text, _EXTRA_NAMES)
-    except ValueError:
-        raise InvalidSubjectError(
-            "The subject is not a valid RFC 4514 name such as 'CN=Nguyễn Văn A,O=Bộ Tư pháp,C=VN'."
-        ) from None
-    return normalise_name(name)
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidSubjectError("The subject has a hex escape that is not valid UTF-8.") from None
 
 
 def name_to_text(name: x509.Name) -> str:

@@ -119,6 +119,8 @@ class CertificateRecord:
     """The certificate this one renews or re-keys."""
     created_at: dt.datetime
     """When it was issued."""
+    agency_id: str | None = None
+    """The agency the subscriber belongs to (scopes who may act on it); None for CA services."""
 
     def effective_status(self, now: dt.datetime) -> CertificateStatus:
         if self.status is CertificateStatus.VALID and self.not_after < now:
@@ -168,6 +170,24 @@ class AuditEvent:
     """success, failure or denied."""
     details: dict[str, Any] | None = None
     """Further facts; never PINs, keys, secrets or document content."""
+    client_id: str | None = None
+    """The API client that made the request, if any."""
+    agency_id: str | None = None
+    """The agency of that client, if any."""
+    request_id: str | None = None
+    """The request id (also in the X-Request-ID response header)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditContext:
+    """Who is behind the events of one request."""
+
+    client_id: str | None = None
+    """The API client."""
+    agency_id: str | None = None
+    """Its agency."""
+    request_id: str | None = None
+    """The request id."""
 
 
 class CARegistry(Protocol):
@@ -185,6 +205,17 @@ class CertificateStore(Protocol):
         self, *, status: CertificateStatus | None = None, now: dt.datetime, limit: int = 1000
     ) -> list[CertificateRecord]: ...
     def find_service_certificate(self, *, issuer_id: str, profile: str) -> CertificateRecord | None: ...
+    def search_certificates(
+        self,
+        *,
+        now: dt.datetime,
+        status: CertificateStatus | None = None,
+        profile: str | None = None,
+        agency_ids: frozenset[str] | None = None,
+        subject_contains: str | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> list[CertificateRecord]: ...
 
 
 class RevocationStore(Protocol):

@@ -60,6 +60,7 @@ class CertificateRow(Base):
     fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     spki_sha256: Mapped[str] = mapped_column(String(64), index=True)
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
+    agency_id: Mapped[str | None] = mapped_column(ForeignKey("agencies.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
@@ -99,6 +100,9 @@ class AuditEventRow(Base):
     object_id: Mapped[str] = mapped_column(String(200))
     outcome: Mapped[str] = mapped_column(String(16))
     details_json: Mapped[str] = mapped_column(Text)
+    client_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    agency_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64))
     previous_hash: Mapped[str] = mapped_column(String(64))
     event_hash: Mapped[str] = mapped_column(String(64), unique=True)
 
@@ -172,3 +176,81 @@ class OCSPResponseRow(Base):
         UniqueConstraint("issuer_id", "serial_hex", "hash_algorithm"),
         CheckConstraint("cert_status IN ('good', 'revoked', 'unknown')", name="cert_status"),
     )
+
+
+class AgencyRow(Base):
+    """A government agency (cơ quan, tổ chức); sub-units name their parent."""
+
+    __tablename__ = "agencies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("agencies.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class APIClientRow(Base):
+    """A calling system. Its secret is stored only as a keyed hash (HMAC-SHA256)."""
+
+    __tablename__ = "api_clients"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    certificate_fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (CheckConstraint("status IN ('active', 'disabled')", name="status"),)
+
+
+class IdempotencyKeyRow(Base):
+    """The first result of a creating request, replayed for retries with the same key."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("client_id", "key"),)
+
+
+class ApprovalRow(Base):
+    """A dual-control request: made by one officer, decided by another."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(200))
+    parameters_json: Mapped[str] = mapped_column(Text)
+    agency_id: Mapped[str | None] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(32))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    result_json: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (CheckConstraint("status IN ('pending', 'executed', 'rejected', 'failed')", name="status"),)
+
+
+class AuditCheckpointRow(Base):
+    """A signature by the audit key (in the HSM) over the chain head at some event."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    last_event_id: Mapped[int] = mapped_column(BigId, unique=True)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    key_label: Mapped[str] = mapped_column(String(128))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)

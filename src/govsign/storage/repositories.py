@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from govsign.audit.chain import GENESIS_HASH, ChainVerdict, canonical_details, event_hash, verify_chain
@@ -23,12 +27,17 @@ from govsign.pki.ports import (
     RevocationRecord,
 )
 from govsign.storage.models import (
+    AgencyRow,
+    APIClientRow,
+    ApprovalRow,
+    AuditCheckpointRow,
     AuditEventRow,
     AuditHeadRow,
     CertificateAuthorityRow,
     CertificateRow,
     CRLRow,
     CRLStateRow,
+    IdempotencyKeyRow,
     OCSPResponseRow,
     RevocationRow,
 )
@@ -73,6 +82,7 @@ def _certificate_record(row: CertificateRow) -> CertificateRecord:
         spki_sha256=row.spki_sha256,
         replaces_id=row.replaces_id,
         created_at=row.created_at,
+        agency_id=row.agency_id,
     )
 
 
@@ -147,6 +157,7 @@ class SQLCertificateStore:
             spki_sha256=record.spki_sha256,
             replaces_id=record.replaces_id,
             created_at=record.created_at,
+            agency_id=record.agency_id,
         )
         self._session.add(row)
         self._session.flush()
@@ -199,6 +210,36 @@ class SQLCertificateStore:
 
     def count(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(CertificateRow)) or 0)
+
+    def search_certificates(
+        self,
+        *,
+        now: dt.datetime,
+        status: CertificateStatus | None = None,
+        profile: str | None = None,
+        agency_ids: frozenset[str] | None = None,
+        subject_contains: str | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> list[CertificateRecord]:
+        """Keyset pagination by id; ``agency_ids`` limits to those agencies (None: any)."""
+        query = select(CertificateRow).order_by(CertificateRow.id).limit(limit)
+        if status is CertificateStatus.EXPIRED:
+            query = query.where(CertificateRow.status == CertificateStatus.VALID.value, CertificateRow.not_after < now)
+        elif status is CertificateStatus.VALID:
+            query = query.where(CertificateRow.status == CertificateStatus.VALID.value, CertificateRow.not_after >= now)
+        elif status is not None:
+            query = query.where(CertificateRow.status == status.value)
+        if profile is not None:
+            query = query.where(CertificateRow.profile == profile)
+        if agency_ids is not None:
+            query = query.where(CertificateRow.agency_id.in_(sorted(agency_ids)))
+        if subject_contains:
+            escaped = subject_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(CertificateRow.subject.like(f"%{escaped}%", escape="\\"))
+        if after_id is not None:
+            query = query.where(CertificateRow.id > after_id)
+        return [_certificate_record(row) for row in self._session.scalars(query)]
 
 
 class SQLRevocationStore:
@@ -266,6 +307,9 @@ class SQLAuditLog:
             outcome=event.outcome,
             details_json=details_json,
             previous_hash=head.last_hash,
+            client_id=event.client_id,
+            agency_id=event.agency_id,
+            request_id=event.request_id,
         )
         self._session.add(
             AuditEventRow(
@@ -277,6 +321,9 @@ class SQLAuditLog:
                 object_id=event.object_id,
                 outcome=event.outcome,
                 details_json=details_json,
+                client_id=event.client_id,
+                agency_id=event.agency_id,
+                request_id=event.request_id,
                 previous_hash=head.last_hash,
                 event_hash=digest,
             )
@@ -298,6 +345,9 @@ class SQLAuditLog:
                 AuditEventRow.details_json,
                 AuditEventRow.previous_hash,
                 AuditEventRow.event_hash,
+                AuditEventRow.client_id,
+                AuditEventRow.agency_id,
+                AuditEventRow.request_id,
             ).order_by(AuditEventRow.id)
         )
         verdict = verify_chain(tuple(row) for row in rows)  # type: ignore[misc]
@@ -509,24 +559,31 @@ class SQLOCSPStore:
         responder_serial_hex: str,
         response_der: bytes,
     ) -> None:
-        row = self._session.scalars(
-            select(OCSPResponseRow).where(
-                OCSPResponseRow.issuer_id == issuer_id,
-                OCSPResponseRow.serial_hex == serial_hex,
-                OCSPResponseRow.hash_algorithm == hash_algorithm,
-            )
-        ).one_or_none()
-        if row is None:
-            row = OCSPResponseRow(
-                certificate_id=certificate_id, issuer_id=issuer_id, serial_hex=serial_hex, hash_algorithm=hash_algorithm
-            )
-            self._session.add(row)
-        row.cert_status = cert_status
-        row.this_update = this_update
-        row.next_update = next_update
-        row.responder_serial_hex = responder_serial_hex
-        row.response_der = response_der
-        self._session.flush()
+        values = {
+            "certificate_id": certificate_id,
+            "issuer_id": issuer_id,
+            "serial_hex": serial_hex,
+            "hash_algorithm": hash_algorithm,
+            "cert_status": cert_status,
+            "this_update": this_update,
+            "next_update": next_update,
+            "responder_serial_hex": responder_serial_hex,
+            "response_der": response_der,
+        }
+        # An upsert: the background refresher and a revocation may write the same response at
+        # the same moment; the later one wins instead of failing on the unique constraint.
+        dialect = self._session.get_bind().dialect.name
+        insert_statement = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert_statement(OCSPResponseRow).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["issuer_id", "serial_hex", "hash_algorithm"],
+            set_={
+                key: statement.excluded[key]
+                for key in values
+                if key not in ("issuer_id", "serial_hex", "hash_algorithm")
+            },
+        )
+        self._session.execute(statement)
 
     def delete_responses(self, certificate_id: int) -> None:
         self._session.execute(delete(OCSPResponseRow).where(OCSPResponseRow.certificate_id == certificate_id))
@@ -554,6 +611,301 @@ class SQLOCSPStore:
         return [_certificate_record(row) for row in rows]
 
 
+@dataclass(frozen=True, kw_only=True)
+class AgencyRecord:
+    id: str
+    name: str
+    parent_id: str | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class APIClientRecord:
+    id: str
+    name: str
+    role: str
+    agency_id: str
+    secret_hash: str
+    status: str
+    certificate_fingerprint: str | None
+    created_at: dt.datetime
+    rotated_at: dt.datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRecord:
+    id: str
+    operation: str
+    target: str
+    parameters: dict[str, Any]
+    agency_id: str | None
+    requested_by: str
+    requested_at: dt.datetime
+    status: str
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    result: dict[str, Any] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdempotencyRecord:
+    client_id: str
+    key: str
+    request_hash: str
+    response_status: int | None
+    response_body: str | None
+    created_at: dt.datetime
+
+
+def _client_record(row: APIClientRow) -> APIClientRecord:
+    return APIClientRecord(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        agency_id=row.agency_id,
+        secret_hash=row.secret_hash,
+        status=row.status,
+        certificate_fingerprint=row.certificate_fingerprint,
+        created_at=row.created_at,
+        rotated_at=row.rotated_at,
+    )
+
+
+def _approval_record(row: ApprovalRow) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=row.id,
+        operation=row.operation,
+        target=row.target,
+        parameters=json.loads(row.parameters_json),
+        agency_id=row.agency_id,
+        requested_by=row.requested_by,
+        requested_at=row.requested_at,
+        status=row.status,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        result=json.loads(row.result_json) if row.result_json else None,
+    )
+
+
+class SQLAccessStore:
+    """Agencies and API clients."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add_agency(self, record: AgencyRecord) -> None:
+        self._session.add(
+            AgencyRow(id=record.id, name=record.name, parent_id=record.parent_id, created_at=record.created_at)
+        )
+        self._session.flush()
+
+    def get_agency(self, agency_id: str) -> AgencyRecord | None:
+        row = self._session.get(AgencyRow, agency_id)
+        return (
+            AgencyRecord(id=row.id, name=row.name, parent_id=row.parent_id, created_at=row.created_at) if row else None
+        )
+
+    def list_agencies(self) -> list[AgencyRecord]:
+        rows = self._session.scalars(select(AgencyRow).order_by(AgencyRow.id))
+        return [AgencyRecord(id=r.id, name=r.name, parent_id=r.parent_id, created_at=r.created_at) for r in rows]
+
+    def agency_parents(self) -> dict[str, str | None]:
+        return {row[0]: row[1] for row in self._session.execute(select(AgencyRow.id, AgencyRow.parent_id))}
+
+    def add_client(self, record: APIClientRecord) -> None:
+        self._session.add(
+            APIClientRow(
+                id=record.id,
+                name=record.name,
+                role=record.role,
+                agency_id=record.agency_id,
+                secret_hash=record.secret_hash,
+                status=record.status,
+                certificate_fingerprint=record.certificate_fingerprint,
+                created_at=record.created_at,
+                rotated_at=record.rotated_at,
+            )
+        )
+        self._session.flush()
+
+    def get_client(self, client_id: str) -> APIClientRecord | None:
+        row = self._session.get(APIClientRow, client_id)
+        return _client_record(row) if row else None
+
+    def client_by_name(self, name: str) -> APIClientRecord | None:
+        row = self._session.scalars(select(APIClientRow).where(APIClientRow.name == name)).one_or_none()
+        return _client_record(row) if row else None
+
+    def client_by_certificate(self, fingerprint: str) -> APIClientRecord | None:
+        row = self._session.scalars(
+            select(APIClientRow).where(APIClientRow.certificate_fingerprint == fingerprint)
+        ).one_or_none()
+        return _client_record(row) if row else None
+
+    def list_clients(self) -> list[APIClientRecord]:
+        return [_client_record(row) for row in self._session.scalars(select(APIClientRow).order_by(APIClientRow.name))]
+
+    def update_client(self, client_id: str, **values: Any) -> None:
+        self._session.execute(update(APIClientRow).where(APIClientRow.id == client_id).values(**values))
+
+
+class SQLIdempotencyStore:
+    """Idempotency keys of creating requests."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, client_id: str, key: str) -> IdempotencyRecord | None:
+        row = self._session.scalars(
+            select(IdempotencyKeyRow).where(IdempotencyKeyRow.client_id == client_id, IdempotencyKeyRow.key == key)
+        ).one_or_none()
+        if row is None:
+            return None
+        return IdempotencyRecord(
+            client_id=row.client_id,
+            key=row.key,
+            request_hash=row.request_hash,
+            response_status=row.response_status,
+            response_body=row.response_body,
+            created_at=row.created_at,
+        )
+
+    def claim(self, client_id: str, key: str, request_hash: str, at: dt.datetime) -> bool:
+        """Insert the key; False when it exists already (another request has it)."""
+        try:
+            with self._session.begin_nested():
+                self._session.add(
+                    IdempotencyKeyRow(client_id=client_id, key=key, request_hash=request_hash, created_at=at)
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def take_over(self, client_id: str, key: str, *, older_than: dt.datetime, at: dt.datetime) -> bool:
+        """Claim an abandoned key (no response stored, claimed before ``older_than``)."""
+        result = self._session.execute(
+            update(IdempotencyKeyRow)
+            .where(
+                IdempotencyKeyRow.client_id == client_id,
+                IdempotencyKeyRow.key == key,
+                IdempotencyKeyRow.response_status.is_(None),
+                IdempotencyKeyRow.created_at < older_than,
+            )
+            .values(created_at=at)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def complete(self, client_id: str, key: str, status: int, body: str) -> None:
+        self._session.execute(
+            update(IdempotencyKeyRow)
+            .where(IdempotencyKeyRow.client_id == client_id, IdempotencyKeyRow.key == key)
+            .values(response_status=status, response_body=body)
+        )
+
+    def release(self, client_id: str, key: str) -> None:
+        self._session.execute(
+            delete(IdempotencyKeyRow).where(
+                IdempotencyKeyRow.client_id == client_id,
+                IdempotencyKeyRow.key == key,
+                IdempotencyKeyRow.response_status.is_(None),
+            )
+        )
+
+
+class SQLApprovalStore:
+    """Dual-control requests."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, record: ApprovalRecord) -> None:
+        self._session.add(
+            ApprovalRow(
+                id=record.id,
+                operation=record.operation,
+                target=record.target,
+                parameters_json=json.dumps(record.parameters, sort_keys=True),
+                agency_id=record.agency_id,
+                requested_by=record.requested_by,
+                requested_at=record.requested_at,
+                status=record.status,
+            )
+        )
+        self._session.flush()
+
+    def get_for_update(self, approval_id: str) -> ApprovalRecord | None:
+        row = self._session.scalars(
+            select(ApprovalRow).where(ApprovalRow.id == approval_id).with_for_update()
+        ).one_or_none()
+        if row is not None:
+            self._session.refresh(row)
+        return _approval_record(row) if row else None
+
+    def get(self, approval_id: str) -> ApprovalRecord | None:
+        row = self._session.get(ApprovalRow, approval_id)
+        return _approval_record(row) if row else None
+
+    def decide(
+        self, approval_id: str, *, status: str, decided_by: str, decided_at: dt.datetime, result: dict[str, Any] | None
+    ) -> None:
+        self._session.execute(
+            update(ApprovalRow)
+            .where(ApprovalRow.id == approval_id)
+            .values(
+                status=status,
+                decided_by=decided_by,
+                decided_at=decided_at,
+                result_json=json.dumps(result, sort_keys=True) if result is not None else None,
+            )
+        )
+
+    def list(self, *, status: str | None, limit: int, after: str | None) -> list[ApprovalRecord]:
+        query = select(ApprovalRow).order_by(ApprovalRow.requested_at.desc(), ApprovalRow.id).limit(limit)
+        if status is not None:
+            query = query.where(ApprovalRow.status == status)
+        if after is not None:
+            query = query.where(ApprovalRow.id > after)
+        return [_approval_record(row) for row in self._session.scalars(query)]
+
+
+class SQLAuditCheckpoints:
+    """Signed checkpoints of the audit chain head."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def head(self) -> tuple[int, str]:
+        head = self._session.get(AuditHeadRow, 1)
+        return (head.last_event_id, head.last_hash) if head else (0, GENESIS_HASH)
+
+    def latest(self) -> AuditCheckpointRow | None:
+        return self._session.scalars(
+            select(AuditCheckpointRow).order_by(AuditCheckpointRow.last_event_id.desc()).limit(1)
+        ).one_or_none()
+
+    def add(
+        self, *, last_event_id: int, last_hash: str, signed_at: dt.datetime, key_label: str, signature: bytes
+    ) -> None:
+        self._session.add(
+            AuditCheckpointRow(
+                last_event_id=last_event_id,
+                last_hash=last_hash,
+                signed_at=signed_at,
+                key_label=key_label,
+                signature=signature,
+            )
+        )
+        self._session.flush()
+
+    def all(self) -> list[tuple[int, str, dt.datetime, str, bytes]]:
+        rows = self._session.scalars(select(AuditCheckpointRow).order_by(AuditCheckpointRow.last_event_id))
+        return [(r.last_event_id, r.last_hash, r.signed_at, r.key_label, r.signature) for r in rows]
+
+    def event_hash_at(self, event_id: int) -> str | None:
+        row = self._session.get(AuditEventRow, event_id)
+        return row.event_hash if row else None
+
+
 class SQLPorts:
     """The ports of one unit of work, all on the same session (one transaction)."""
 
@@ -565,3 +917,7 @@ class SQLPorts:
         self.audit = SQLAuditLog(session)
         self.crls = SQLCRLStore(session)
         self.ocsp = SQLOCSPStore(session)
+        self.access = SQLAccessStore(session)
+        self.idempotency = SQLIdempotencyStore(session)
+        self.approvals = SQLApprovalStore(session)
+        self.checkpoints = SQLAuditCheckpoints(session)
