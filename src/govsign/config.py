@@ -88,8 +88,43 @@ class Settings(BaseSettings):
     """Most CertIDs accepted in one OCSP request."""
     ocsp_http_max_age_seconds: int = Field(default=60, ge=0)
     """Upper bound of Cache-Control max-age on OCSP GET responses (RFC 5019)."""
+    api_secret_key_file: Path | None = None
+    """File with the server key (32+ bytes) that API client secrets are hashed with (HMAC-SHA256);
+    unset means one generated into the data dir (mode 0600). Every process serving the API
+    must use the same key."""
+    dual_control: str = "revoke-organization,ca-administration"
+    """Operations that need a second officer's approval: revoke-organization, revoke-any,
+    suspend, enrol, ca-administration (comma-separated; empty for none)."""
+    trusted_proxies: str = ""
+    """Addresses of TLS-terminating proxies allowed to pass a client certificate (comma-separated)."""
+    client_certificate_header: str = "X-SSL-Client-Cert"
+    """Header in which a trusted proxy passes the client certificate (PEM, URL-encoded)."""
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest JSON API request body accepted."""
+    metrics_token: SecretStr | None = None
+    """When set, GET /metrics requires 'Authorization: Bearer <token>'."""
+    auth_failure_limit: int = Field(default=10, ge=1)
+    """Failed authentications per source address per minute before 429."""
     background_tasks: bool = True
     """Run CRL publication, OCSP pre-production and responder rollover inside ``serve``."""
+
+    @field_validator("dual_control")
+    @classmethod
+    def _check_dual_control(cls, value: str) -> str:
+        allowed = {"revoke-organization", "revoke-any", "suspend", "enrol", "ca-administration"}
+        names = {part.strip() for part in value.split(",") if part.strip()}
+        unknown = names - allowed
+        if unknown:
+            raise ValueError(f"unknown operations {sorted(unknown)}; use {sorted(allowed)}")
+        return ",".join(sorted(names))
+
+    @property
+    def dual_control_operations(self) -> frozenset[str]:
+        return frozenset(part for part in self.dual_control.split(",") if part)
+
+    @property
+    def trusted_proxy_addresses(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.trusted_proxies.split(",") if part.strip())
 
     @field_validator("public_base_url")
     @classmethod

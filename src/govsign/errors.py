@@ -28,6 +28,12 @@ class ErrorKind(enum.Enum):
     """The service is misconfigured; the message names the setting."""
     INTERNAL = "internal"
     """A bug or an invariant violation; details are logged, not shown."""
+    UNAUTHENTICATED = "unauthenticated"
+    """No valid credentials (HTTP 401)."""
+    FORBIDDEN = "forbidden"
+    """Authenticated, but the role or agency does not allow it (HTTP 403)."""
+    RATE_LIMITED = "rate-limited"
+    """Too many failed attempts from this source (HTTP 429)."""
 
 
 class GovsignError(Exception):
@@ -113,3 +119,19 @@ class HSMLoginError(ConfigurationError):
 
 class InternalError(GovsignError):
     kind = ErrorKind.INTERNAL
+
+
+class UnauthenticatedError(GovsignError):
+    kind = ErrorKind.UNAUTHENTICATED
+
+
+class ForbiddenError(GovsignError):
+    kind = ErrorKind.FORBIDDEN
+
+
+class RateLimitedError(GovsignError):
+    kind = ErrorKind.RATE_LIMITED
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

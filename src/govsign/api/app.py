@@ -11,9 +11,12 @@ from fastapi import FastAPI
 
 from govsign import __version__
 from govsign.api.background import run_status_tasks
+from govsign.api.middleware import install_middleware
+from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
-from govsign.api.routes import health, pki
+from govsign.api.routes import health, pki, ra
 from govsign.config import Settings, load_settings
+from govsign.platform import Platform
 from govsign.runtime import Runtime
 
 
@@ -22,7 +25,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await asyncio.to_thread(Runtime.open, settings)
         app.state.runtime = runtime
-        tasks = asyncio.create_task(run_status_tasks(runtime)) if settings.background_tasks else None
+        app.state.platform = await asyncio.to_thread(Platform, runtime)
+        tasks = (
+            asyncio.create_task(run_status_tasks(runtime, app.state.platform)) if settings.background_tasks else None
+        )
         try:
             yield
         finally:
@@ -39,8 +45,11 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_middleware(app, max_request_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(pki.router)
+    app.include_router(ra.router)
+    install_openapi_extras(app)
     return app
 
 

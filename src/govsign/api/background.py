@@ -2,8 +2,9 @@
 
 * every second: sign fresh CRLs for CAs whose revocations changed (visible within seconds)
   or whose nextUpdate approaches;
-* every 30 seconds: re-sign pre-produced OCSP responses that are missing or expiring, and
-  roll the OCSP responder certificate over before it expires.
+* every 30 seconds: re-sign pre-produced OCSP responses that are missing or expiring, roll
+  the OCSP responder certificate over before it expires, and sign an audit checkpoint when
+  enough events were added.
 
 Every worker process runs this loop; the database row locks make sure each CRL number and
 each rollover happens once. Failures are logged and retried on the next tick.
@@ -16,6 +17,7 @@ import logging
 import time
 
 from govsign.errors import GovsignError
+from govsign.platform import Platform
 from govsign.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ CRL_TICK_SECONDS = 1.0
 OCSP_TICK_SECONDS = 30.0
 
 
-async def run_status_tasks(runtime: Runtime) -> None:
+async def run_status_tasks(runtime: Runtime, platform: Platform | None = None) -> None:
     last_ocsp = 0.0
     while True:
         try:
@@ -38,6 +40,8 @@ async def run_status_tasks(runtime: Runtime) -> None:
             try:
                 await asyncio.to_thread(runtime.rollover_ocsp_responder)
                 await asyncio.to_thread(runtime.refresh_ocsp_responses)
+                if platform is not None:
+                    await asyncio.to_thread(platform.checkpoint)
             except GovsignError as exc:
                 log.warning("OCSP maintenance failed: %s", exc.message)
             except Exception:

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from govsign.errors import ErrorKind, GovsignError
+from govsign.errors import ErrorKind, GovsignError, RateLimitedError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,9 @@ STATUS_BY_KIND = {
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.CONFIGURATION: 503,
     ErrorKind.INTERNAL: 500,
+    ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.FORBIDDEN: 403,
+    ErrorKind.RATE_LIMITED: 429,
 }
 TITLE_BY_KIND = {
     ErrorKind.INVALID_INPUT: "Invalid input",
@@ -34,16 +37,30 @@ TITLE_BY_KIND = {
     ErrorKind.UNAVAILABLE: "Service unavailable",
     ErrorKind.CONFIGURATION: "Service unavailable",
     ErrorKind.INTERNAL: "Internal error",
+    ErrorKind.UNAUTHENTICATED: "Authentication required",
+    ErrorKind.FORBIDDEN: "Forbidden",
+    ErrorKind.RATE_LIMITED: "Too many requests",
 }
 
 
-def problem(status: int, kind: str, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    kind: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + kind, "title": title, "status": status}
     if detail:
         body["detail"] = detail
     body.update(extra)
-    headers = {"Retry-After": "5"} if status == 503 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    all_headers = {"Retry-After": "5"} if status == 503 else {}
+    if status == 401:
+        all_headers["WWW-Authenticate"] = 'Bearer realm="govsign"'
+    all_headers.update(headers or {})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers or None)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -53,7 +70,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.kind in (ErrorKind.INTERNAL, ErrorKind.CONFIGURATION):
             log.error("request failed: %s", exc.message)
             return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], "The request could not be completed.")
-        return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], exc.message)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+        return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], exc.message, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

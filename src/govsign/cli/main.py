@@ -23,6 +23,7 @@ from govsign.keystore.api import KeyAlgorithm
 from govsign.pki.authority import CertificateAuthority, HierarchySpec, IssuanceRequest
 from govsign.pki.ports import CertificateStatus, RevocationReason
 from govsign.pki.profiles import SUBSCRIBER_PROFILE_NAMES
+from govsign.platform import Platform
 from govsign.runtime import Runtime
 
 T = TypeVar("T")
@@ -35,6 +36,9 @@ EXIT_CODES = {
     ErrorKind.UNAVAILABLE: 5,
     ErrorKind.CONFIGURATION: 6,
     ErrorKind.INTERNAL: 70,
+    ErrorKind.UNAUTHENTICATED: 7,
+    ErrorKind.FORBIDDEN: 7,
+    ErrorKind.RATE_LIMITED: 5,
 }
 
 app = typer.Typer(
@@ -49,11 +53,15 @@ cert_app = typer.Typer(help="Subscriber certificates.", no_args_is_help=True)
 hsm_app = typer.Typer(help="The HSM token.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 crl_app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
+agency_app = typer.Typer(help="Agencies (cơ quan, tổ chức) and their sub-units.", no_args_is_help=True)
+client_app = typer.Typer(help="API clients: the systems and officers that call the REST API.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
 app.add_typer(cert_app, name="cert")
 app.add_typer(hsm_app, name="hsm")
 app.add_typer(audit_app, name="audit")
 app.add_typer(crl_app, name="crl")
+app.add_typer(agency_app, name="agency")
+app.add_typer(client_app, name="client")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 
@@ -508,17 +516,9 @@ def crl_publish(json_output: JsonOption = False) -> None:
 
 @audit_app.command("verify")
 def audit_verify(json_output: JsonOption = False) -> None:
-    """Check the whole audit hash chain; exit 0 only when it is intact."""
-    settings = load_settings()
-    from govsign.storage.engine import Database
-
-    database = Database(settings.sqlalchemy_url())
-    try:
-        database.check()
-        with database.unit_of_work() as ports:
-            verdict = ports.audit.verify()
-    finally:
-        database.dispose()
+    """Check the whole audit hash chain and its signed checkpoints; exit 0 only when intact."""
+    with opened() as runtime:
+        verdict = Platform(runtime).verify_audit()
     if json_output:
         output.print_json(
             {
@@ -533,6 +533,132 @@ def audit_verify(json_output: JsonOption = False) -> None:
     if not verdict.intact:
         output.stderr.print(f"error: {verdict.problem}", highlight=False, markup=False)
         raise typer.Exit(code=1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(json_output: JsonOption = False) -> None:
+    """Sign the current head of the audit chain with the audit key in the HSM."""
+    with opened() as runtime:
+        event = Platform(runtime).checkpoint(force=True)
+    if json_output:
+        output.print_json({"checkpoint_event": event})
+    elif event is None:
+        output.stdout.print("No new audit events since the last checkpoint.")
+    else:
+        output.stdout.print(f"Signed a checkpoint at audit event {event}.")
+
+
+# -- agencies and clients ------------------------------------------------------------------
+
+
+@agency_app.command("add")
+def agency_add(
+    agency_id: Annotated[str, typer.Argument(help="Short id, e.g. bo-tu-phap.")],
+    name: Annotated[str, typer.Option(help="Full name, e.g. 'Bộ Tư pháp'.")],
+    parent: Annotated[str | None, typer.Option(help="Parent agency id (for a sub-unit).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Register an agency or a sub-unit."""
+    with opened() as runtime:
+        record = Platform(runtime).add_agency(agency_id, name, parent, actor=actor())
+    if json_output:
+        output.print_json({"id": record.id, "name": record.name, "parent_id": record.parent_id})
+        return
+    output.stdout.print(f"Added agency {record.id}: {record.name}.")
+
+
+@agency_app.command("list")
+def agency_list(json_output: JsonOption = False) -> None:
+    """List agencies."""
+    with opened() as runtime:
+        agencies = Platform(runtime).list_agencies()
+    if json_output:
+        output.print_json([{"id": a.id, "name": a.name, "parent_id": a.parent_id} for a in agencies])
+        return
+    for agency in agencies:
+        parent = f" (under {agency.parent_id})" if agency.parent_id else ""
+        output.stdout.print(f"{agency.id}: {agency.name}{parent}")
+
+
+class RoleChoice(StrEnum):
+    admin = "admin"
+    ra_officer = "ra-officer"
+    signer = "signer"
+    verifier = "verifier"
+    auditor = "auditor"
+
+
+def _client_json(client: Any, token: str | None = None) -> dict[str, Any]:
+    data = {
+        "id": client.id,
+        "name": client.name,
+        "role": client.role,
+        "agency_id": client.agency_id,
+        "status": client.status,
+        "certificate_fingerprint": client.certificate_fingerprint,
+        "created_at": output.iso_utc(client.created_at),
+        "rotated_at": output.iso_utc(client.rotated_at),
+    }
+    if token is not None:
+        data["token"] = token
+    return data
+
+
+@client_app.command("add")
+def client_add(
+    name: Annotated[str, typer.Argument(help="Name of the calling system or officer.")],
+    role: Annotated[RoleChoice, typer.Option(help="What it may do.")],
+    agency: Annotated[str, typer.Option(help="The agency it belongs to.")],
+    certificate_fingerprint: Annotated[
+        str | None, typer.Option(help="SHA-256 of its TLS client certificate (for mutual TLS behind a proxy).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Register an API client and print its secret token, once."""
+    with opened() as runtime:
+        created = Platform(runtime).add_client(
+            name, role=role.value, agency_id=agency, actor=actor(), certificate_fingerprint=certificate_fingerprint
+        )
+    if json_output:
+        output.print_json(_client_json(created.client, created.token))
+        return
+    output.stdout.print(f"Added client {name} ({role.value}, agency {agency}). Its token, shown only now:")
+    output.stdout.print(created.token, highlight=False, markup=False)
+
+
+@client_app.command("list")
+def client_list(json_output: JsonOption = False) -> None:
+    """List API clients (never their secrets)."""
+    with opened() as runtime:
+        clients = Platform(runtime).list_clients()
+    if json_output:
+        output.print_json([_client_json(c) for c in clients])
+        return
+    for client in clients:
+        output.stdout.print(f"{client.name}: {client.role}, agency {client.agency_id}, {client.status}")
+
+
+@client_app.command("disable")
+def client_disable(name: Annotated[str, typer.Argument(help="Client name.")], json_output: JsonOption = False) -> None:
+    """Disable a client: its token stops working at once."""
+    with opened() as runtime:
+        client = Platform(runtime).disable_client(name, actor=actor())
+    if json_output:
+        output.print_json(_client_json(client))
+        return
+    output.stdout.print(f"Client {name} is disabled.")
+
+
+@client_app.command("rotate")
+def client_rotate(name: Annotated[str, typer.Argument(help="Client name.")], json_output: JsonOption = False) -> None:
+    """Give a client a new token (printed once); the old one stops working at once."""
+    with opened() as runtime:
+        created = Platform(runtime).rotate_client(name, actor=actor())
+    if json_output:
+        output.print_json(_client_json(created.client, created.token))
+        return
+    output.stdout.print(f"New token for {name}, shown only now:")
+    output.stdout.print(created.token, highlight=False, markup=False)
 
 
 # -- serve ---------------------------------------------------------------------------------

@@ -393,6 +393,53 @@ class SQLAuditLog:
     def count(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(AuditEventRow)) or 0)
 
+    def search(
+        self,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+        client_id: str | None = None,
+        agency_id: str | None = None,
+        object_id: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Events in id order after ``after_id``, filtered (keyset pagination)."""
+        query = select(AuditEventRow).order_by(AuditEventRow.id).limit(limit)
+        for column, value in (
+            (AuditEventRow.action, action),
+            (AuditEventRow.actor, actor),
+            (AuditEventRow.client_id, client_id),
+            (AuditEventRow.agency_id, agency_id),
+            (AuditEventRow.object_id, object_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(AuditEventRow.occurred_at >= since)
+        if until is not None:
+            query = query.where(AuditEventRow.occurred_at < until)
+        if after_id is not None:
+            query = query.where(AuditEventRow.id > after_id)
+        return [
+            {
+                "id": row.id,
+                "occurred_at": row.occurred_at,
+                "actor": row.actor,
+                "action": row.action,
+                "object_type": row.object_type,
+                "object_id": row.object_id,
+                "outcome": row.outcome,
+                "client_id": row.client_id,
+                "agency_id": row.agency_id,
+                "request_id": row.request_id,
+                "details": json.loads(row.details_json),
+            }
+            for row in self._session.scalars(query)
+        ]
+
 
 def _stored_crl(row: CRLRow) -> StoredCRL:
     return StoredCRL(

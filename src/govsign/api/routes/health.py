@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from govsign.api.middleware import REGISTRY
 from govsign.api.problems import problem
 from govsign.errors import GovsignError
 from govsign.runtime import Runtime
@@ -42,3 +45,28 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ready", "checks": checks})
     failing = ", ".join(name for name, value in checks.items() if value != "ok")
     return problem(503, "unavailable", "Service unavailable", f"Not ready: {failing} unavailable.", checks=checks)
+
+
+@router.get(
+    "/metrics",
+    operation_id="getMetrics",
+    summary="Prometheus metrics (requests, latency, HSM operations and errors, CA operations).",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}},
+        401: {
+            "description": "GOVSIGN_METRICS_TOKEN is set and was not sent.",
+            "content": {"application/problem+json": {}},
+        },
+    },
+)
+async def metrics(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    token = runtime.settings.metrics_token
+    if token is not None:
+        sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent.encode(), token.get_secret_value().encode()):
+            return problem(
+                401, "unauthenticated", "Authentication required", "Send the metrics token as a bearer token."
+            )
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,152 @@
+"""JSON resources of the REST API (request and response bodies)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ProfileName = Literal["individual", "organization", "device"]
+KeyAlgorithmName = Literal["rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384"]
+ReasonName = Literal[
+    "unspecified",
+    "key-compromise",
+    "ca-compromise",
+    "affiliation-changed",
+    "superseded",
+    "cessation-of-operation",
+    "privilege-withdrawn",
+]
+StatusName = Literal["valid", "revoked", "expired", "on-hold"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnrolmentRequest(_Strict):
+    """Enrol a subscriber: from a PKCS#10 request, or with the key generated in the HSM."""
+
+    profile: ProfileName = Field(description="Certificate profile.")
+    subject: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="RFC 4514 subject; required with key_algorithm, defaults to the CSR's.",
+    )
+    email: str | None = Field(
+        default=None, max_length=254, description="E-mail address for the subject alternative name."
+    )
+    csr: str | None = Field(default=None, max_length=65536, description="PKCS#10 request in PEM.")
+    key_algorithm: KeyAlgorithmName | None = Field(
+        default=None, description="Generate the key pair in the HSM with this algorithm."
+    )
+    validity_days: int | None = Field(default=None, ge=1, le=1827, description="Validity in days (at most 5 years).")
+    agency_id: str | None = Field(
+        default=None, max_length=64, description="The subscriber's agency (default: the caller's)."
+    )
+
+
+class RevocationRequest(_Strict):
+    reason: ReasonName = Field(description="RFC 5280 reason (use the hold endpoint for certificateHold).")
+    invalidity_date: dt.datetime | None = Field(
+        default=None, description="When the key was compromised (with a time zone)."
+    )
+
+
+class RenewalRequest(_Strict):
+    validity_days: int | None = Field(default=None, ge=1, le=1827, description="Validity in days.")
+
+
+class RevocationInfo(BaseModel):
+    reason: str
+    revoked_at: dt.datetime
+    invalidity_date: dt.datetime | None = None
+
+
+class Certificate(BaseModel):
+    serial: str = Field(description="Serial number, lower-case hex.")
+    issuer_id: str
+    status: StatusName
+    profile: str
+    subject: str
+    email: str | None = None
+    agency_id: str | None = None
+    not_before: dt.datetime
+    not_after: dt.datetime
+    key_algorithm: str
+    key_source: Literal["hsm", "csr"]
+    fingerprint_sha256: str
+    revocation: RevocationInfo | None = None
+    certificate_pem: str
+
+
+class CertificatePage(BaseModel):
+    items: list[Certificate]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; absent on the last page."
+    )
+
+
+class Approval(BaseModel):
+    id: str
+    operation: str
+    target: str
+    parameters: dict[str, Any]
+    agency_id: str | None = None
+    status: Literal["pending", "executed", "rejected", "failed"]
+    requested_by: str
+    requested_at: dt.datetime
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = None
+    result: dict[str, Any] | None = None
+
+
+class ApprovalPage(BaseModel):
+    items: list[Approval]
+    next_cursor: str | None = None
+
+
+class AuditEvent(BaseModel):
+    id: int
+    occurred_at: dt.datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    outcome: str
+    client_id: str | None = None
+    agency_id: str | None = None
+    request_id: str | None = None
+    details: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEvent]
+    next_cursor: str | None = None
+
+
+class CertificateAuthority(BaseModel):
+    id: str
+    role: Literal["root", "issuing"]
+    parent_id: str | None = None
+    subject: str
+    serial: str
+    key_algorithm: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    certificate_url: str
+    crl_url: str
+
+
+class Agency(BaseModel):
+    id: str
+    name: str
+    parent_id: str | None = None
+
+
+class CRLPublication(BaseModel):
+    ca_id: str
+    crl_number: int
+    delta_crl_number: int
+    entries: int
