@@ -23,6 +23,7 @@ from govsign.config import Settings
 from govsign.errors import ConfigurationError, ErrorKind, GovsignError, HSMLoginError
 from govsign.keystore.pkcs11 import PKCS11KeyStore, reload_module_after_token_change
 from govsign.keystore.token_init import create_token
+from govsign.metrics import CA_OPERATIONS
 from govsign.pki.authority import (
     AuthorityPolicy,
     CertificateAuthority,
@@ -391,8 +392,10 @@ class Runtime:
             with self.database.unit_of_work() as ports:
                 authority = self.authority(ports, progress, audit_context)
                 result = operation(authority, ports)
+            CA_OPERATIONS.labels(action, "success").inc()
             return result
         except BaseException as exc:
+            CA_OPERATIONS.labels(action, "failure").inc()
             for generated in authority.generated_keys if authority is not None else []:
                 try:
                     self.keystore.destroy_key_pair(generated)

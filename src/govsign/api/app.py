@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 
 from govsign import __version__
 from govsign.api.background import run_status_tasks
-from govsign.api.middleware import install_middleware
+from govsign.api.middleware import configure_json_logging, install_middleware
 from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
 from govsign.api.routes import health, pki, ra
@@ -54,5 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def create_app_from_environment() -> FastAPI:
-    """Factory for uvicorn workers: each process reads the environment and opens its own runtime."""
+    """Factory for uvicorn workers: each process reads the environment, logs JSON and opens its
+    own runtime (one HSM login per process)."""
+    configure_json_logging(os.environ.get("GOVSIGN_LOG_LEVEL", "INFO").upper())
     return create_app(load_settings())

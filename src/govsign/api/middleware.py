@@ -12,17 +12,15 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Counter, Histogram
 
 from govsign.api.problems import problem
-from govsign.keystore.pkcs11 import ERROR_COUNTS, OPERATION_COUNTS
+from govsign.metrics import REGISTRY
 
+ACCESS_LOG = logging.getLogger("govsign.access")
 REQUEST_ID = contextvars.ContextVar[str | None]("request_id", default=None)
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
-REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(
     "govsign_http_requests_total",
     "HTTP requests by route and status.",
@@ -36,29 +34,6 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
 )
-CA_OPERATIONS = Counter(
-    "govsign_ca_operations_total",
-    "Certificate operations by action and outcome.",
-    ["action", "outcome"],
-    registry=REGISTRY,
-)
-
-
-class _HSMCollector(Collector):
-    def collect(self) -> Any:
-        operations = CounterMetricFamily("govsign_hsm_operations", "PKCS#11 operations by kind.", labels=["operation"])
-        for name, count in sorted(OPERATION_COUNTS.items()):
-            operations.add_metric([name], count)
-        yield operations
-        errors = CounterMetricFamily(
-            "govsign_hsm_errors", "PKCS#11 operations that failed, by kind.", labels=["operation"]
-        )
-        for name, count in sorted(ERROR_COUNTS.items()):
-            errors.add_metric([name], count)
-        yield errors
-
-
-REGISTRY.register(_HSMCollector())
 
 
 class JSONLogFormatter(logging.Formatter):
@@ -71,7 +46,7 @@ class JSONLogFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = REQUEST_ID.get()
+        request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
         if request_id:
             entry["request_id"] = request_id
         if record.exc_info:
@@ -120,9 +95,30 @@ class RequestContextMiddleware:
             REQUEST_ID.reset(token)
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - started
             REQUESTS.labels(scope["method"], template, str(status_holder["status"])).inc()
-            LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
+            LATENCY.labels(scope["method"], template).observe(elapsed)
+            if ACCESS_LOG.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                ACCESS_LOG.info(
+                    "%s %s %s %.1fms from %s",
+                    scope["method"],
+                    template,
+                    status_holder["status"],
+                    elapsed * 1000,
+                    client[0] if client else "-",
+                    extra={"request_id": request_id},
+                )
 
 
 def install_middleware(app: FastAPI, *, max_request_bytes: int) -> None:
     app.add_middleware(RequestContextMiddleware, max_request_bytes=max_request_bytes)
+
+
+def configure_json_logging(level: str) -> None:
+    """Structured logs on stderr: one JSON object per line, with the request id."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JSONLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from govsign.api.middleware import REGISTRY
 from govsign.api.problems import problem
 from govsign.errors import GovsignError
+from govsign.metrics import REGISTRY
 from govsign.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
