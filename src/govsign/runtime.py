@@ -301,8 +301,9 @@ class Runtime:
             ca = ports.cas.get_ca(ca_id)
             return ca.certificate_der if ca is not None else None
 
-    def refresh_ocsp_responses(self, *, limit: int = 500) -> int:
-        """Pre-produce responses that are missing, expiring or signed by an old responder."""
+    def refresh_ocsp_responses(self, *, limit: int = 1000, batch: int = 100) -> int:
+        """Pre-produce responses that are missing, expiring or signed by an old responder, in
+        short transactions of ``batch`` certificates (SQLite holds its write lock meanwhile)."""
         responder = self.ocsp_responder()
         if responder is None:
             return 0
@@ -312,21 +313,23 @@ class Runtime:
                 c for c in (responder.directory.responder(ca.id) for ca in ports.cas.list_cas()) if c is not None
             ]
         for credential in credentials:
-            refresh_before = self.clock.now() + self.ocsp_policy.refresh_before
-            with self.database.unit_of_work() as ports:
-                records = ports.ocsp.certificates_needing_responses(
-                    refresh_before=refresh_before,
-                    now=self.clock.now(),
-                    responder_serial_hex=credential.serial_hex,
-                    limit=limit,
-                )
-                for record in records:
-                    if record.issuer_id != credential.ca_id or record.id is None:
-                        continue
-                    status = ports.ocsp.certificate_status(record.issuer_id, record.serial_hex)
-                    revocation = status[1] if status is not None else None
-                    responder.pre_produce(record, revocation, ports.ocsp)
-                    done += 1
+            while done < limit:
+                refresh_before = self.clock.now() + self.ocsp_policy.refresh_before
+                with self.database.unit_of_work() as ports:
+                    records = ports.ocsp.certificates_needing_responses(
+                        issuer_id=credential.ca_id,
+                        refresh_before=refresh_before,
+                        now=self.clock.now(),
+                        responder_serial_hex=credential.serial_hex,
+                        limit=min(batch, limit - done),
+                    )
+                    for record in records:
+                        status = ports.ocsp.certificate_status(record.issuer_id, record.serial_hex)
+                        revocation = status[1] if status is not None else None
+                        responder.pre_produce(record, revocation, ports.ocsp)
+                        done += 1
+                if len(records) < batch:
+                    break
         return done
 
     def rollover_ocsp_responder(self) -> CertificateRecord | None:
@@ -342,6 +345,8 @@ class Runtime:
                 current = ports.certificates.find_service_certificate(issuer_id=ca.id, profile=OCSP_RESPONDER.name)
                 if current is not None and current.not_after - self.clock.now() > validity / 3:
                     continue
+                if current is not None and current.not_after >= ca.not_after:
+                    continue  # a new certificate could not outlive the current one (CA near its end)
                 algorithm = current.key_algorithm if current is not None else None
                 issued = self.authority(ports).issue_service_certificate(
                     ca, OCSP_RESPONDER, actor="system:ocsp-rollover", algorithm=algorithm

@@ -13,6 +13,7 @@ each rollover happens once. Failures are logged and retried on the next tick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -26,9 +27,14 @@ CRL_TICK_SECONDS = 1.0
 OCSP_TICK_SECONDS = 30.0
 
 
-async def run_status_tasks(runtime: Runtime, platform: Platform | None = None) -> None:
+async def run_status_tasks(
+    runtime: Runtime, platform: Platform | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Loop until ``stop`` is set; the work of a tick is finished before the loop returns, so the
+    runtime is never closed under a running HSM or database call."""
+    stop = stop or asyncio.Event()
     last_ocsp = 0.0
-    while True:
+    while not stop.is_set():
         try:
             await asyncio.to_thread(runtime.publish_crls)
         except GovsignError as exc:
@@ -46,4 +52,5 @@ async def run_status_tasks(runtime: Runtime, platform: Platform | None = None) -
                 log.warning("OCSP maintenance failed: %s", exc.message)
             except Exception:
                 log.exception("OCSP maintenance failed")
-        await asyncio.sleep(CRL_TICK_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CRL_TICK_SECONDS)

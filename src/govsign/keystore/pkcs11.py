@@ -116,15 +116,21 @@ class PKCS11KeyStore:
         self._token: Any = None
         self._lib: Any = None
         self._handles: dict[tuple[bytes, ObjectClass], Any] = {}
+        self._closed = False
 
     # -- session management -----------------------------------------------------------------
 
     def open(self) -> None:
-        """Load the module, find the token and log in; raises one-sentence errors."""
-        with MODULE_LOCK:
-            self._open_locked()
+        """Load the module, find the token and log in; raises one-sentence errors.
 
-    def _open_locked(self) -> None:
+        At start-up, transient failures (SoftHSM2's multi-process login race) are retried a few
+        times; a later reopen after an outage is tried once per call, so callers learn at once
+        that the HSM is unavailable."""
+        with MODULE_LOCK:
+            self._closed = False
+            self._open_locked(attempts=_OPEN_ATTEMPTS)
+
+    def _open_locked(self, attempts: int = 1) -> None:
         if self._session is not None:
             return
         if not os.path.isfile(self._module_path):
@@ -139,12 +145,14 @@ class PKCS11KeyStore:
         # SoftHSM2 answers C_GetTokenInfo / C_Login with CKR_GENERAL_ERROR or a missing token now
         # and then while other processes log in to the same token store at the same moment (the
         # race of SoftHSMv2 issue 757): retry a few times with a random pause before giving up.
-        for attempt in range(_OPEN_ATTEMPTS):
+        if self._closed:
+            raise HSMUnavailableError("The HSM session of this process was closed.")
+        for attempt in range(attempts):
             try:
                 self._open_session()
                 return
             except _TransientOpenError as exc:
-                if attempt == _OPEN_ATTEMPTS - 1:
+                if attempt == attempts - 1:
                     raise exc.final from None
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not crypto
                 if attempt >= 1:
@@ -203,6 +211,7 @@ class PKCS11KeyStore:
 
     def close(self) -> None:
         with MODULE_LOCK:
+            self._closed = True
             if self._session is not None:
                 with suppress(p11errors.PKCS11Error):
                     self._session.close()

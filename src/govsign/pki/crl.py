@@ -108,6 +108,7 @@ class CRLStore(Protocol):
     def active_revocations(self, ca_id: str) -> list[RevocationRecord]: ...
     def latest_crl(self, ca_id: str, *, delta: bool) -> StoredCRL | None: ...
     def crl_by_number(self, ca_id: str, number: int) -> StoredCRL | None: ...
+    def released_holds_since(self, ca_id: str, since: dt.datetime) -> list[str]: ...
     def add_crl(self, crl: StoredCRL) -> None: ...
 
 
@@ -125,8 +126,16 @@ def entry_for(revocation: RevocationRecord) -> CRLEntry:
     )
 
 
-def delta_entries(current: Sequence[CRLEntry], base: x509.CertificateRevocationList) -> list[CRLEntry]:
-    """What changed between a base complete CRL and the current set of revocations."""
+def delta_entries(
+    current: Sequence[CRLEntry], base: x509.CertificateRevocationList, released_since_base: Sequence[int] = ()
+) -> list[CRLEntry]:
+    """What changed between a base complete CRL and the current set of revocations.
+
+    ``released_since_base`` lists holds released after the base was issued: each gets
+    removeFromCRL even if the base never listed it, because a later complete CRL may have
+    (RFC 5280 section 5.2.4: base + delta must equal the current state for any complete CRL
+    numbered at or above the base).
+    """
     base_reasons: dict[int, x509.ReasonFlags | None] = {}
     for revoked in base:
         try:
@@ -141,11 +150,17 @@ def delta_entries(current: Sequence[CRLEntry], base: x509.CertificateRevocationL
         flag = _REASON_FLAGS[entry.reason] if entry.reason is not None else None
         if entry.serial not in base_reasons or base_reasons[entry.serial] != flag:
             changes.append(entry)
+    removed: set[int] = set()
     for serial, reason in base_reasons.items():
         if serial not in current_serials and reason is x509.ReasonFlags.certificate_hold:
             changes.append(
                 CRLEntry(serial=serial, revoked_at=_hold_release_date(base, serial), reason=None, remove_from_crl=True)
             )
+            removed.add(serial)
+    for serial in released_since_base:
+        if serial not in current_serials and serial not in removed and serial not in base_reasons:
+            changes.append(CRLEntry(serial=serial, revoked_at=base.last_update_utc, reason=None, remove_from_crl=True))
+            removed.add(serial)
     return changes
 
 
@@ -267,6 +282,11 @@ class CRLPublisher:
         latest = self._store.latest_crl(ca.id, delta=False)
         if latest is None:
             return True
+        return self._near_next_update(ca, latest)
+
+    def _near_next_update(self, ca: CARecord, latest: StoredCRL) -> bool:
+        if latest.next_update >= ca.not_after:
+            return False  # nextUpdate is capped at the CA's end; re-signing would not extend it
         return latest.next_update - self._clock.now() <= self._policy.refresh_before
 
     def publish(self, ca: CARecord, *, force: bool = False) -> PublishedCRLs | None:
@@ -278,7 +298,7 @@ class CRLPublisher:
             force
             or latest_full is None
             or state.change_seq > state.published_change_seq
-            or latest_full.next_update - now <= self._policy.refresh_before
+            or self._near_next_update(ca, latest_full)
         )
         if not due:
             return None
@@ -317,7 +337,8 @@ class CRLPublisher:
         if base is None or now - base.this_update > self._policy.delta_base_max_age:
             base = stored_full
         base_crl = x509.load_der_x509_crl(base.der)
-        changes = tuple(delta_entries(entries, base_crl))
+        released = [int(serial, 16) for serial in self._store.released_holds_since(ca.id, base.this_update)]
+        changes = tuple(delta_entries(entries, base_crl, released))
         delta_number = full_number + 1
         delta = sign_crl(
             CRLSpec(

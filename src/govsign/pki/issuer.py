@@ -179,6 +179,18 @@ def _builder(spec: CertificateSpec, issuer: IssuerContext) -> x509.CertificateBu
             critical=False,
         )
         builder = builder.add_extension(_crl_distribution_points(urls.crl(issuer.ca_id)), critical=False)
+        # The parent's ARL names its delta CRLs (Freshest CRL); relying parties such as
+        # pyhanko-certvalidator look for delta CRLs in the certificate, so name them here too.
+        builder = builder.add_extension(
+            x509.FreshestCRL(
+                [
+                    x509.DistributionPoint(
+                        [x509.UniformResourceIdentifier(urls.delta_crl(issuer.ca_id))], None, None, None
+                    )
+                ]
+            ),
+            critical=False,
+        )
         return builder
 
     profile = spec.profile

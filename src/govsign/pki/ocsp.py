@@ -27,7 +27,7 @@ from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 
 from govsign.clock import Clock
-from govsign.errors import GovsignError, HSMUnavailableError
+from govsign.errors import ErrorKind, GovsignError, HSMUnavailableError
 from govsign.keystore.api import KeyRef, KeyStore, SignatureScheme
 from govsign.pki.ports import CARecord, CertificateRecord, CertificateStatus, RevocationReason, RevocationRecord
 
@@ -108,7 +108,7 @@ class OCSPDirectory:
             certificate = asn1_x509.Certificate.load(ca.certificate_der)
             name_der = certificate.subject.dump()
             key_bits = certificate.public_key["public_key"].contents[1:]
-            identity = CAIdentity(ca_id=ca.id, served=ca.id in self._responders)
+            identity = CAIdentity(ca_id=ca.id, served=ca.id in self._responders or ca.parent_id is not None)
             for name in CERT_ID_HASHES:
                 name_hash = hashlib.new(name, name_der).digest()
                 key_hash = hashlib.new(name, key_bits).digest()
@@ -278,9 +278,9 @@ class OCSPResponder:
             return unsigned_response("malformed_request")
         try:
             return self._respond(parsed, source)
-        except HSMUnavailableError:
-            return unsigned_response("try_later")
         except GovsignError as exc:
+            if exc.kind is ErrorKind.UNAVAILABLE:
+                return unsigned_response("try_later")
             log.warning("OCSP request failed: %s", exc.message)
             return unsigned_response("internal_error")
         except Exception:
@@ -301,8 +301,9 @@ class OCSPResponder:
             return unsigned_response("unauthorized")
         ca_id = identities[0].ca_id
         responder = self._directory.responder(ca_id)
-        if responder is None:
-            return unsigned_response("unauthorized")
+        if responder is None or responder.not_after <= self._clock.now():
+            # We answer for this CA but have no valid responder right now (rollover pending).
+            return unsigned_response("try_later")
         now = self._clock.now()
 
         if parsed.nonce_extension is None and len(parsed.cert_ids) == 1:
@@ -325,9 +326,9 @@ class OCSPResponder:
         for cert_id in parsed.cert_ids:
             serial_hex = format(cert_id["serial_number"].native, "x")
             status = source.certificate_status(ca_id, serial_hex)
-            singles.append(self._single_response(cert_id, status, now))
+            singles.append(self._single_response(cert_id, status, now, responder))
         der = self._sign(responder, singles, now, parsed.nonce_extension)
-        single_window = (now, now + self._policy.response_validity) if len(singles) == 1 else (None, None)
+        single_window = (now, self._next_update(now, responder)) if len(singles) == 1 else (None, None)
         return OCSPAnswer(
             der=der,
             status="successful",
@@ -336,11 +337,18 @@ class OCSPResponder:
             nonce=parsed.nonce_extension is not None,
         )
 
+    def _next_update(self, now: dt.datetime, responder: ResponderCredential | None = None) -> dt.datetime:
+        next_update = now + self._policy.response_validity
+        if responder is not None and responder.not_after < next_update:
+            next_update = responder.not_after
+        return next_update
+
     def _single_response(
         self,
         cert_id: asn1_ocsp.CertId,
         status: tuple[CertificateRecord, RevocationRecord | None] | None,
         now: dt.datetime,
+        responder: ResponderCredential | None = None,
     ) -> asn1_ocsp.SingleResponse:
         cert_status: asn1_ocsp.CertStatus
         if status is None:
@@ -359,7 +367,7 @@ class OCSPResponder:
                 "cert_id": asn1_ocsp.CertId.load(cert_id.dump()),
                 "cert_status": cert_status,
                 "this_update": now,
-                "next_update": now + self._policy.response_validity,
+                "next_update": self._next_update(now, responder),
             }
         )
 
@@ -414,7 +422,7 @@ class OCSPResponder:
         cert_status = "good" if record.status is CertificateStatus.VALID or revocation is None else "revoked"
         for algorithm in PRE_PRODUCED_HASHES:
             cert_id = self._directory.cert_id(record.issuer_id, record.serial_hex, algorithm)
-            der = self._sign(responder, [self._single_response(cert_id, status, now)], now, None)
+            der = self._sign(responder, [self._single_response(cert_id, status, now, responder)], now, None)
             source.put_response(
                 certificate_id=record.id,
                 issuer_id=record.issuer_id,
@@ -422,7 +430,7 @@ class OCSPResponder:
                 hash_algorithm=algorithm,
                 cert_status=cert_status,
                 this_update=now,
-                next_update=now + self._policy.response_validity,
+                next_update=self._next_update(now, responder),
                 responder_serial_hex=responder.serial_hex,
                 response_der=der,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,11 +11,13 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from govsign.errors import DatabaseUnavailableError
 from govsign.storage.repositories import SQLPorts
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str) -> Engine:
@@ -86,9 +89,14 @@ class Database:
         session: Session = self._read_sessions()
         try:
             yield SQLPorts(session)
+        except (OperationalError, InterfaceError) as exc:
+            raise DatabaseUnavailableError("The database is not available.") from exc
         finally:
-            session.rollback()
-            session.close()
+            try:
+                session.rollback()
+                session.close()
+            except SQLAlchemyError:
+                log.warning("could not close a read-only session cleanly")
 
     @contextmanager
     def unit_of_work(self) -> Iterator[SQLPorts]:
@@ -99,9 +107,12 @@ class Database:
             yield ports
             session.commit()
         except SQLAlchemyError as exc:
-            session.rollback()
-            if isinstance(exc, OperationalError | DBAPIError) and getattr(exc, "connection_invalidated", False):
-                raise DatabaseUnavailableError("The database connection was lost; nothing was changed.") from None
+            try:
+                session.rollback()
+            except SQLAlchemyError:
+                log.warning("could not roll back after a database error")
+            if isinstance(exc, OperationalError | InterfaceError) or getattr(exc, "connection_invalidated", False):
+                raise DatabaseUnavailableError("The database is not available; nothing was changed.") from None
             raise
         except BaseException:
             session.rollback()

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from govsign.audit.chain import GENESIS_HASH, ChainVerdict, canonical_details, event_hash, verify_chain
-from govsign.errors import NotFoundError
+from govsign.errors import DatabaseUnavailableError, NotFoundError
 from govsign.keystore.api import KeyAlgorithm, KeyRef
 from govsign.pki.crl import CRLState, StoredCRL
 from govsign.pki.ports import (
@@ -41,6 +43,22 @@ from govsign.storage.models import (
     OCSPResponseRow,
     RevocationRow,
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _database_errors(method: F) -> F:
+    """Turn a lost database into DatabaseUnavailableError at the storage seam, so protocol
+    handlers can answer tryLater / 503 without knowing SQLAlchemy."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            raise DatabaseUnavailableError("The database is not available.") from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _ca_record(row: CertificateAuthorityRow) -> CARecord:
@@ -120,6 +138,14 @@ class SQLCARegistry:
                 not_before=record.not_before,
                 not_after=record.not_after,
                 created_at=record.created_at,
+            )
+        )
+        self._session.flush()
+        # The CRL numbering row exists from the start, so a first revocation and a first CRL
+        # publication cannot both try to create it.
+        self._session.add(
+            CRLStateRow(
+                ca_id=record.id, next_crl_number=1, change_seq=0, published_change_seq=0, delta_base_number=None
             )
         )
         self._session.flush()
@@ -466,14 +492,29 @@ class SQLCRLStore:
             query = query.with_for_update()
         row = self._session.scalars(query).one_or_none()
         if row is None:
-            with self._session.begin_nested():
-                self._session.add(
-                    CRLStateRow(
-                        ca_id=ca_id, next_crl_number=1, change_seq=0, published_change_seq=0, delta_base_number=None
-                    )
-                )
+            # Databases from before CA creation made this row: create it, tolerating a racer.
+            dialect = self._session.get_bind().dialect.name
+            insert_statement = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            self._session.execute(
+                insert_statement(CRLStateRow)
+                .values(ca_id=ca_id, next_crl_number=1, change_seq=0, published_change_seq=0, delta_base_number=None)
+                .on_conflict_do_nothing(index_elements=["ca_id"])
+            )
             row = self._session.scalars(query).one()
         return row
+
+    def released_holds_since(self, ca_id: str, since: dt.datetime) -> list[str]:
+        """Serials whose hold was released at or after ``since`` and that are not revoked now."""
+        released = self._session.scalars(
+            select(RevocationRow.serial_hex).where(
+                RevocationRow.issuer_id == ca_id,
+                RevocationRow.reason == RevocationReason.CERTIFICATE_HOLD.value,
+                RevocationRow.released_at.is_not(None),
+                RevocationRow.released_at >= since,
+            )
+        )
+        active = {r.serial_hex for r in self.active_revocations(ca_id)}
+        return sorted({serial for serial in released if serial not in active})
 
     def ensure_crl_state(self, ca_id: str) -> None:
         self._state_row(ca_id, lock=False)
@@ -560,6 +601,7 @@ class SQLOCSPStore:
     def __init__(self, session: Session) -> None:
         self._session = session
 
+    @_database_errors
     def certificate_status(
         self, issuer_id: str, serial_hex: str
     ) -> tuple[CertificateRecord, RevocationRecord | None] | None:
@@ -636,7 +678,7 @@ class SQLOCSPStore:
         self._session.execute(delete(OCSPResponseRow).where(OCSPResponseRow.certificate_id == certificate_id))
 
     def certificates_needing_responses(
-        self, *, refresh_before: dt.datetime, now: dt.datetime, responder_serial_hex: str, limit: int
+        self, *, issuer_id: str, refresh_before: dt.datetime, now: dt.datetime, responder_serial_hex: str, limit: int
     ) -> list[CertificateRecord]:
         """Live certificates whose stored responses expire before ``refresh_before``, are
         missing, or were signed by another responder certificate."""
@@ -651,7 +693,9 @@ class SQLOCSPStore:
         )
         rows = self._session.scalars(
             select(CertificateRow)
-            .where(CertificateRow.not_after > now, CertificateRow.id.not_in(fresh))
+            .where(
+                CertificateRow.issuer_id == issuer_id, CertificateRow.not_after > now, CertificateRow.id.not_in(fresh)
+            )
             .order_by(CertificateRow.id)
             .limit(limit)
         )

@@ -40,6 +40,15 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
+def etag_matches(request: Request, etag: str) -> bool:
+    """If-None-Match as RFC 9110 13.1.2 reads it: a list, weak comparison, or '*'."""
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return False
+    candidates = [part.strip() for part in header.split(",")]
+    return any(c == "*" or c.removeprefix("W/") == etag for c in candidates)
+
+
 def _http_date(moment: dt.datetime) -> str:
     return format_datetime(moment.astimezone(dt.UTC), usegmt=True)
 
@@ -58,7 +67,7 @@ async def ca_certificate(ca_id: str, request: Request) -> Response:
     if der is None:
         return problem(404, "not-found", "Not found", f"There is no CA '{ca_id}'.")
     etag = '"' + hashlib.sha256(der).hexdigest()[:32] + '"'
-    if request.headers.get("if-none-match") == etag:
+    if etag_matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
     return Response(
         der,
@@ -95,7 +104,7 @@ async def crl(name: str, request: Request) -> Response:
         "Expires": _http_date(stored.next_update),
         "Cache-Control": f"public, max-age={CRL_MAX_AGE_SECONDS}, no-transform",
     }
-    if request.headers.get("if-none-match") == etag:
+    if etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
     return Response(stored.der, media_type="application/pkix-crl", headers=headers)
 

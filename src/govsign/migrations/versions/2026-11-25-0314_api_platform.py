@@ -21,6 +21,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # Every CA has its CRL numbering row from the start (created with the CA from now on).
+    op.execute(
+        "INSERT INTO crl_state (ca_id, next_crl_number, change_seq, published_change_seq) "
+        "SELECT id, 1, 0, 0 FROM certificate_authorities WHERE id NOT IN (SELECT ca_id FROM crl_state)"
+    )
     # The audit chain head exists from the start, so two first-ever appends cannot both insert it.
     op.execute(
         "INSERT INTO audit_head (id, last_event_id, last_hash) "
