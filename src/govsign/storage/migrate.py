@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
 
@@ -14,10 +17,35 @@ def alembic_config() -> Config:
 
 
 def upgrade_to_head(engine: Engine) -> None:
+    """Migrate to the newest schema.
+
+    On SQLite, Alembic's batch mode rebuilds a table to change its constraints (copy, drop,
+    rename); with foreign keys enforced, dropping a table that others reference fails. So SQLite
+    migrates on a connection with foreign keys off (set outside any transaction, as SQLite
+    requires) and checks every reference afterwards.
+    """
     config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return
+    migration_engine = create_engine(engine.url)
+
+    @event.listens_for(migration_engine, "connect")
+    def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+        dbapi_connection.execute("PRAGMA busy_timeout=30000")
+
+    try:
+        with migration_engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise RuntimeError(f"the migrated database has {len(problems)} broken references")
+    finally:
+        migration_engine.dispose()
 
 
 def check_models_match(engine: Engine) -> None:
