@@ -43,6 +43,7 @@ from govsign.pki.ports import AuditContext, AuditEvent, CARecord, CARole, Certif
 from govsign.pki.profiles import OCSP_RESPONDER
 from govsign.storage.engine import Database
 from govsign.storage.migrate import is_at_head, upgrade_to_head
+from govsign.storage.ocsp_reader import StoredResponseReader
 from govsign.storage.repositories import SQLPorts
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,8 @@ class Runtime:
             max_cert_ids=settings.ocsp_max_cert_ids,
         )
         self._responder: OCSPResponder | None = None
+        self._fast_keys: dict[bytes, tuple[str, str, str]] = {}
+        self._stored_responses = StoredResponseReader(database.engine)
         self._responder_loaded_at = 0.0
         self._responder_lock = threading.Lock()
 
@@ -221,6 +224,7 @@ class Runtime:
                 directory=OCSPDirectory(cas, responders),
             )
             self._responder_loaded_at = time.monotonic()
+            self._fast_keys = {}
             return self._responder
 
     def _responder_credential(self, ports: SQLPorts, ca: CARecord) -> ResponderCredential | None:
@@ -236,6 +240,41 @@ class Runtime:
             key=record.key,
             not_after=record.not_after,
         )
+
+    FAST_PATH_CACHE_SIZE = 20000
+
+    def answer_ocsp_pre_produced(self, request_der: bytes) -> OCSPAnswer | None:
+        """The hot path: a fresh pre-produced response for a request without a nonce, read with
+        one query and no HSM; None when the request needs the full path. The database is read
+        on every call, so a revocation is visible as soon as it commits."""
+        key = self._fast_keys.get(request_der)
+        if key is None:
+            responder = self.ocsp_responder()
+            if responder is None:
+                return None
+            key = responder.pre_produced_key(request_der) or ("", "", "")
+            if len(self._fast_keys) >= self.FAST_PATH_CACHE_SIZE:
+                self._fast_keys.clear()
+            self._fast_keys[request_der] = key
+        if not key[0]:
+            return None
+        try:
+            stored = self._stored_responses.fetch(*key)
+        except GovsignError:
+            return None
+        if stored is None:
+            return None
+        der, this_update, next_update = stored
+        now = self.clock.now()
+        if not this_update <= now < next_update:
+            return None
+        return OCSPAnswer(
+            der=der, status="successful", this_update=this_update, next_update=next_update, pre_produced=True
+        )
+
+    @property
+    def ocsp_fast_path_is_local(self) -> bool:
+        return self._stored_responses.is_local
 
     def answer_ocsp(self, request_der: bytes) -> OCSPAnswer:
         """Answer one OCSP request; never raises (protocol errors are OCSP statuses)."""

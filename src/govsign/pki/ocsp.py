@@ -16,6 +16,7 @@ responses are built with asn1crypto and signed by the delegated responder key in
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -77,11 +78,11 @@ class ResponderCredential:
     not_after: dt.datetime
     """End of its validity."""
 
-    @property
+    @functools.cached_property
     def asn1_certificate(self) -> asn1_x509.Certificate:
         return asn1_x509.Certificate.load(self.certificate_der)
 
-    @property
+    @functools.cached_property
     def key_hash(self) -> bytes:
         """SHA-1 of the responder's subjectPublicKey, for ResponderID byKey."""
         return hashlib.sha1(self.asn1_certificate.public_key["public_key"].contents[1:]).digest()  # noqa: S324 - RFC 6960
@@ -286,6 +287,25 @@ class OCSPResponder:
         except Exception:
             log.exception("OCSP request failed")
             return unsigned_response("internal_error")
+
+    def pre_produced_key(self, request_der: bytes) -> tuple[str, str, str] | None:
+        """(CA id, serial, CertID hash) when the request can be answered from a stored response:
+        one CertID of a CA we serve, and no nonce. The answer depends only on the request's
+        bytes, so callers may cache it by those bytes. None otherwise (or for bad requests)."""
+        try:
+            parsed = parse_request(request_der, self._policy.max_cert_ids)
+        except MalformedRequestError:
+            return None
+        if parsed.nonce_extension is not None or len(parsed.cert_ids) != 1:
+            return None
+        cert_id = parsed.cert_ids[0]
+        algorithm = cert_id["hash_algorithm"]["algorithm"].native
+        identity = self._directory.identify(
+            algorithm, cert_id["issuer_name_hash"].native, cert_id["issuer_key_hash"].native
+        )
+        if identity is None or not identity.served or self._directory.responder(identity.ca_id) is None:
+            return None
+        return identity.ca_id, format(cert_id["serial_number"].native, "x"), algorithm
 
     def _respond(self, parsed: _ParsedRequest, source: OCSPStatusSource) -> OCSPAnswer:
         identities = []
