@@ -43,7 +43,7 @@ from govsign.pki.ports import AuditContext, AuditEvent, CARecord, CARole, Certif
 from govsign.pki.profiles import OCSP_RESPONDER
 from govsign.storage.engine import Database
 from govsign.storage.migrate import is_at_head, upgrade_to_head
-from govsign.storage.ocsp_reader import StoredResponseReader
+from govsign.storage.ocsp_reader import OCSPStatusReader, StoredResponseReader
 from govsign.storage.repositories import SQLPorts
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,7 @@ class Runtime:
         self._responder: OCSPResponder | None = None
         self._fast_keys: dict[bytes, tuple[str, str, str]] = {}
         self._stored_responses = StoredResponseReader(database.engine)
+        self._status_reader = OCSPStatusReader(database.engine, self._stored_responses)
         self._responder_loaded_at = 0.0
         self._responder_lock = threading.Lock()
 
@@ -252,12 +253,12 @@ class Runtime:
             responder = self.ocsp_responder()
             if responder is None:
                 return None
-            key = responder.pre_produced_key(request_der) or ("", "", "")
+            found = responder.pre_produced_key(request_der)
+            if found is None:
+                return None  # not cached: requests with a nonce are all different
             if len(self._fast_keys) >= self.FAST_PATH_CACHE_SIZE:
                 self._fast_keys.clear()
-            self._fast_keys[request_der] = key
-        if not key[0]:
-            return None
+            self._fast_keys[request_der] = key = found
         try:
             stored = self._stored_responses.fetch(*key)
         except GovsignError:
@@ -282,8 +283,7 @@ class Runtime:
             responder = self.ocsp_responder()
             if responder is None:
                 return unsigned_response("unauthorized")
-            with self.database.read_only() as ports:
-                return responder.respond(request_der, ports.ocsp)
+            return responder.respond(request_der, self._status_reader)
         except GovsignError as exc:
             status = "try_later" if exc.kind is ErrorKind.UNAVAILABLE else "internal_error"
             return unsigned_response(status)

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from govsign import __version__
 from govsign.api.background import run_status_tasks
 from govsign.api.middleware import configure_json_logging, install_middleware
+from govsign.api.ocsp_fast import OCSPFastPath
 from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
 from govsign.api.routes import health, pki, ra
@@ -51,6 +52,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pki.router)
     app.include_router(ra.router)
     install_openapi_extras(app)
+    # Outermost: the OCSP hot path answers pre-produced responses before any other layer.
+    app.add_middleware(OCSPFastPath, runtime_of=lambda: getattr(app.state, "runtime", None))
     return app
 
 

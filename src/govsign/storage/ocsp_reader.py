@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+from typing import Any, cast
 from urllib.parse import quote
 
 from sqlalchemy import select
@@ -18,7 +19,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from govsign.errors import DatabaseUnavailableError
-from govsign.storage.models import OCSPResponseRow
+from govsign.pki.ports import CertificateRecord, CertificateStatus, RevocationRecord
+from govsign.storage.models import CertificateRow, OCSPResponseRow, RevocationRow
+from govsign.storage.repositories import _certificate_record, _revocation_record
 
 StoredResponse = tuple[bytes, dt.datetime, dt.datetime]
 
@@ -71,3 +74,51 @@ class StoredResponseReader:
         if row is None:
             return None
         return bytes(row[0]), _utc(row[1]), _utc(row[2])
+
+
+class OCSPStatusReader:
+    """The OCSP responder's read-only port (``OCSPStatusSource``) without an ORM session: the
+    certificate's status and its revocation in one Core query per CertID."""
+
+    def __init__(self, engine: Engine, stored: StoredResponseReader) -> None:
+        self._engine = engine
+        self._stored = stored
+        self._certificates = CertificateRow.__table__
+        self._revocations = RevocationRow.__table__
+
+    def certificate_status(
+        self, issuer_id: str, serial_hex: str
+    ) -> tuple[CertificateRecord, RevocationRecord | None] | None:
+        try:
+            with self._engine.connect().execution_options(govsign_read_only=True) as connection:
+                certificates = self._certificates.c
+                certificate = connection.execute(
+                    select(self._certificates).where(
+                        certificates.issuer_id == issuer_id, certificates.serial_hex == serial_hex
+                    )
+                ).first()
+                if certificate is None:
+                    return None
+                # Core rows have the mapped attributes' names, which the record builders read.
+                record = _certificate_record(cast(CertificateRow, certificate))
+                if record.status is CertificateStatus.VALID:
+                    return record, None
+                revocations = self._revocations.c
+                revocation = connection.execute(
+                    select(self._revocations)
+                    .where(revocations.certificate_id == record.id, revocations.released_at.is_(None))
+                    .order_by(revocations.id.desc())
+                    .limit(1)
+                ).first()
+        except (OperationalError, InterfaceError) as exc:
+            raise DatabaseUnavailableError("The database is not available.") from exc
+        return record, _revocation_record(cast(RevocationRow, revocation)) if revocation is not None else None
+
+    def stored_response(self, issuer_id: str, serial_hex: str, hash_algorithm: str) -> StoredResponse | None:
+        return self._stored.fetch(issuer_id, serial_hex, hash_algorithm)
+
+    def put_response(self, **_values: Any) -> None:
+        raise NotImplementedError("the read-only OCSP port stores nothing")
+
+    def delete_responses(self, certificate_id: int) -> None:
+        raise NotImplementedError("the read-only OCSP port stores nothing")

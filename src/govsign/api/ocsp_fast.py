@@ -1,0 +1,162 @@
+"""The OCSP hot path as a raw ASGI layer in front of FastAPI.
+
+A request for one certificate without a nonce (by GET, or by POST with the right media type
+and a small body) is answered from the pre-produced responses with one database read; routing,
+dependency injection and the JSON middleware are skipped, which makes it several times cheaper.
+Anything else (a nonce, several CertIDs, a miss, a bad request) goes on to the FastAPI route
+unchanged, with the body replayed, so the protocol rules live in one place (routes/pki.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import hashlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import unquote
+
+from prometheus_client import Counter
+
+from govsign.metrics import REGISTRY
+from govsign.pki.ocsp import OCSPAnswer
+
+FAST_ANSWERS = Counter(
+    "govsign_ocsp_pre_produced_total",
+    "OCSP requests answered from pre-produced responses.",
+    ["method"],
+    registry=REGISTRY,
+)
+
+OCSP_PATH = "/pki/ocsp"
+MAX_FAST_BODY = 16 * 1024
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+def _http_date(moment: dt.datetime) -> bytes:
+    return format_datetime(moment.astimezone(dt.UTC), usegmt=True).encode("ascii")
+
+
+class OCSPFastPath:
+    def __init__(self, app: Any, runtime_of: Callable[[], Any]) -> None:
+        self.app = app
+        self._runtime_of = runtime_of
+
+    @property
+    def runtime(self) -> Any:
+        return self._runtime_of()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path.startswith(OCSP_PATH):
+            await self.app(scope, receive, send)
+            return
+        runtime = self.runtime
+        if runtime is None:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method == "GET" and path.startswith(OCSP_PATH + "/"):
+            request_der = _decode_get(path[len(OCSP_PATH) + 1 :])
+            if request_der is not None:
+                answer = await _pre_produced(runtime, request_der)
+                if answer is not None:
+                    FAST_ANSWERS.labels("GET").inc()
+                    await _send_answer(send, answer, runtime, cacheable=True)
+                    return
+            await self.app(scope, receive, send)
+            return
+        if method == "POST" and path == OCSP_PATH and _is_ocsp_post(scope):
+            body, more = await _read_body(receive)
+            if not more and body:
+                answer = await _pre_produced(runtime, body)
+                if answer is not None:
+                    FAST_ANSWERS.labels("POST").inc()
+                    await _send_answer(send, answer, runtime, cacheable=False)
+                    return
+            await self.app(scope, _replay(body, more, receive), send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _decode_get(encoded: str) -> bytes | None:
+    text = unquote(encoded).strip()
+    if not text or len(text) > MAX_FAST_BODY * 2:
+        return None
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _is_ocsp_post(scope: Scope) -> bool:
+    for key, value in scope.get("headers", []):
+        if key == b"content-type":
+            return bool(value.split(b";")[0].strip().lower() == b"application/ocsp-request")
+    return False
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """Up to MAX_FAST_BODY bytes; ``more`` is True when the body is longer (left unread)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+        if size > MAX_FAST_BODY:
+            return b"".join(chunks), True
+
+
+def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> MutableMapping[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return replay
+
+
+async def _pre_produced(runtime: Any, request_der: bytes) -> OCSPAnswer | None:
+    if runtime.ocsp_fast_path_is_local:
+        answer: OCSPAnswer | None = runtime.answer_ocsp_pre_produced(request_der)
+    else:
+        answer = await asyncio.to_thread(runtime.answer_ocsp_pre_produced, request_der)
+    return answer
+
+
+async def _send_answer(send: Send, answer: OCSPAnswer, runtime: Any, *, cacheable: bool) -> None:
+    headers = [
+        (b"content-type", b"application/ocsp-response"),
+        (b"content-length", str(len(answer.der)).encode("ascii")),
+    ]
+    if cacheable and answer.this_update is not None and answer.next_update is not None:
+        max_age = int(
+            min((answer.next_update - runtime.clock.now()).total_seconds(), runtime.settings.ocsp_http_max_age_seconds)
+        )
+        if max_age > 0:
+            headers += [
+                (b"cache-control", f"max-age={max_age}, public, no-transform, must-revalidate".encode("ascii")),
+                (b"last-modified", _http_date(answer.this_update)),
+                (b"expires", _http_date(answer.next_update)),
+                (b"etag", b'"' + hashlib.sha1(answer.der).hexdigest().encode("ascii") + b'"'),  # noqa: S324 - RFC 5019 ETag
+            ]
+    else:
+        headers.append((b"cache-control", b"no-store"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.der})
