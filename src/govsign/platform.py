@@ -135,7 +135,9 @@ class Platform:
             self._audit(ports, "agency.create", actor, "agency", agency_id, {"name": record.name, "parent": parent_id})
             return record
 
-        return self._write(add)
+        record = self._write(add)
+        self._tree_cache = None
+        return record
 
     def list_agencies(self) -> list[AgencyRecord]:
         with self.runtime.database.read_only() as ports:

@@ -166,6 +166,11 @@ class Runtime:
         """Open the database and log in to the token; with ``initialize``, create what is missing
         (data dir, SoftHSM2 token, PIN, schema). Fails fast with one sentence naming the setting."""
         if settings.embedded_database:
+            sqlite_file = settings.data_dir / "govsign.sqlite3"
+            if not initialize and not sqlite_file.exists():
+                raise ConfigurationError(
+                    f"There is no govsign database in {settings.data_dir} (GOVSIGN_DATA_DIR); run 'govsign init' first."
+                )
             settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         database = Database(settings.sqlalchemy_url())
         try:
@@ -518,7 +523,7 @@ def _record_failure(
                     actor=actor,
                     object_type=object_type,
                     object_id=object_id[:200],
-                    outcome="failure",
+                    outcome="denied" if error.kind in (ErrorKind.FORBIDDEN, ErrorKind.UNAUTHENTICATED) else "failure",
                     details={"error": error.kind.value, "message": error.message[:500]},
                     client_id=context.client_id,
                     agency_id=context.agency_id,

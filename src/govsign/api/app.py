@@ -45,6 +45,11 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Certificate authority and signing service for Vietnamese government agencies.",
         lifespan=lifespan,
+        # The API description is openapi/openapi.json in the repository; nothing but /pki/*,
+        # /healthz, /readyz and /metrics answers without authentication.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     install_middleware(app, max_request_bytes=settings.max_request_bytes)

@@ -29,7 +29,16 @@ def get_platform(request: Request) -> Platform:
 
 
 def _source(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The address failed authentications are counted for: the peer, or, when the peer is a
+    trusted TLS proxy, the client address it forwards (the last X-Forwarded-For hop)."""
+    peer = request.client.host if request.client else "unknown"
+    settings = get_platform(request).runtime.settings
+    if peer in settings.trusted_proxy_addresses:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-1]
+    return peer
 
 
 def _certificate_fingerprint(header_value: str) -> str | None:
@@ -57,7 +66,8 @@ async def authenticated(request: Request) -> Principal:
     else:
         settings = platform.runtime.settings
         header = request.headers.get(settings.client_certificate_header)
-        if header and source in settings.trusted_proxy_addresses:
+        peer = request.client.host if request.client else "unknown"
+        if header and peer in settings.trusted_proxy_addresses:
             fingerprint = _certificate_fingerprint(header)
             if fingerprint is not None:
                 principal = await asyncio.to_thread(platform.authenticate_certificate, fingerprint)

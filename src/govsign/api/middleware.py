@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from govsign.api.problems import problem
 from govsign.metrics import REGISTRY
@@ -84,13 +85,23 @@ class RequestContextMiddleware:
 
         try:
             declared = headers.get("content-length", "")
-            if scope["path"].startswith("/api/") and declared.isdigit() and int(declared) > self.max_request_bytes:
-                response = problem(
-                    413, "too-large", "Request too large", f"Request bodies are at most {self.max_request_bytes} bytes."
-                )
-                await response(scope, receive, send_with_id)
+            is_api = scope["path"].startswith("/api/")
+            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+            if is_api and declared.isdigit() and int(declared) > self.max_request_bytes:
+                await _too_large(self.max_request_bytes)(scope, receive, send_with_id)
+            elif (
+                is_api
+                and scope["method"] in ("POST", "PUT", "PATCH")
+                and (declared not in ("", "0") or "transfer-encoding" in headers)
+                and not (content_type == "application/json" or content_type.endswith("+json"))
+            ):
+                await problem(
+                    415, "unsupported-media-type", "Unsupported media type", "Request bodies must be application/json."
+                )(scope, receive, send_with_id)
             else:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, _limited(receive, self.max_request_bytes) if is_api else receive, send_with_id)
+        except _BodyTooLargeError:
+            await _too_large(self.max_request_bytes)(scope, receive, send_with_id)
         finally:
             REQUEST_ID.reset(token)
             route = scope.get("route")
@@ -109,6 +120,33 @@ class RequestContextMiddleware:
                     client[0] if client else "-",
                     extra={"request_id": request_id},
                 )
+
+
+class _BodyTooLargeError(StarletteHTTPException):
+    """Raised while the body is read; an HTTPException so FastAPI passes it on as a 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request bodies are at most {limit} bytes.")
+
+
+def _too_large(limit: int) -> Any:
+    return problem(413, "too-large", "Request too large", f"Request bodies are at most {limit} bytes.")
+
+
+def _limited(receive: Any, limit: int) -> Any:
+    """Count the body as it is read (also when it is chunked, without a Content-Length)."""
+    received = 0
+
+    async def limited() -> Any:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _BodyTooLargeError(limit)
+        return message
+
+    return limited
 
 
 def install_middleware(app: FastAPI, *, max_request_bytes: int) -> None:

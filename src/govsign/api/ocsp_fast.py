@@ -14,6 +14,7 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import format_datetime
 from typing import Any
@@ -21,6 +22,7 @@ from urllib.parse import unquote
 
 from prometheus_client import Counter
 
+from govsign.api.middleware import REQUESTS
 from govsign.metrics import REGISTRY
 from govsign.pki.ocsp import OCSPAnswer
 
@@ -68,7 +70,7 @@ class OCSPFastPath:
                 answer = await _pre_produced(runtime, request_der)
                 if answer is not None:
                     FAST_ANSWERS.labels("GET").inc()
-                    await _send_answer(send, answer, runtime, cacheable=True)
+                    await _send_answer(send, answer, runtime, cacheable=True, method="GET")
                     return
             await self.app(scope, receive, send)
             return
@@ -78,7 +80,7 @@ class OCSPFastPath:
                 answer = await _pre_produced(runtime, body)
                 if answer is not None:
                     FAST_ANSWERS.labels("POST").inc()
-                    await _send_answer(send, answer, runtime, cacheable=False)
+                    await _send_answer(send, answer, runtime, cacheable=False, method="POST")
                     return
             await self.app(scope, _replay(body, more, receive), send)
             return
@@ -140,10 +142,12 @@ async def _pre_produced(runtime: Any, request_der: bytes) -> OCSPAnswer | None:
     return answer
 
 
-async def _send_answer(send: Send, answer: OCSPAnswer, runtime: Any, *, cacheable: bool) -> None:
+async def _send_answer(send: Send, answer: OCSPAnswer, runtime: Any, *, cacheable: bool, method: str) -> None:
+    REQUESTS.labels(method, OCSP_PATH if method == "POST" else OCSP_PATH + "/{encoded}", "200").inc()
     headers = [
         (b"content-type", b"application/ocsp-response"),
         (b"content-length", str(len(answer.der)).encode("ascii")),
+        (b"x-request-id", uuid.uuid4().hex.encode("ascii")),
     ]
     if cacheable and answer.this_update is not None and answer.next_update is not None:
         max_age = int(

@@ -291,20 +291,21 @@ class RAService:
 
     def list_approvals(self, *, status: str | None, cursor: str | None, limit: int) -> dict[str, Any]:
         self.platform.authorize(self.principal, Permission.APPROVAL_READ, agency_id=None, agency_bound=False)
-        after = decode_cursor(cursor)
-        with self.runtime.database.read_only() as ports:
-            records = ports.approvals.list(status=status, limit=500, after=after)
-        visible = []
-        for record in records:
+        after: tuple[dt.datetime, str] | None = None
+        decoded = decode_cursor(cursor)
+        if decoded is not None:
+            stamp, _, approval_id = decoded.partition("|")
             try:
-                self.platform.authorize(
-                    self.principal, Permission.APPROVAL_READ, agency_id=record.agency_id, agency_bound=True
-                )
-            except ForbiddenError:
-                continue
-            visible.append(record)
-        page = visible[:limit]
-        next_cursor = encode_cursor(page[-1].id) if len(visible) > limit else None
+                after = (dt.datetime.fromisoformat(stamp), approval_id)
+            except ValueError:
+                raise InvalidInputError("The cursor is not one this API returned.") from None
+        scope = None if self.principal.role in CA_WIDE_ROLES else self.platform.agency_subtree(self.principal.agency_id)
+        with self.runtime.database.read_only() as ports:
+            records = ports.approvals.list(status=status, limit=limit + 1, after=after, agency_ids=scope)
+        page = records[:limit]
+        next_cursor = (
+            encode_cursor(f"{page[-1].requested_at.isoformat()}|{page[-1].id}") if len(records) > limit else None
+        )
         return {"items": [approval_resource(r) for r in page], "next_cursor": next_cursor}
 
     def decide(self, approval_id: str, *, approve: bool) -> tuple[int, dict[str, Any]]:

@@ -125,6 +125,13 @@ def verify_chain(events: Iterable[tuple[Any, ...]]) -> ChainVerdict:
             :10
         ]
         client_id, agency_id, request_id = ((*tuple(row[10:13]), None, None, None))[:3]
+        if sequence > expected_sequence:
+            return ChainVerdict(
+                intact=False,
+                events_checked=checked,
+                first_broken_sequence=expected_sequence,
+                problem=f"Audit event {expected_sequence} is missing (the next event is {sequence}); events were deleted.",
+            )
         if sequence != expected_sequence:
             return ChainVerdict(
                 intact=False,

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import click
 import typer
+from typer.exceptions import TyperException
 
 from govsign.cli import output
 from govsign.config import load_settings
@@ -687,25 +688,32 @@ def main(argv: list[str] | None = None) -> None:
         level=os.environ.get("GOVSIGN_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        app(args=argv, standalone_mode=False, prog_name="govsign")
+        result = app(args=argv, standalone_mode=False, prog_name="govsign")
     except GovsignError as exc:
         output.stderr.print(f"error: {exc.message}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(EXIT_CODES.get(exc.kind, 1))
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Exit, click.exceptions.Exit) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except (typer.Abort, click.exceptions.Abort):
         output.stderr.print("error: Aborted.", highlight=False, markup=False)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except (TyperException, click.ClickException) as exc:
+        # Usage errors (unknown command or option, bad value): one sentence, like every error.
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        message = " ".join(str(message).split()).rstrip(".")
+        output.stderr.print(f"error: {message}; see 'govsign --help'.", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception:
         logging.getLogger("govsign.cli").debug("unexpected error", exc_info=True)
         output.stderr.print(
-            "error: An internal error stopped the command; nothing was committed. Set GOVSIGN_LOG_LEVEL=DEBUG for details.",
+            "error: An internal error stopped the command; nothing was committed. "
+            "Set GOVSIGN_LOG_LEVEL=DEBUG for details.",
             highlight=False,
             markup=False,
         )
         sys.exit(70)
+    if isinstance(result, int) and result:
+        sys.exit(result)

@@ -48,7 +48,7 @@ def certificate_json(view: CertificateView) -> dict[str, Any]:
         "key_source": "hsm" if record.key is not None else "csr",
         "key_label": record.key.label if record.key is not None else None,
         "fingerprint_sha256": record.fingerprint_sha256,
-        "replaces_serial": None,
+        "replaces_serial": view.replaces_serial,
         "certificate_pem": view.certificate_pem,
     }
 

@@ -178,7 +178,7 @@ class PKCS11KeyStore:
             ) from None
         except p11errors.PKCS11Error as exc:
             raise _TransientOpenError(
-                HSMUnavailableError(f"The PKCS#11 module could not list its tokens ({type(exc).__name__}).")
+                HSMUnavailableError(_logged("The PKCS#11 module could not list its tokens.", exc))
             ) from None
         login_key = (self._module_path, self._token_label)
         pin_digest = hashlib.sha256(self._pin.encode("utf-8")).digest()
@@ -203,9 +203,7 @@ class PKCS11KeyStore:
             raise HSMLoginError(f"The user PIN of HSM token '{self._token_label}' is locked.") from None
         except p11errors.PKCS11Error as exc:
             raise _TransientOpenError(
-                HSMUnavailableError(
-                    f"Could not open a session on HSM token '{self._token_label}' ({type(exc).__name__})."
-                )
+                HSMUnavailableError(_logged(f"Could not open a session on HSM token '{self._token_label}'.", exc))
             ) from None
         self._handles.clear()
 
@@ -244,13 +242,12 @@ class PKCS11KeyStore:
                     self._handles.clear()
                     if attempt == 2:
                         ERROR_COUNTS[operation] = ERROR_COUNTS.get(operation, 0) + 1
-                        raise HSMUnavailableError(f"The HSM is not available ({type(exc).__name__}).") from None
+                        log.warning("PKCS#11 %s failed: %s", operation, type(exc).__name__)
+                        raise HSMUnavailableError("The HSM is not available.") from None
                 except p11errors.PKCS11Error as exc:
                     ERROR_COUNTS[operation] = ERROR_COUNTS.get(operation, 0) + 1
                     log.warning("PKCS#11 %s failed: %s", operation, type(exc).__name__)
-                    raise HSMUnavailableError(
-                        f"The HSM refused the {operation} operation ({type(exc).__name__})."
-                    ) from None
+                    raise HSMUnavailableError(f"The HSM could not complete the {operation} operation.") from None
             raise AssertionError("unreachable")
 
     # -- keys -------------------------------------------------------------------------------
@@ -469,6 +466,12 @@ class PKCS11KeyStore:
         """Hold the module lock across several calls (for callers that must not interleave)."""
         with MODULE_LOCK:
             yield
+
+
+def _logged(message: str, exc: Exception) -> str:
+    """The message for callers; the PKCS#11 error class goes to the log only."""
+    log.warning("%s (%s)", message, type(exc).__name__)
+    return message
 
 
 def _check_scheme(ref: KeyRef, scheme: SignatureScheme) -> None:

@@ -176,6 +176,8 @@ class CertificateView:
     """Effective status (expired derived from notAfter)."""
     revocation: RevocationRecord | None
     """The revocation or hold in force, if any."""
+    replaces_serial: str | None = None
+    """Serial of the certificate this one renewed or re-keyed."""
 
     @property
     def certificate_pem(self) -> str:
@@ -652,7 +654,13 @@ class CertificateAuthority:
             if record.id is not None and record.status is not CertificateStatus.VALID
             else None
         )
-        return CertificateView(record=record, status=record.effective_status(self._clock.now()), revocation=revocation)
+        replaced = self._ports.certificates.get(record.replaces_id) if record.replaces_id is not None else None
+        return CertificateView(
+            record=record,
+            status=record.effective_status(self._clock.now()),
+            revocation=revocation,
+            replaces_serial=replaced.serial_hex if replaced is not None else None,
+        )
 
     def list_certificates(self, status: CertificateStatus | None = None, limit: int = 1000) -> list[CertificateView]:
         records = self._ports.certificates.list_certificates(status=status, now=self._clock.now(), limit=limit)

@@ -195,6 +195,10 @@ class SQLCertificateStore:
             query = query.where(CertificateRow.issuer_id == issuer_id)
         return [_certificate_record(row) for row in self._session.scalars(query)]
 
+    def get(self, certificate_id: int) -> CertificateRecord | None:
+        row = self._session.get(CertificateRow, certificate_id)
+        return _certificate_record(row) if row is not None else None
+
     def get_for_update(self, certificate_id: int) -> CertificateRecord:
         row = self._session.scalars(
             select(CertificateRow).where(CertificateRow.id == certificate_id).with_for_update()
@@ -950,12 +954,26 @@ class SQLApprovalStore:
             )
         )
 
-    def list(self, *, status: str | None, limit: int, after: str | None) -> list[ApprovalRecord]:
-        query = select(ApprovalRow).order_by(ApprovalRow.requested_at.desc(), ApprovalRow.id).limit(limit)
+    def list(
+        self,
+        *,
+        status: str | None,
+        limit: int,
+        after: tuple[dt.datetime, str] | None,
+        agency_ids: frozenset[str] | None = None,
+    ) -> list[ApprovalRecord]:
+        """Newest first; keyset pagination after (requested_at, id); ``agency_ids`` limits the
+        agencies (None: any; CA-wide requests have no agency and are listed only then)."""
+        query = select(ApprovalRow).order_by(ApprovalRow.requested_at.desc(), ApprovalRow.id.desc()).limit(limit)
         if status is not None:
             query = query.where(ApprovalRow.status == status)
+        if agency_ids is not None:
+            query = query.where(ApprovalRow.agency_id.in_(sorted(agency_ids)))
         if after is not None:
-            query = query.where(ApprovalRow.id > after)
+            at, approval_id = after
+            query = query.where(
+                (ApprovalRow.requested_at < at) | ((ApprovalRow.requested_at == at) & (ApprovalRow.id < approval_id))
+            )
         return [_approval_record(row) for row in self._session.scalars(query)]
 
 
