@@ -203,7 +203,7 @@ def test_audit_verify_finds_a_deleted_middle_event(database: Database) -> None:
         ports.session.execute(delete(AuditEventRow).where(AuditEventRow.id == 2))
     with database.unit_of_work() as ports:
         verdict = ports.audit.verify()
-    assert (verdict.intact, verdict.first_broken_sequence) == (False, 3)
+    assert (verdict.intact, verdict.first_broken_sequence) == (False, 2)
 
 
 def test_audit_chain_continues_across_units_of_work_and_engines(fresh_database_url: str) -> None:

@@ -701,8 +701,10 @@ def main(argv: list[str] | None = None) -> None:
         # Usage errors (unknown command or option, bad value): one sentence, like every error.
         format_message = getattr(exc, "format_message", None)
         message = format_message() if callable(format_message) else str(exc)
-        message = " ".join(str(message).split()).rstrip(".")
-        output.stderr.print(f"error: {message}; see 'govsign --help'.", highlight=False, markup=False, soft_wrap=True)
+        message = " ".join(str(message).split()).rstrip(".") or "No command given"
+        context = getattr(exc, "ctx", None)
+        command = getattr(context, "command_path", None) or "govsign"
+        output.stderr.print(f"error: {message}; see '{command} --help'.", highlight=False, markup=False, soft_wrap=True)
         sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         sys.exit(130)
