@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     """Validity of the delegated OCSP responder certificate (short-lived, renewed automatically)."""
     tsa_validity_days: int = Field(default=1826, ge=1)
     """Validity of the TSA certificate."""
+    tsa_policy_oid: str = "1.3.6.1.4.1.32473.1.2"
+    """TSA policy OID placed in time-stamp tokens whose request names no (accepted) policy."""
+    tsa_accuracy_seconds: int = Field(default=1, ge=1, le=60)
+    """Accuracy of genTime stated in every time-stamp token, in seconds."""
     lint_with_pkilint: bool = True
     """Run pkilint on every to-be-signed certificate and CRL before the HSM signs it."""
     crl_validity_hours: int = Field(default=24, ge=1, le=24 * 31)
@@ -146,7 +150,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
-    @field_validator("certificate_policy_oid")
+    @field_validator("certificate_policy_oid", "tsa_policy_oid")
     @classmethod
     def _check_oid(cls, value: str) -> str:
         if not _OID_PATTERN.match(value):

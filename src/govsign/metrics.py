@@ -19,6 +19,13 @@ CA_OPERATIONS = Counter(
     registry=REGISTRY,
 )
 
+TIMESTAMPS = Counter(
+    "govsign_timestamps_total",
+    "RFC 3161 time-stamp replies by outcome (granted, or the PKIFailureInfo of a rejection).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
 
 class _HSMCollector(Collector):
     def collect(self) -> Any:

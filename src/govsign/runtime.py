@@ -23,7 +23,7 @@ from govsign.config import Settings
 from govsign.errors import ConfigurationError, ErrorKind, GovsignError, HSMLoginError
 from govsign.keystore.pkcs11 import PKCS11KeyStore, reload_module_after_token_change
 from govsign.keystore.token_init import create_token
-from govsign.metrics import CA_OPERATIONS
+from govsign.metrics import CA_OPERATIONS, TIMESTAMPS
 from govsign.pki.authority import (
     AuthorityPolicy,
     CertificateAuthority,
@@ -40,11 +40,12 @@ from govsign.pki.ocsp import (
     unsigned_response,
 )
 from govsign.pki.ports import AuditContext, AuditEvent, CARecord, CARole, CertificateRecord, RevocationRecord
-from govsign.pki.profiles import OCSP_RESPONDER
+from govsign.pki.profiles import OCSP_RESPONDER, TSA
 from govsign.storage.engine import Database
 from govsign.storage.migrate import is_at_head, upgrade_to_head
 from govsign.storage.ocsp_reader import OCSPStatusReader, StoredResponseReader
 from govsign.storage.repositories import SQLPorts
+from govsign.tsa.authority import TimeStampAuthority, TSAPolicy, TSASigner, rejection
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,11 @@ class Runtime:
         self._status_reader = OCSPStatusReader(database.engine, self._stored_responses)
         self._responder_loaded_at = 0.0
         self._responder_lock = threading.Lock()
+        self.tsa_policy = TSAPolicy(policy_oid=settings.tsa_policy_oid, accuracy_seconds=settings.tsa_accuracy_seconds)
+        self._tsa: TimeStampAuthority | None = None
+        self._tsa_loaded_at = 0.0
+        self._tsa_not_after: dt.datetime | None = None
+        self._tsa_lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings, *, initialize: bool = False, clock: Clock | None = None) -> Runtime:
@@ -295,6 +301,64 @@ class Runtime:
         except Exception:
             log.exception("OCSP answer failed")
             return unsigned_response("try_later")
+
+    # -- time-stamping ----------------------------------------------------------------------
+
+    def time_stamp_authority(self, *, reload: bool = False) -> TimeStampAuthority | None:
+        """The TSA with the newest valid ``tsa`` certificate of the issuing CA (reloaded every
+        30 s, like the OCSP responder, so a new TSA certificate is picked up); None without one."""
+        with self._tsa_lock:
+            fresh = (
+                time.monotonic() - self._tsa_loaded_at < self.RESPONDER_RELOAD_SECONDS
+                and self._tsa_not_after is not None
+                and self.clock.now() < self._tsa_not_after
+            )
+            if self._tsa is not None and fresh and not reload:
+                return self._tsa
+            signer, self._tsa_not_after = self._tsa_signer()
+            self._tsa = (
+                TimeStampAuthority(keystore=self.keystore, clock=self.clock, signer=signer, policy=self.tsa_policy)
+                if signer is not None
+                else None
+            )
+            self._tsa_loaded_at = time.monotonic()
+            return self._tsa
+
+    def _tsa_signer(self) -> tuple[TSASigner | None, dt.datetime | None]:
+        now = self.clock.now()
+        with self.database.read_only() as ports:
+            cas = {ca.id: ca for ca in ports.cas.list_cas()}
+            for ca in cas.values():
+                if ca.role is not CARole.ISSUING:
+                    continue
+                record = ports.certificates.find_service_certificate(issuer_id=ca.id, profile=TSA.name)
+                if record is None or record.key is None or not record.not_before <= now < record.not_after:
+                    continue
+                chain = [ca.certificate_der]
+                parent = cas.get(ca.parent_id) if ca.parent_id is not None else None
+                if parent is not None:
+                    chain.append(parent.certificate_der)
+                signer = TSASigner(key=record.key, certificate_der=record.certificate_der, chain_der=tuple(chain))
+                return signer, record.not_after
+        return None, None
+
+    def answer_timestamp(self, query_der: bytes) -> bytes:
+        """Answer one RFC 3161 time-stamp request; never raises (failures are PKIStatus
+        rejections). Not audited one by one (high volume): counted in govsign_timestamps_total."""
+        try:
+            tsa = self.time_stamp_authority()
+            if tsa is None:
+                reply = rejection("system_failure", "The time-stamping authority has no valid certificate.")
+            else:
+                reply = tsa.answer(query_der)
+        except GovsignError as exc:
+            log.warning("time-stamp request failed: %s", exc.message)
+            reply = rejection("system_failure", "The time-stamping authority is unavailable; try again later.")
+        except Exception:
+            log.exception("time-stamp request failed")
+            reply = rejection("system_failure", "The time-stamping authority is unavailable; try again later.")
+        TIMESTAMPS.labels(reply.outcome).inc()
+        return reply.der
 
     def publish_crls(self, *, force: bool = False) -> dict[str, PublishedCRLs]:
         """Sign fresh complete and delta CRLs for every CA that is due (or all, with ``force``)."""

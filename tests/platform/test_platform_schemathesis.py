@@ -51,6 +51,7 @@ def api_errors_are_problem_documents(ctx: object, response: schemathesis.Respons
 # The placeholder app only makes schemathesis use its ASGI transport; each test passes the app
 # of its backend.
 schemathesis.serializer.alias("application/ocsp-request", "application/octet-stream")
+schemathesis.serializer.alias("application/timestamp-query", "application/octet-stream")
 schema = schemathesis.openapi.from_dict(openapi_document())
 schema.app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
 schema.config.generation.update(max_examples=MAX_EXAMPLES, deterministic=True)

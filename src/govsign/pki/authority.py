@@ -640,7 +640,7 @@ class CertificateAuthority:
         serial_hex = normalise_serial(serial)
         found = self._ports.certificates.find_by_serial(serial_hex, issuer_id)
         if not found:
-            raise NotFoundError(f"No certificate with serial {serial_hex} was issued by this CA.")
+            raise NotFoundError(f"No certificate with serial {serial.strip()} was issued by this CA.")
         if len(found) > 1:
             raise ConflictError(f"Several CAs issued a certificate with serial {serial_hex}; name the issuer.")
         return found[0]

@@ -21,7 +21,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from asn1crypto import algos, core
 from asn1crypto import ocsp as asn1_ocsp
@@ -83,9 +83,43 @@ class ResponderCredential:
         return asn1_x509.Certificate.load(self.certificate_der)
 
     @functools.cached_property
+    def responder_id_der(self) -> bytes:
+        """ResponderID byKey: [2] EXPLICIT OCTET STRING (SHA-1 of the key)."""
+        return _tlv(0xA2, _tlv(0x04, self.key_hash))
+
+    @functools.cached_property
+    def signature_algorithm_der(self) -> bytes:
+        hash_algorithm = self.key.algorithm.default_hash
+        scheme = self.key.algorithm.default_scheme
+        name = f"{hash_algorithm.value}_{'rsa' if scheme is SignatureScheme.RSA_PKCS1V15 else 'ecdsa'}"
+        return bytes(algos.SignedDigestAlgorithm({"algorithm": name}).dump())
+
+    @functools.cached_property
+    def certs_der(self) -> bytes:
+        """certs [0] EXPLICIT SEQUENCE OF Certificate: the responder certificate."""
+        return _tlv(0xA0, _tlv(0x30, self.certificate_der))
+
+    @functools.cached_property
     def key_hash(self) -> bytes:
         """SHA-1 of the responder's subjectPublicKey, for ResponderID byKey."""
         return hashlib.sha1(self.asn1_certificate.public_key["public_key"].contents[1:]).digest()  # noqa: S324 - RFC 6960
+
+
+_BASIC_OCSP_RESPONSE_OID = bytes.fromhex("06092b0601050507300101")  # id-pkix-ocsp-basic
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    """One DER tag-length-value."""
+    length = len(content)
+    if length < 0x80:
+        return bytes((tag, length)) + content
+    size = (length.bit_length() + 7) // 8
+    return bytes((tag, 0x80 | size)) + length.to_bytes(size, "big") + content
+
+
+def _generalized_time(moment: dt.datetime) -> bytes:
+    """DER GeneralizedTime in whole seconds, UTC (RFC 5280 4.1.2.5.2)."""
+    return _tlv(0x18, moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ").encode("ascii"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -369,64 +403,50 @@ class OCSPResponder:
         status: tuple[CertificateRecord, RevocationRecord | None] | None,
         now: dt.datetime,
         responder: ResponderCredential | None = None,
-    ) -> asn1_ocsp.SingleResponse:
-        cert_status: asn1_ocsp.CertStatus
+    ) -> bytes:
+        """DER of one SingleResponse (RFC 6960 4.2.1), built directly: the responder's hot path
+        spends most of its time here otherwise. The CertID is copied from the request as is."""
         if status is None:
-            cert_status = asn1_ocsp.CertStatus(name="unknown", value=asn1_ocsp.StatusUnknown())
+            cert_status = b"\x82\x00"  # unknown [2] IMPLICIT NULL
         else:
             record, revocation = status
             if record.status is CertificateStatus.VALID or revocation is None:
-                cert_status = asn1_ocsp.CertStatus(name="good", value=asn1_ocsp.StatusGood())
+                cert_status = b"\x80\x00"  # good [0] IMPLICIT NULL
             else:
-                info: dict[str, Any] = {"revocation_time": revocation.revoked_at}
+                revoked = _generalized_time(revocation.revoked_at)
                 if revocation.reason is not RevocationReason.UNSPECIFIED:
-                    info["revocation_reason"] = _REASON_NAMES[revocation.reason]
-                cert_status = asn1_ocsp.CertStatus(name="revoked", value=asn1_ocsp.RevokedInfo(info))
-        return asn1_ocsp.SingleResponse(
-            {
-                "cert_id": asn1_ocsp.CertId.load(cert_id.dump()),
-                "cert_status": cert_status,
-                "this_update": now,
-                "next_update": self._next_update(now, responder),
-            }
+                    revoked += _tlv(0xA0, _tlv(0x0A, bytes([revocation.reason.code])))
+                cert_status = _tlv(0xA1, revoked)  # revoked [1] IMPLICIT RevokedInfo
+        body = (
+            bytes(cert_id.dump())
+            + cert_status
+            + _generalized_time(now)
+            + _tlv(0xA0, _generalized_time(self._next_update(now, responder)))
         )
+        return _tlv(0x30, body)
 
     def _sign(
         self,
         responder: ResponderCredential,
-        singles: list[asn1_ocsp.SingleResponse],
+        singles: list[bytes],
         now: dt.datetime,
         nonce_extension: asn1_ocsp.ResponseDataExtension | None,
     ) -> bytes:
-        data: dict[str, Any] = {
-            "responder_id": asn1_ocsp.ResponderId(name="by_key", value=responder.key_hash),
-            "produced_at": now,
-            "responses": singles,
-        }
+        """Sign a BasicOCSPResponse in the HSM; the DER is assembled from cached pieces."""
+        response_data = responder.responder_id_der + _generalized_time(now) + _tlv(0x30, b"".join(singles))
         if nonce_extension is not None:
-            data["response_extensions"] = [nonce_extension]
-        response_data = asn1_ocsp.ResponseData(data)
-        tbs = response_data.dump()
+            response_data += _tlv(0xA1, _tlv(0x30, bytes(nonce_extension.dump())))
+        tbs = _tlv(0x30, response_data)
         algorithm = responder.key.algorithm
-        hash_algorithm = algorithm.default_hash
-        scheme = algorithm.default_scheme
-        signature = self._keystore.sign(responder.key, tbs, scheme=scheme, hash_algorithm=hash_algorithm)
-        signature_algorithm = f"{hash_algorithm.value}_{'rsa' if scheme is SignatureScheme.RSA_PKCS1V15 else 'ecdsa'}"
-        basic = asn1_ocsp.BasicOCSPResponse(
-            {
-                "tbs_response_data": response_data,
-                "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": signature_algorithm}),
-                "signature": signature,
-                "certs": [responder.asn1_certificate],
-            }
+        signature = self._keystore.sign(
+            responder.key, tbs, scheme=algorithm.default_scheme, hash_algorithm=algorithm.default_hash
         )
-        response = asn1_ocsp.OCSPResponse(
-            {
-                "response_status": "successful",
-                "response_bytes": {"response_type": "basic_ocsp_response", "response": basic},
-            }
+        basic = _tlv(
+            0x30,
+            tbs + responder.signature_algorithm_der + _tlv(0x03, b"\x00" + signature) + responder.certs_der,
         )
-        return bytes(response.dump())
+        response_bytes = _tlv(0x30, _BASIC_OCSP_RESPONSE_OID + _tlv(0x04, basic))
+        return _tlv(0x30, b"\x0a\x01\x00" + _tlv(0xA0, response_bytes))
 
     # -- pre-produced responses -------------------------------------------------------------
 

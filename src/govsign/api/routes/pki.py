@@ -1,7 +1,8 @@
-"""Public protocol endpoints: CA certificates, CRLs and OCSP (fixed paths, CONTRACT.md).
+"""Public protocol endpoints: CA certificates, CRLs, OCSP and the RFC 3161 TSA (fixed paths, CONTRACT.md).
 
 Each handler reads bytes, calls the runtime off the event loop and returns bytes with the
-protocol's media type. OCSP never answers HTTP 500: failures are OCSP response statuses.
+protocol's media type. OCSP and the TSA never answer HTTP 500: failures are OCSP response
+statuses and PKIStatus rejections.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ router = APIRouter(tags=["public PKI"])
 OCSP_REQUEST_MEDIA_TYPE = "application/ocsp-request"
 OCSP_RESPONSE_MEDIA_TYPE = "application/ocsp-response"
 MAX_OCSP_REQUEST_BYTES = 16 * 1024
+TIMESTAMP_QUERY_MEDIA_TYPE = "application/timestamp-query"
+TIMESTAMP_REPLY_MEDIA_TYPE = "application/timestamp-reply"
+MAX_TIMESTAMP_QUERY_BYTES = 16 * 1024
 CRL_MAX_AGE_SECONDS = 5
 _CA_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
@@ -213,3 +217,44 @@ async def _answer(runtime: Runtime, request_der: bytes) -> OCSPAnswer:
     if answer is not None:
         return answer
     return await asyncio.to_thread(runtime.answer_ocsp, request_der)
+
+
+@router.post(
+    "/pki/tsa",
+    operation_id="postTimeStampQuery",
+    summary="RFC 3161 time-stamping over HTTP; the body is a DER TimeStampReq.",
+    response_class=Response,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {TIMESTAMP_QUERY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    responses={
+        200: {
+            "content": {TIMESTAMP_REPLY_MEDIA_TYPE: {}},
+            "description": "A TimeStampResp: granted with a token, or a rejection with its PKIFailureInfo.",
+        },
+        413: {"description": "The request is too large.", "content": {"application/problem+json": {}}},
+        415: {
+            "description": "The content type is not application/timestamp-query.",
+            "content": {"application/problem+json": {}},
+        },
+    },
+)
+async def timestamp_post(request: Request) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != TIMESTAMP_QUERY_MEDIA_TYPE:
+        return problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "Time-stamp requests must be sent as application/timestamp-query.",
+        )
+    body = await _read_limited(request, MAX_TIMESTAMP_QUERY_BYTES)
+    if body is None:
+        return problem(
+            413, "too-large", "Request too large", f"Time-stamp requests are at most {MAX_TIMESTAMP_QUERY_BYTES} bytes."
+        )
+    reply = await asyncio.to_thread(_runtime(request).answer_timestamp, body)
+    return Response(reply, media_type=TIMESTAMP_REPLY_MEDIA_TYPE, headers={"Cache-Control": "no-store"})
