@@ -64,9 +64,7 @@ class Chain:
     leaf: x509.Certificate
 
 
-def _ca_builder(
-    ca_key: ec.EllipticCurvePrivateKey, *, key_usage: bool = True
-) -> x509.CertificateBuilder:
+def _ca_builder(ca_key: ec.EllipticCurvePrivateKey, *, key_usage: bool = True) -> x509.CertificateBuilder:
     builder = (
         x509.CertificateBuilder()
         .subject_name(CA_NAME)
@@ -76,14 +74,10 @@ def _ca_builder(
         .not_valid_before(NOW)
         .not_valid_after(NOW + datetime.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
     )
     if key_usage:
-        builder = builder.add_extension(
-            _key_usage(key_cert_sign=True, crl_sign=True), critical=True
-        )
+        builder = builder.add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
     return builder
 
 
@@ -155,9 +149,7 @@ def _codes(findings: tuple[LintFinding, ...]) -> set[str]:
     return {finding.code for finding in findings}
 
 
-def test_well_formed_leaf_and_ca_have_no_findings(
-    chain: Chain, linter: PKILintCertificateLinter
-) -> None:
+def test_well_formed_leaf_and_ca_have_no_findings(chain: Chain, linter: PKILintCertificateLinter) -> None:
     assert linter.lint(_der(chain.leaf)) == ()
     assert linter.lint(_der(chain.ca)) == ()
 
@@ -177,12 +169,8 @@ def test_ca_without_key_usage_is_an_error(chain: Chain, linter: PKILintCertifica
     assert finding.node_path == "certificate.tbsCertificate.extensions"
 
 
-def test_leaf_without_subject_key_identifier_is_a_warning(
-    chain: Chain, linter: PKILintCertificateLinter
-) -> None:
-    leaf = _leaf_builder(chain.ca, chain.leaf_key, subject_key_identifier=False).sign(
-        chain.ca_key, hashes.SHA384()
-    )
+def test_leaf_without_subject_key_identifier_is_a_warning(chain: Chain, linter: PKILintCertificateLinter) -> None:
+    leaf = _leaf_builder(chain.ca, chain.leaf_key, subject_key_identifier=False).sign(chain.ca_key, hashes.SHA384())
     findings = linter.lint(_der(leaf))
     assert findings == (
         LintFinding(
@@ -196,23 +184,15 @@ def test_leaf_without_subject_key_identifier_is_a_warning(
     assert PKILintCertificateLinter("error").lint(_der(leaf)) == ()
 
 
-def test_non_critical_key_usage_is_a_warning(
-    chain: Chain, linter: PKILintCertificateLinter
-) -> None:
-    leaf = _leaf_builder(chain.ca, chain.leaf_key, key_usage_critical=False).sign(
-        chain.ca_key, hashes.SHA384()
-    )
+def test_non_critical_key_usage_is_a_warning(chain: Chain, linter: PKILintCertificateLinter) -> None:
+    leaf = _leaf_builder(chain.ca, chain.leaf_key, key_usage_critical=False).sign(chain.ca_key, hashes.SHA384())
     assert _codes(linter.lint(_der(leaf))) == {"pkix.key_usage_extension_not_critical"}
 
 
-def test_zero_and_negative_serial_numbers_are_errors(
-    chain: Chain, linter: PKILintCertificateLinter
-) -> None:
+def test_zero_and_negative_serial_numbers_are_errors(chain: Chain, linter: PKILintCertificateLinter) -> None:
     # cryptography refuses serials <= 0, so patch the one-octet serial 1 in the DER:
     # version [0] { INTEGER 2 } is followed by serialNumber INTEGER 1.
-    leaf = _leaf_builder(chain.ca, chain.leaf_key, serial_number=1).sign(
-        chain.ca_key, hashes.SHA384()
-    )
+    leaf = _leaf_builder(chain.ca, chain.leaf_key, serial_number=1).sign(chain.ca_key, hashes.SHA384())
     prefix = b"\xa0\x03\x02\x01\x02\x02\x01"
     der = _der(leaf)
     assert der.count(prefix + b"\x01") == 1
@@ -229,9 +209,7 @@ def test_self_issued_ca_without_aki_needs_a_valid_self_signature(
     # key, so a root linted before the HSM signs it (placeholder signature) needs an AKI.
     placeholder_key = ec.generate_private_key(ec.SECP384R1())
     unsigned_root = _ca_builder(chain.ca_key).sign(placeholder_key, hashes.SHA384())
-    assert _codes(linter.lint(_der(unsigned_root))) == {
-        "pkix.authority_key_identifier_extension_absent"
-    }
+    assert _codes(linter.lint(_der(unsigned_root))) == {"pkix.authority_key_identifier_extension_absent"}
     with_aki = (
         _ca_builder(chain.ca_key)
         .add_extension(
@@ -252,9 +230,7 @@ def test_self_issued_ca_without_aki_needs_a_valid_self_signature(
         b"\x30\x82\xff\xff\x00",
     ],
 )
-def test_undecodable_der_gives_one_fatal_finding(
-    linter: PKILintCertificateLinter, garbage: bytes
-) -> None:
+def test_undecodable_der_gives_one_fatal_finding(linter: PKILintCertificateLinter, garbage: bytes) -> None:
     (finding,) = linter.lint(garbage)
     assert finding.severity == "FATAL"
     assert finding.code == UNDECODABLE_DOCUMENT_CODE
@@ -263,9 +239,7 @@ def test_undecodable_der_gives_one_fatal_finding(
     assert finding.message.startswith("The certificate is not decodable DER")
 
 
-def test_trailing_octets_and_pem_are_not_accepted(
-    chain: Chain, linter: PKILintCertificateLinter
-) -> None:
+def test_trailing_octets_and_pem_are_not_accepted(chain: Chain, linter: PKILintCertificateLinter) -> None:
     assert _codes(linter.lint(_der(chain.leaf) + b"\x00")) == {UNDECODABLE_DOCUMENT_CODE}
     pem = chain.leaf.public_bytes(serialization.Encoding.PEM)
     assert _codes(linter.lint(pem)) == {UNDECODABLE_DOCUMENT_CODE}
@@ -283,9 +257,7 @@ def test_minimum_severity_is_normalised() -> None:
 def test_format_findings() -> None:
     findings = [
         LintFinding(severity="WARNING", code="pkix.x", node_path="certificate", message=None),
-        LintFinding(
-            severity="ERROR", code="pkix.y", node_path="certificate.a.b", message="bad thing"
-        ),
+        LintFinding(severity="ERROR", code="pkix.y", node_path="certificate.a.b", message="bad thing"),
     ]
     assert format_findings(findings) == (
         "WARNING pkix.x (certificate)",
@@ -305,9 +277,7 @@ def test_lint_from_several_threads_builds_once_and_agrees(chain: Chain) -> None:
         return original_build()
 
     linter._validator._build = counting_build
-    bad_leaf = _leaf_builder(chain.ca, chain.leaf_key, subject_key_identifier=False).sign(
-        chain.ca_key, hashes.SHA384()
-    )
+    bad_leaf = _leaf_builder(chain.ca, chain.leaf_key, subject_key_identifier=False).sign(chain.ca_key, hashes.SHA384())
     barrier = threading.Barrier(8)
     results: list[tuple[tuple[LintFinding, ...], tuple[LintFinding, ...]]] = []
     lock = threading.Lock()
@@ -328,9 +298,7 @@ def test_lint_from_several_threads_builds_once_and_agrees(chain: Chain) -> None:
     assert builds == 1
     assert len(results) == 40
     assert {good for good, _ in results} == {()}
-    assert {_codes(bad) == {"pkix.certificate_skid_end_entity_missing"} for _, bad in results} == {
-        True
-    }
+    assert {_codes(bad) == {"pkix.certificate_skid_end_entity_missing"} for _, bad in results} == {True}
 
 
 def _crl(chain: Chain, *, crl_number: bool = True) -> x509.CertificateRevocationList:

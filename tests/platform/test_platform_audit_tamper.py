@@ -183,7 +183,6 @@ def cli_verify(pristine: Pristine, database: Path) -> subprocess.CompletedProces
     )
 
 
-
 @pytest.fixture(scope="module")
 def cli_runs(
     pristine: Pristine, tmp_path_factory: pytest.TempPathFactory

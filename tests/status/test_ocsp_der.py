@@ -44,7 +44,9 @@ def test_live_response_is_canonical_der_and_verifies(initialized_runtime: Runtim
     public = responder.public_key()
     assert response.signature_hash_algorithm is not None
     if isinstance(public, rsa.RSAPublicKey):
-        public.verify(response.signature, response.tbs_response_bytes, padding.PKCS1v15(), response.signature_hash_algorithm)
+        public.verify(
+            response.signature, response.tbs_response_bytes, padding.PKCS1v15(), response.signature_hash_algorithm
+        )
     else:
         assert isinstance(public, ec.EllipticCurvePublicKey)
         public.verify(response.signature, response.tbs_response_bytes, ec.ECDSA(response.signature_hash_algorithm))
