@@ -1,0 +1,170 @@
+"""poppler's pdfsig (on NSS) accepts our PAdES B-B and B-T signatures while `govsign serve`
+answers the OCSP URL in the signer's certificate (pdfsig checks it). Everything runs in child
+processes: the CLI, the service and the signing script use their own SoftHSM2 token store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+VENV_BIN = Path(sys.executable).parent
+GOVSIGN = VENV_BIN / "govsign"
+
+SIGN_SCRIPT = """
+import io, json, sys
+from govsign.config import load_settings
+from govsign.runtime import Runtime
+from govsign.signing.cms import SigningCredential
+from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.writer import PdfFileWriter
+
+runtime = Runtime.open(load_settings())
+serial, out_dir = sys.argv[1], sys.argv[2]
+with runtime.database.read_only() as ports:
+    record = ports.certificates.find_by_serial(serial)[0]
+    issuing, root = ports.cas.get_ca("issuing-1"), ports.cas.get_ca("root-1")
+credential = SigningCredential(
+    key=record.key, certificate_der=record.certificate_der, chain_der=(issuing.certificate_der, root.certificate_der)
+)
+writer = PdfFileWriter()
+box = [generic.NumberObject(v) for v in (0, 0, 595, 842)]
+writer.insert_page(generic.DictionaryObject({
+    generic.NameObject("/Type"): generic.NameObject("/Page"),
+    generic.NameObject("/MediaBox"): generic.ArrayObject(box),
+}))
+buffer = io.BytesIO()
+writer.write(buffer)
+for level in ("B-B", "B-T"):
+    stamper = LocalTimeStamper(runtime.answer_timestamp) if level == "B-T" else None
+    spec = PDFSignatureSpec(reason="Phê duyệt văn bản", location="Hà Nội", level=level)
+    signed = sign_pdf(buffer.getvalue(), credential, runtime.keystore, spec, timestamper=stamper)
+    open(f"{out_dir}/signed-{level}.pdf", "wb").write(signed)
+runtime.close()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    if shutil.which("pdfsig") is None or shutil.which("certutil") is None:
+        pytest.skip("poppler-utils (pdfsig) and libnss3-tools (certutil) are needed")
+    work = tmp_path_factory.mktemp("pdfsig")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVSIGN_") and k != "SOFTHSM2_CONF"}
+    env.update(
+        GOVSIGN_DATA_DIR=str(work / "data"),
+        GOVSIGN_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        GOVSIGN_HSM_PIN="pdfsig-1234",
+        GOVSIGN_LINT_WITH_PKILINT="false",
+    )
+    init = subprocess.run(
+        [
+            str(GOVSIGN),
+            "init",
+            "--json",
+            "--root-key",
+            "ec-p256",
+            "--issuing-key",
+            "rsa2048",
+            "--service-key",
+            "ec-p256",
+        ],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    chain = json.loads(init.stdout)
+    (work / "root.pem").write_text(chain["root_ca"]["certificate_pem"])
+    (work / "ica.pem").write_text(chain["issuing_ca"]["certificate_pem"])
+    server = subprocess.Popen(
+        [str(GOVSIGN), "serve", "--port", str(port)],
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "govsign serve did not become ready"
+            time.sleep(0.3)
+        yield work, env
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _nss_db(work: Path) -> Path:
+    nss = work / "nss"
+    if not nss.exists():
+        nss.mkdir()
+        subprocess.run(["certutil", "-N", "-d", str(nss), "--empty-password"], check=True, capture_output=True)
+        subprocess.run(
+            ["certutil", "-A", "-d", str(nss), "-n", "root", "-t", "CT,C,C", "-i", str(work / "root.pem")], check=True
+        )
+        subprocess.run(
+            ["certutil", "-A", "-d", str(nss), "-n", "issuing", "-t", ",,", "-i", str(work / "ica.pem")], check=True
+        )
+    return nss
+
+
+@pytest.mark.slow
+def test_pdfsig_says_valid_and_trusted_for_b_b_and_b_t(served: tuple[Path, dict[str, str]]) -> None:
+    work, env = served
+    issued = subprocess.run(
+        [
+            str(GOVSIGN),
+            "cert",
+            "issue",
+            "--profile",
+            "individual",
+            "--subject",
+            "CN=Nguyễn Văn Ký,O=Bộ Tư pháp,C=VN",
+            "--email",
+            "ky@moj.gov.vn",
+            "--generate-key",
+            "rsa2048",
+            "--json",
+        ],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    serial = json.loads(issued.stdout)["serial"]
+    subprocess.run([sys.executable, "-c", SIGN_SCRIPT, serial, str(work)], env=env, cwd=work, check=True, timeout=120)
+    nss = _nss_db(work)
+    for level in ("B-B", "B-T"):
+        pdf = work / f"signed-{level}.pdf"
+        check = subprocess.run(["qpdf", "--check", str(pdf)], capture_output=True, text=True, check=False)
+        assert check.returncode == 0, check.stdout + check.stderr
+        # pdfsig exits 0 whatever it finds: read what it says.
+        report = subprocess.run(["pdfsig", "-nssdir", str(nss), str(pdf)], capture_output=True, text=True, check=False)
+        text = report.stdout + report.stderr
+        assert "Signature is Valid." in text, text
+        assert "Certificate is Trusted." in text, text
