@@ -12,13 +12,17 @@ change.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from io import BytesIO
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from platform_helpers import AGENCY_A1, AGENCY_B, World, assert_problem, enrol
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
 ROLES = ("admin", "ra-officer", "signer", "verifier", "auditor")
 
@@ -43,6 +47,9 @@ ALLOW: dict[str, tuple[str, str, str, str, str]] = {
     "GET audit":              ("++",  "--",       "--",   "--",     "++"),
     "GET cas":                ("++",  "++",       "++",   "++",     "++"),
     "GET agencies":           ("++",  "++",       "--",   "--",     "++"),
+    "POST sign pdf":          ("++",  "--",       "+-",   "--",     "--"),
+    "POST sign cms":          ("++",  "--",       "+-",   "--",     "--"),
+    "POST sign digests":      ("++",  "--",       "+-",   "--",     "--"),
 }
 # fmt: on
 
@@ -74,6 +81,7 @@ class Objects:
     certificate: dict[str, str]
     held: dict[str, str]
     approval: dict[str, str]
+    seal: dict[str, str] = field(default_factory=dict)
 
     @property
     def admin(self) -> Any:
@@ -112,6 +120,7 @@ def objects(world: World, direct_api: TestClient, dual_api: TestClient) -> Objec
         objects.certificate[agency] = objects.fresh_certificate(agency)
         objects.held[agency] = objects.fresh_held(agency)
         objects.approval[agency] = objects.fresh_approval(agency)
+        objects.seal[agency] = objects.fresh_certificate(agency, profile="organization")
     return objects
 
 
@@ -142,6 +151,21 @@ def _decision(action: str) -> Callable[..., Request]:
     def build(objects: Objects, agency: str, allowed: bool) -> Request:
         approval = objects.fresh_approval(agency) if allowed else objects.approval[agency]
         return "POST", f"/api/v1/approvals/{approval}/{action}", None, None
+
+    return build
+
+
+def _blank_pdf() -> str:
+    writer = PdfFileWriter()
+    writer.insert_page(PageObject(contents=[], media_box=generic.ArrayObject(map(generic.NumberObject, (0, 0, 9, 9)))))
+    output = BytesIO()
+    writer.write(output)
+    return base64.b64encode(output.getvalue()).decode()
+
+
+def _signature(kind: str, body: dict[str, Any]) -> Callable[..., Request]:
+    def build(objects: Objects, agency: str, allowed: bool) -> Request:
+        return "POST", f"/api/v1/signatures/{kind}", {"credential": objects.seal[agency], **body}, None
 
     return build
 
@@ -182,6 +206,11 @@ REQUESTS: dict[str, Callable[[Objects, str, bool], Request]] = {
     "GET audit": lambda o, agency, allowed: ("GET", f"/api/v1/audit?agency_id={agency}&limit=5", None, None),
     "GET cas": lambda o, agency, allowed: ("GET", "/api/v1/cas", None, None),
     "GET agencies": lambda o, agency, allowed: ("GET", "/api/v1/agencies", None, None),
+    "POST sign pdf": _signature("pdf", {"pdf": _blank_pdf(), "level": "B-B"}),
+    "POST sign cms": _signature("cms", {"content": base64.b64encode(b"matrix").decode()}),
+    "POST sign digests": _signature(
+        "digests", {"digest_algorithm": "sha256", "digests": [base64.b64encode(bytes(32)).decode()], "output": "raw"}
+    ),
 }
 
 #: Paths with placeholders, for the unauthenticated case (nothing must be looked up before 401).
@@ -201,6 +230,9 @@ ANONYMOUS_PATHS = {
     "GET audit": ("GET", "/api/v1/audit"),
     "GET cas": ("GET", "/api/v1/cas"),
     "GET agencies": ("GET", "/api/v1/agencies"),
+    "POST sign pdf": ("POST", "/api/v1/signatures/pdf"),
+    "POST sign cms": ("POST", "/api/v1/signatures/cms"),
+    "POST sign digests": ("POST", "/api/v1/signatures/digests"),
 }
 
 CASES = [

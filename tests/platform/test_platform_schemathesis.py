@@ -5,7 +5,9 @@ problem document."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
+from io import BytesIO
 
 import httpx
 import hypothesis
@@ -14,6 +16,8 @@ import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from platform_helpers import AGENCY_A1, PROBLEM, World, enrol, enrol_body
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 from schemathesis.python import asgi as schemathesis_asgi
 
@@ -146,5 +150,32 @@ def test_real_success_responses_conform_to_the_schema(
     check("GET", "/api/v1/audit", direct_api.get("/api/v1/audit?limit=5", headers=auditor.headers))
     check("GET", "/api/v1/cas", direct_api.get("/api/v1/cas", headers=auditor.headers))
     check("GET", "/api/v1/agencies", direct_api.get("/api/v1/agencies", headers=auditor.headers))
+    signer, seal = world["signer"], organization
+    document = base64.b64encode(b"%PDF-1.4 not really").decode()
+    pdf = direct_api.post("/api/v1/signatures/pdf", headers=signer.headers, json={"credential": seal, "pdf": document})
+    assert pdf.status_code == 422, pdf.text  # a real PDF is signed below
+    writer = PdfFileWriter()
+    writer.insert_page(PageObject(contents=[], media_box=generic.ArrayObject(map(generic.NumberObject, (0, 0, 9, 9)))))
+    output = BytesIO()
+    writer.write(output)
+    pdf_body = {"credential": seal, "pdf": base64.b64encode(output.getvalue()).decode(), "level": "B-T"}
+    check(
+        "POST",
+        "/api/v1/signatures/pdf",
+        direct_api.post("/api/v1/signatures/pdf", headers=signer.headers, json=pdf_body),
+    )
+    check(
+        "POST",
+        "/api/v1/signatures/cms",
+        direct_api.post(
+            "/api/v1/signatures/cms", headers=signer.headers, json={"credential": seal, "content": document}
+        ),
+    )
+    digests = {"credential": seal, "digest_algorithm": "sha384", "digests": [base64.b64encode(bytes(48)).decode()]}
+    check(
+        "POST",
+        "/api/v1/signatures/digests",
+        direct_api.post("/api/v1/signatures/digests", headers=signer.headers, json=digests),
+    )
     operations = {(m, t) for m, t, _ in checked}
-    assert len(operations) == 15, sorted(operations)
+    assert len(operations) == 18, sorted(operations)

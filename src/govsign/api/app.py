@@ -16,7 +16,7 @@ from govsign.api.middleware import configure_json_logging, install_middleware
 from govsign.api.ocsp_fast import OCSPFastPath
 from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
-from govsign.api.routes import health, pki, ra
+from govsign.api.routes import health, pki, ra, signing
 from govsign.config import Settings, load_settings
 from govsign.platform import Platform
 from govsign.runtime import Runtime
@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(pki.router)
     app.include_router(ra.router)
+    app.include_router(signing.router)
     install_openapi_extras(app)
     # Outermost: the OCSP hot path answers pre-produced responses before any other layer.
     app.add_middleware(OCSPFastPath, runtime_of=lambda: getattr(app.state, "runtime", None))

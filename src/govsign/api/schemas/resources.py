@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -150,3 +150,66 @@ class CRLPublication(BaseModel):
     crl_number: int
     delta_crl_number: int
     entries: int
+
+
+# -- signing ---------------------------------------------------------------------------------
+
+CredentialSerial = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-fA-F:]{1,60}$",
+        description="Serial number (hex) of the signing certificate: an organization or device credential.",
+    ),
+]
+DigestAlgorithmName = Literal["sha256", "sha384", "sha512"]
+Base64Digest = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class PDFSignatureRequest(_Strict):
+    """Sign a PDF with a PAdES signature appended as an incremental update."""
+
+    credential: CredentialSerial
+    pdf: str = Field(min_length=1, max_length=1_400_000, description="The PDF file, base64.")
+    level: Literal["B-B", "B-T"] = Field(default="B-T", description="PAdES baseline level (B-T adds a time-stamp).")
+    reason: str | None = Field(default=None, max_length=500, description="The /Reason of the signature.")
+    location: str | None = Field(default=None, max_length=500, description="The /Location of the signature.")
+    field_name: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Signature field name (default Signature1)."
+    )
+
+
+class PDFSignature(BaseModel):
+    pdf: str = Field(description="The signed PDF file, base64.")
+    document_sha256: str = Field(description="SHA-256 (hex) of the PDF as received.")
+    signed_sha256: str = Field(description="SHA-256 (hex) of the signed PDF.")
+    level: Literal["B-B", "B-T"]
+    credential: str = Field(description="Serial number (hex) of the signing certificate.")
+
+
+class CMSSignatureRequest(_Strict):
+    """Sign any bytes with a CAdES-B-B detached signature."""
+
+    credential: CredentialSerial
+    content: str = Field(min_length=1, max_length=1_400_000, description="The content to sign, base64.")
+
+
+class CMSSignature(BaseModel):
+    signature: str = Field(description="Detached CMS SignedData (.p7s), DER, base64.")
+    content_sha256: str = Field(description="SHA-256 (hex) of the content as received.")
+
+
+class DigestSignatureRequest(_Strict):
+    """Sign digests computed by the client: detached CMS SignedData or raw signature values."""
+
+    credential: CredentialSerial
+    digest_algorithm: DigestAlgorithmName = Field(description="Algorithm of the digests.")
+    digests: list[Base64Digest] = Field(
+        min_length=1, max_length=100, description="Digests, base64 (each the algorithm's length)."
+    )
+    output: Literal["cms", "raw"] = Field(
+        default="cms", description="cms: detached CAdES-B-B SignedData; raw: the bare signature value."
+    )
+
+
+class DigestSignatures(BaseModel):
+    signatures: list[str] = Field(description="One signature per digest, in order, base64 (DER).")
