@@ -41,8 +41,29 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-def _http_date(moment: dt.datetime) -> bytes:
-    return format_datetime(moment.astimezone(dt.UTC), usegmt=True).encode("ascii")
+def http_date(moment: dt.datetime) -> str:
+    return format_datetime(moment.astimezone(dt.UTC), usegmt=True)
+
+
+def ocsp_cache_headers(answer: OCSPAnswer, now: dt.datetime, max_age_cap: int, *, cacheable: bool) -> dict[str, str]:
+    """RFC 5019 caching headers of a GET answer for one certificate; ``no-store`` otherwise."""
+    if not (
+        cacheable
+        and answer.status == "successful"
+        and answer.this_update is not None
+        and answer.next_update is not None
+        and not answer.nonce
+    ):
+        return {"Cache-Control": "no-store"}
+    max_age = int(min((answer.next_update - now).total_seconds(), max_age_cap))
+    if max_age <= 0:
+        return {}
+    return {
+        "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
+        "Last-Modified": http_date(answer.this_update),
+        "Expires": http_date(answer.next_update),
+        "ETag": '"' + hashlib.sha1(answer.der).hexdigest() + '"',  # noqa: S324 - RFC 5019 suggests SHA-1 ETags
+    }
 
 
 class OCSPFastPath:
@@ -65,7 +86,7 @@ class OCSPFastPath:
             return
         method = scope["method"]
         if method == "GET" and path.startswith(OCSP_PATH + "/"):
-            request_der = _decode_get(path[len(OCSP_PATH) + 1 :])
+            request_der = decode_ocsp_get(path[len(OCSP_PATH) + 1 :])
             if request_der is not None:
                 answer = await _pre_produced(runtime, request_der)
                 if answer is not None:
@@ -87,7 +108,8 @@ class OCSPFastPath:
         await self.app(scope, receive, send)
 
 
-def _decode_get(encoded: str) -> bytes | None:
+def decode_ocsp_get(encoded: str) -> bytes | None:
+    """The DER request in an OCSP GET path (URL-encoded base64), or None when it is not one."""
     text = unquote(encoded).strip()
     if not text or len(text) > MAX_FAST_BODY * 2:
         return None
@@ -149,18 +171,9 @@ async def _send_answer(send: Send, answer: OCSPAnswer, runtime: Any, *, cacheabl
         (b"content-length", str(len(answer.der)).encode("ascii")),
         (b"x-request-id", uuid.uuid4().hex.encode("ascii")),
     ]
-    if cacheable and answer.this_update is not None and answer.next_update is not None:
-        max_age = int(
-            min((answer.next_update - runtime.clock.now()).total_seconds(), runtime.settings.ocsp_http_max_age_seconds)
-        )
-        if max_age > 0:
-            headers += [
-                (b"cache-control", f"max-age={max_age}, public, no-transform, must-revalidate".encode("ascii")),
-                (b"last-modified", _http_date(answer.this_update)),
-                (b"expires", _http_date(answer.next_update)),
-                (b"etag", b'"' + hashlib.sha1(answer.der).hexdigest().encode("ascii") + b'"'),  # noqa: S324 - RFC 5019 ETag
-            ]
-    else:
-        headers.append((b"cache-control", b"no-store"))
+    extra = ocsp_cache_headers(
+        answer, runtime.clock.now(), runtime.settings.ocsp_http_max_age_seconds, cacheable=cacheable
+    )
+    headers += [(name.lower().encode("ascii"), value.encode("ascii")) for name, value in extra.items()]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": answer.der})

@@ -105,6 +105,7 @@ class ResponderCredential:
         return hashlib.sha1(self.asn1_certificate.public_key["public_key"].contents[1:]).digest()  # noqa: S324 - RFC 6960
 
 
+_NONCE_OID_DER = bytes.fromhex("06092b0601050507300102")  # id-pkix-ocsp-nonce
 _BASIC_OCSP_RESPONSE_OID = bytes.fromhex("06092b0601050507300101")  # id-pkix-ocsp-basic
 
 
@@ -326,6 +327,8 @@ class OCSPResponder:
         """(CA id, serial, CertID hash) when the request can be answered from a stored response:
         one CertID of a CA we serve, and no nonce. The answer depends only on the request's
         bytes, so callers may cache it by those bytes. None otherwise (or for bad requests)."""
+        if _NONCE_OID_DER in request_der:
+            return None  # a nonce is signed live: skip the parse the full path does anyway
         try:
             parsed = parse_request(request_der, self._policy.max_cert_ids)
         except MalformedRequestError:

@@ -61,6 +61,12 @@ def _database_errors(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _upsertable_insert(session: Session, model: type[Any]) -> Any:
+    """INSERT with ON CONFLICT support, in the dialect of the session's database."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(model)
+
+
 def _ca_record(row: CertificateAuthorityRow) -> CARecord:
     return CARecord(
         id=row.id,
@@ -497,10 +503,8 @@ class SQLCRLStore:
         row = self._session.scalars(query).one_or_none()
         if row is None:
             # Databases from before CA creation made this row: create it, tolerating a racer.
-            dialect = self._session.get_bind().dialect.name
-            insert_statement = postgresql_insert if dialect == "postgresql" else sqlite_insert
             self._session.execute(
-                insert_statement(CRLStateRow)
+                _upsertable_insert(self._session, CRLStateRow)
                 .values(ca_id=ca_id, next_crl_number=1, change_seq=0, published_change_seq=0, delta_base_number=None)
                 .on_conflict_do_nothing(index_elements=["ca_id"])
             )
@@ -665,9 +669,7 @@ class SQLOCSPStore:
         }
         # An upsert: the background refresher and a revocation may write the same response at
         # the same moment; the later one wins instead of failing on the unique constraint.
-        dialect = self._session.get_bind().dialect.name
-        insert_statement = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert_statement(OCSPResponseRow).values(**values)
+        statement = _upsertable_insert(self._session, OCSPResponseRow).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=["issuer_id", "serial_hex", "hash_algorithm"],
             set_={

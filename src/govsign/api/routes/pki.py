@@ -8,17 +8,13 @@ statuses and PKIStatus rejections.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import datetime as dt
 import hashlib
 import re
-from email.utils import format_datetime
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from govsign.api.ocsp_fast import decode_ocsp_get, http_date, ocsp_cache_headers
 from govsign.api.problems import problem
 from govsign.pki.ocsp import OCSPAnswer, unsigned_response
 from govsign.runtime import Runtime
@@ -51,10 +47,6 @@ def etag_matches(request: Request, etag: str) -> bool:
         return False
     candidates = [part.strip() for part in header.split(",")]
     return any(c == "*" or c.removeprefix("W/") == etag for c in candidates)
-
-
-def _http_date(moment: dt.datetime) -> str:
-    return format_datetime(moment.astimezone(dt.UTC), usegmt=True)
 
 
 @router.get(
@@ -104,8 +96,8 @@ async def crl(name: str, request: Request) -> Response:
     etag = f'"{ca_id}-{stored.number}"'
     headers = {
         "ETag": etag,
-        "Last-Modified": _http_date(stored.this_update),
-        "Expires": _http_date(stored.next_update),
+        "Last-Modified": http_date(stored.this_update),
+        "Expires": http_date(stored.next_update),
         "Cache-Control": f"public, max-age={CRL_MAX_AGE_SECONDS}, no-transform",
     }
     if etag_matches(request, etag):
@@ -114,23 +106,9 @@ async def crl(name: str, request: Request) -> Response:
 
 
 def _ocsp_response(answer: OCSPAnswer, runtime: Runtime, *, cacheable: bool) -> Response:
-    headers: dict[str, str] = {}
-    if (
-        cacheable
-        and answer.status == "successful"
-        and answer.next_update is not None
-        and answer.this_update is not None
-        and not answer.nonce
-    ):
-        now = runtime.clock.now()
-        max_age = int(min((answer.next_update - now).total_seconds(), runtime.settings.ocsp_http_max_age_seconds))
-        if max_age > 0:
-            headers["Cache-Control"] = f"max-age={max_age}, public, no-transform, must-revalidate"
-            headers["Last-Modified"] = _http_date(answer.this_update)
-            headers["Expires"] = _http_date(answer.next_update)
-            headers["ETag"] = '"' + hashlib.sha1(answer.der).hexdigest() + '"'  # noqa: S324 - RFC 5019 suggests SHA-1 ETags
-    else:
-        headers["Cache-Control"] = "no-store"
+    headers = ocsp_cache_headers(
+        answer, runtime.clock.now(), runtime.settings.ocsp_http_max_age_seconds, cacheable=cacheable
+    )
     return Response(answer.der, media_type=OCSP_RESPONSE_MEDIA_TYPE, headers=headers)
 
 
@@ -183,7 +161,7 @@ async def ocsp_post(request: Request) -> Response:
             413, "too-large", "Request too large", f"OCSP requests are at most {MAX_OCSP_REQUEST_BYTES} bytes."
         )
     runtime = _runtime(request)
-    return _ocsp_response(await _answer(runtime, body), runtime, cacheable=False)
+    return _ocsp_response(await asyncio.to_thread(runtime.answer_ocsp, body), runtime, cacheable=False)
 
 
 @router.get(
@@ -197,26 +175,10 @@ async def ocsp_post(request: Request) -> Response:
 )
 async def ocsp_get(encoded: str, request: Request) -> Response:
     runtime = _runtime(request)
-    text = unquote(encoded).strip()
-    if len(text) > MAX_OCSP_REQUEST_BYTES * 2:
+    der = decode_ocsp_get(encoded)
+    if der is None:
         return _ocsp_response(unsigned_response("malformed_request"), runtime, cacheable=False)
-    try:
-        der = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return _ocsp_response(unsigned_response("malformed_request"), runtime, cacheable=False)
-    return _ocsp_response(await _answer(runtime, der), runtime, cacheable=True)
-
-
-async def _answer(runtime: Runtime, request_der: bytes) -> OCSPAnswer:
-    """Pre-produced responses straight from the database (on the event loop for SQLite, whose
-    read costs microseconds); everything else, and any miss, in a worker thread."""
-    if runtime.ocsp_fast_path_is_local:
-        answer = runtime.answer_ocsp_pre_produced(request_der)
-    else:
-        answer = await asyncio.to_thread(runtime.answer_ocsp_pre_produced, request_der)
-    if answer is not None:
-        return answer
-    return await asyncio.to_thread(runtime.answer_ocsp, request_der)
+    return _ocsp_response(await asyncio.to_thread(runtime.answer_ocsp, der), runtime, cacheable=True)
 
 
 @router.post(
