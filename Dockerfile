@@ -49,9 +49,10 @@ RUN /opt/govsign/bin/pip install . \
 FROM python:3.11-slim-bookworm AS runtime
 
 # softhsm2 brings libsofthsm2 (the PKCS#11 library of the embedded default) and softhsm2-util;
-# opensc brings pkcs11-tool, to inspect tokens (see hsm/README.md). No compiler, no test tools.
+# opensc brings pkcs11-tool, to inspect tokens (see hsm/README.md); fonts-dejavu-core the TrueType font
+# that visible signature stamps embed (Vietnamese diacritics). No compiler, no test tools.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends softhsm2 opensc \
+ && apt-get install -y --no-install-recommends softhsm2 opensc fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 govsign \

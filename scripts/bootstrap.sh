@@ -5,7 +5,8 @@
 #   source scripts/bootstrap.sh     same, then exports GOVSIGN_ROOT and puts .venv/bin first on PATH
 #
 # On Debian/Ubuntu as root it installs the system packages govsign and its tests use (SoftHSM2,
-# OpenSC's pkcs11-tool, poppler's pdfsig, GnuTLS's certtool, NSS's certutil, qpdf, openssl) and,
+# OpenSC's pkcs11-tool, poppler's pdfsig, GnuTLS's certtool, NSS's certutil, qpdf, openssl, the DejaVu
+# font for Vietnamese signature stamps) and,
 # when no usable Python is present, python3 with venv support and a compiler. It then creates
 # .venv in the project root and installs the project with its [dev] extras into it, again only
 # when the venv is new or pyproject.toml changed since the last install (the sha256 of
@@ -40,7 +41,7 @@ _govsign_bootstrap() (
     fi
   fi
 
-  packages=(softhsm2 opensc poppler-utils gnutls-bin libnss3-tools qpdf openssl ca-certificates)
+  packages=(softhsm2 opensc poppler-utils gnutls-bin libnss3-tools qpdf openssl ca-certificates fonts-dejavu-core)
   if [[ $need_python == true ]]; then
     packages+=(python3 python3-venv python3-dev gcc)
   fi
