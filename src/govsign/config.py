@@ -105,6 +105,16 @@ class Settings(BaseSettings):
     """Header in which a trusted proxy passes the client certificate (PEM, URL-encoded)."""
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest JSON API request body accepted."""
+    max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest document (PDF, content, e-mail) accepted by the signing endpoints; streamed to disk."""
+    stamp_font_file: Path | None = None
+    """TrueType font with Vietnamese glyphs for visible stamps (default: DejaVu Sans from the system)."""
+    activation_ttl_seconds: int = Field(default=300, ge=10, le=300)
+    """Lifetime of an official's signature activation (sole control: at most five minutes)."""
+    factor_failure_limit: int = Field(default=5, ge=1, le=20)
+    """Wrong one-time codes or PINs in a row before an official's factors lock."""
+    factor_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    """How long the factors stay locked after too many failures."""
     metrics_token: SecretStr | None = None
     """When set, GET /metrics requires 'Authorization: Bearer <token>'."""
     auth_failure_limit: int = Field(default=10, ge=1)

@@ -14,13 +14,25 @@ import secrets
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from asn1crypto import ocsp as asn1_ocsp
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
 from govsign.clock import Clock, SystemClock
 from govsign.config import Settings
-from govsign.errors import ConfigurationError, ErrorKind, GovsignError, HSMLoginError
+from govsign.der import certificate_to_asn1
+from govsign.errors import (
+    ConfigurationError,
+    ErrorKind,
+    GovsignError,
+    HSMLoginError,
+    InvalidInputError,
+    UnavailableError,
+)
 from govsign.keystore.pkcs11 import PKCS11KeyStore, reload_module_after_token_change
 from govsign.keystore.token_init import create_token
 from govsign.metrics import CA_OPERATIONS, TIMESTAMPS
@@ -41,6 +53,7 @@ from govsign.pki.ocsp import (
 )
 from govsign.pki.ports import AuditContext, AuditEvent, CARecord, CARole, CertificateRecord, RevocationRecord
 from govsign.pki.profiles import OCSP_RESPONDER, TSA
+from govsign.signing.evidence import RevocationEvidence
 from govsign.storage.engine import Database
 from govsign.storage.migrate import is_at_head, upgrade_to_head
 from govsign.storage.ocsp_reader import OCSPStatusReader, StoredResponseReader
@@ -404,6 +417,102 @@ class Runtime:
         with self.database.read_only() as ports:
             return ports.crls.latest_crl(ca_id, delta=delta)
 
+    # -- long-term validation evidence ------------------------------------------------------
+
+    def revocation_evidence(self, certificates_der: Sequence[bytes], *, include_tsa: bool = True) -> RevocationEvidence:
+        """Revocation evidence from our own status services for PAdES B-LT/B-LTA: an OCSP
+        response of our responder for each certificate issued by an issuing CA, and the root's
+        latest complete CRL (ARL) with its delta CRL for each CA certificate issued by a root
+        (published first when there are none or they have expired). With ``include_tsa``, the
+        current TSA certificate and its chain are covered too (an LT signature embeds the status
+        of its time-stamp's signer). ``certificates`` holds the given certificates and the CA,
+        OCSP responder and TSA certificates that validation needs.
+
+        Raises InvalidInputError for a certificate none of our CAs issued, UnavailableError when
+        a response or CRL cannot be had.
+        """
+        with self.database.read_only() as ports:
+            cas = ports.cas.list_cas()
+        loaded = [(ca, x509.load_der_x509_certificate(ca.certificate_der)) for ca in cas]
+        wanted = list(dict.fromkeys(bytes(der) for der in certificates_der))
+        if include_tsa:
+            tsa = self.time_stamp_authority()
+            if tsa is None:
+                raise UnavailableError("The time-stamping authority has no valid certificate.")
+            for der in (tsa.signer.certificate_der, *tsa.signer.chain_der):
+                if der not in wanted:
+                    wanted.append(der)
+        ocsp_responses: list[bytes] = []
+        crls: list[bytes] = []
+        extra: list[bytes] = []
+        for der in wanted:
+            certificate = _load_certificate_for_evidence(der)
+            issuer = _issuing_ca(certificate, loaded)
+            if issuer is None:
+                raise InvalidInputError("A certificate was not issued by this service's certificate authorities.")
+            ca, ca_certificate = issuer
+            if certificate == ca_certificate:
+                continue  # a self-signed root is a trust anchor: no status to show
+            if ca.role is CARole.ROOT:
+                crls.extend(self._current_crls(ca))
+            else:
+                response = self._ocsp_evidence(certificate, ca_certificate)
+                ocsp_responses.append(response)
+                extra.extend(_ocsp_response_certificates(response))
+            extra.append(ca.certificate_der)
+            if ca.parent_id is not None:
+                extra.extend(other.certificate_der for other in cas if other.id == ca.parent_id)
+        if ocsp_responses:
+            responder = self.ocsp_responder()
+            if responder is not None:
+                extra.extend(
+                    credential.certificate_der
+                    for credential in (responder.directory.responder(ca.id) for ca in cas)
+                    if credential is not None
+                )
+        return RevocationEvidence(
+            ocsp_responses=tuple(dict.fromkeys(ocsp_responses)),
+            crls=tuple(dict.fromkeys(crls)),
+            certificates=tuple(dict.fromkeys([*wanted, *extra])),
+        )
+
+    def _ocsp_evidence(self, certificate: x509.Certificate, issuer: x509.Certificate) -> bytes:
+        """Our responder's DER OCSPResponse (status good or revoked) for one certificate."""
+        request_der = _ocsp_request(certificate, issuer)
+        answer = self.answer_ocsp_pre_produced(request_der) or self.answer_ocsp(request_der)
+        if answer.status != "successful":
+            raise UnavailableError(
+                f"The OCSP responder cannot give the status of certificate {certificate.serial_number:x} "
+                f"right now ({answer.status}); try again later."
+            )
+        single = asn1_ocsp.OCSPResponse.load(answer.der).basic_ocsp_response["tbs_response_data"]["responses"][0]
+        if single["cert_status"].name == "unknown":
+            raise UnavailableError(
+                f"The OCSP responder does not know certificate {certificate.serial_number:x}; try again later."
+            )
+        return answer.der
+
+    def _current_crls(self, ca: CARecord) -> list[bytes]:
+        """The CA's latest complete CRL and the delta CRL on it (the complete CRL names the delta
+        in its Freshest CRL extension, so validators need both), published first when missing,
+        expired or out of step."""
+        for attempt in range(2):
+            now = self.clock.now()
+            full = self.latest_crl(ca.id, delta=False)
+            delta = self.latest_crl(ca.id, delta=True)
+            if (
+                full is not None
+                and delta is not None
+                and delta.base_number is not None
+                and delta.base_number <= full.number < delta.number  # RFC 5280 5.2.4: the delta applies
+                and now < full.next_update
+                and now < delta.next_update
+            ):
+                return [full.der, delta.der]
+            if attempt == 0:
+                self.publish_crls(force=full is not None and now < full.next_update)
+        raise UnavailableError(f"No current CRL of CA {ca.id} can be had right now; try again later.")
+
     def ca_certificate(self, ca_id: str) -> bytes | None:
         with self.database.read_only() as ports:
             ca = ports.cas.get_ca(ca_id)
@@ -539,6 +648,49 @@ class _OCSPPreProducer:
 
     def status_changed(self, record: CertificateRecord, revocation: RevocationRecord | None) -> None:
         self._responder.status_changed(record, revocation, self._ports.ocsp)
+
+
+def _load_certificate_for_evidence(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise InvalidInputError("A certificate to gather revocation evidence for is not DER X.509.") from None
+
+
+def _issuing_ca(
+    certificate: x509.Certificate, cas: Sequence[tuple[CARecord, x509.Certificate]]
+) -> tuple[CARecord, x509.Certificate] | None:
+    """The CA of ours whose key signed the certificate (by name and signature), or None."""
+    for ca, ca_certificate in cas:
+        if certificate.issuer != ca_certificate.subject:
+            continue
+        try:
+            certificate.verify_directly_issued_by(ca_certificate)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return ca, ca_certificate
+    return None
+
+
+def _ocsp_request(certificate: x509.Certificate, issuer: x509.Certificate) -> bytes:
+    """A DER OCSPRequest with one SHA-256 CertID and no nonce (so a pre-produced response fits)."""
+    asn1_issuer = certificate_to_asn1(issuer)
+    cert_id = asn1_ocsp.CertId(
+        {
+            "hash_algorithm": {"algorithm": "sha256"},
+            "issuer_name_hash": asn1_issuer.subject.sha256,
+            "issuer_key_hash": asn1_issuer.public_key.sha256,
+            "serial_number": certificate.serial_number,
+        }
+    )
+    request = asn1_ocsp.OCSPRequest({"tbs_request": {"request_list": [{"req_cert": cert_id}]}})
+    return bytes(request.dump())
+
+
+def _ocsp_response_certificates(response_der: bytes) -> list[bytes]:
+    """The certificates embedded in a BasicOCSPResponse (the responder's)."""
+    basic = asn1_ocsp.OCSPResponse.load(response_der).basic_ocsp_response
+    return [bytes(certificate.dump()) for certificate in basic["certs"] or []]
 
 
 def open_keystore(settings: Settings, *, create: bool) -> PKCS11KeyStore:

@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from platform_helpers import AGENCY_A1, AGENCY_B, World, assert_problem, enrol
+from platform_helpers import AGENCY_A1, AGENCY_B, World, assert_problem, enrol, enrol_body
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
+
+from govsign.api.middleware import DOCUMENT_ROUTES
 
 ROLES = ("admin", "ra-officer", "signer", "verifier", "auditor")
 
@@ -50,11 +52,18 @@ ALLOW: dict[str, tuple[str, str, str, str, str]] = {
     "POST sign pdf":          ("++",  "--",       "+-",   "--",     "--"),
     "POST sign cms":          ("++",  "--",       "+-",   "--",     "--"),
     "POST sign digests":      ("++",  "--",       "+-",   "--",     "--"),
+    "POST sign smime":        ("++",  "--",       "+-",   "--",     "--"),
+    "POST totp":              ("++",  "+-",       "--",   "--",     "--"),
+    "PUT pin":                ("++",  "+-",       "--",   "--",     "--"),
+    "GET factors":            ("++",  "--",       "+-",   "--",     "--"),
+    "POST activations":       ("++",  "--",       "+-",   "--",     "--"),
 }
 # fmt: on
 
 #: The status of an allowed call.
-SUCCESS = {"POST certificates": 201, "POST renewal": 201}
+SUCCESS = {"POST certificates": 201, "POST renewal": 201, "POST totp": 201, "PUT pin": 204, "POST activations": 201}
+SEAL_EMAIL = "vanthu@moj.gov.vn"
+PIN = "739164"
 
 #: Callers: key in the world -> its agency's "own" object agency and "other" object agency.
 CALLERS = {
@@ -120,12 +129,16 @@ def objects(world: World, direct_api: TestClient, dual_api: TestClient) -> Objec
         objects.certificate[agency] = objects.fresh_certificate(agency)
         objects.held[agency] = objects.fresh_held(agency)
         objects.approval[agency] = objects.fresh_approval(agency)
-        objects.seal[agency] = objects.fresh_certificate(agency, profile="organization")
+        body = {**enrol_body(agency, profile="organization"), "email": SEAL_EMAIL}
+        response = direct_api.post("/api/v1/certificates", headers=objects.admin.headers, json=body)
+        assert response.status_code == 201, response.text
+        objects.seal[agency] = str(response.json()["serial"])
     return objects
 
 
-# Each request: (objects, target agency, allowed) -> (method, path, json body, check of side effects)
-Request = tuple[str, str, dict[str, Any] | None, Callable[[], None] | None]
+# Each request: (objects, target agency, allowed) -> (method, path, body, check of side effects);
+# the body is JSON, or (media type, bytes) for the endpoints that take a raw document.
+Request = tuple[str, str, dict[str, Any] | tuple[str, bytes] | None, Callable[[], None] | None]
 
 
 def _unchanged(objects: Objects, serial: str, status: str) -> Callable[[], None]:
@@ -155,19 +168,37 @@ def _decision(action: str) -> Callable[..., Request]:
     return build
 
 
-def _blank_pdf() -> str:
+def _blank_pdf() -> bytes:
     writer = PdfFileWriter()
     writer.insert_page(PageObject(contents=[], media_box=generic.ArrayObject(map(generic.NumberObject, (0, 0, 9, 9)))))
     output = BytesIO()
     writer.write(output)
-    return base64.b64encode(output.getvalue()).decode()
+    return output.getvalue()
 
 
-def _signature(kind: str, body: dict[str, Any]) -> Callable[..., Request]:
+MESSAGE = f"From: <{SEAL_EMAIL}>\r\nSubject: matrix\r\n\r\nmatrix\r\n".encode()
+
+
+def _signature(kind: str, body: dict[str, Any] | tuple[str, bytes], query: str = "") -> Callable[..., Request]:
     def build(objects: Objects, agency: str, allowed: bool) -> Request:
+        if isinstance(body, tuple):
+            return "POST", f"/api/v1/signatures/{kind}?credential={objects.seal[agency]}{query}", body, None
         return "POST", f"/api/v1/signatures/{kind}", {"credential": objects.seal[agency], **body}, None
 
     return build
+
+
+def _official(objects: Objects, agency: str, allowed: bool, *, pin: bool = False) -> str:
+    """A fresh official's certificate for allowed calls (with a PIN when asked), the shared one otherwise."""
+    if not allowed:
+        return objects.certificate[agency]
+    serial = objects.fresh_certificate(agency)
+    if pin:
+        response = objects.direct.put(
+            f"/api/v1/credentials/{serial}/factors/pin", headers=objects.admin.headers, json={"pin": PIN}
+        )
+        assert response.status_code == 204, response.text
+    return serial
 
 
 REQUESTS: dict[str, Callable[[Objects, str, bool], Request]] = {
@@ -206,10 +237,35 @@ REQUESTS: dict[str, Callable[[Objects, str, bool], Request]] = {
     "GET audit": lambda o, agency, allowed: ("GET", f"/api/v1/audit?agency_id={agency}&limit=5", None, None),
     "GET cas": lambda o, agency, allowed: ("GET", "/api/v1/cas", None, None),
     "GET agencies": lambda o, agency, allowed: ("GET", "/api/v1/agencies", None, None),
-    "POST sign pdf": _signature("pdf", {"pdf": _blank_pdf(), "level": "B-B"}),
-    "POST sign cms": _signature("cms", {"content": base64.b64encode(b"matrix").decode()}),
+    "POST sign pdf": _signature("pdf", ("application/pdf", _blank_pdf()), "&level=B-B"),
+    "POST sign cms": _signature("cms", ("application/octet-stream", b"matrix"), "&level=B-B"),
     "POST sign digests": _signature(
         "digests", {"digest_algorithm": "sha256", "digests": [base64.b64encode(bytes(32)).decode()], "output": "raw"}
+    ),
+    "POST sign smime": _signature("smime", ("message/rfc822", MESSAGE)),
+    "POST totp": lambda o, agency, allowed: (
+        "POST",
+        f"/api/v1/credentials/{_official(o, agency, allowed)}/factors/totp",
+        None,
+        None,
+    ),
+    "PUT pin": lambda o, agency, allowed: (
+        "PUT",
+        f"/api/v1/credentials/{_official(o, agency, allowed)}/factors/pin",
+        {"pin": PIN},
+        None,
+    ),
+    "GET factors": lambda o, agency, allowed: (
+        "GET",
+        f"/api/v1/credentials/{o.certificate[agency]}/factors",
+        None,
+        None,
+    ),
+    "POST activations": lambda o, agency, allowed: (
+        "POST",
+        f"/api/v1/credentials/{_official(o, agency, allowed, pin=True)}/activations",
+        {"hashes": [base64.b64encode(bytes(32)).decode()], "pin": PIN},
+        None,
     ),
 }
 
@@ -233,6 +289,11 @@ ANONYMOUS_PATHS = {
     "POST sign pdf": ("POST", "/api/v1/signatures/pdf"),
     "POST sign cms": ("POST", "/api/v1/signatures/cms"),
     "POST sign digests": ("POST", "/api/v1/signatures/digests"),
+    "POST sign smime": ("POST", "/api/v1/signatures/smime"),
+    "POST totp": ("POST", "/api/v1/credentials/0a1b2c/factors/totp"),
+    "PUT pin": ("PUT", "/api/v1/credentials/0a1b2c/factors/pin"),
+    "GET factors": ("GET", "/api/v1/credentials/0a1b2c/factors"),
+    "POST activations": ("POST", "/api/v1/credentials/0a1b2c/activations"),
 }
 
 CASES = [
@@ -265,7 +326,11 @@ def test_role_endpoint_agency_matrix(
     client = objects.direct
     if caller_key is None:
         method, path = ANONYMOUS_PATHS[endpoint]
-        response = client.request(method, path, json={} if method == "POST" else None)
+        media_type = next(iter(DOCUMENT_ROUTES.get(path, ())), None)
+        if media_type is not None:
+            response = client.request(method, path, headers={"Content-Type": media_type}, content=b"x")
+        else:
+            response = client.request(method, path, json={} if method == "POST" else None)
         assert_problem(response, 401)
         assert response.headers["www-authenticate"].lower().startswith("bearer")
         return
@@ -275,7 +340,10 @@ def test_role_endpoint_agency_matrix(
     agency = CALLERS[caller_key][0 if scope == "own" else 1]
     allowed = expected_allowed(endpoint, caller.role, scope)
     method, path, body, check_unchanged = REQUESTS[endpoint](objects, agency, allowed)
-    response = client.request(method, path, headers=caller.headers, json=body)
+    if isinstance(body, tuple):
+        response = client.request(method, path, headers={**caller.headers, "Content-Type": body[0]}, content=body[1])
+    else:
+        response = client.request(method, path, headers=caller.headers, json=body)
 
     if allowed:
         assert response.status_code == SUCCESS.get(endpoint, 200), (response.status_code, response.text)

@@ -56,6 +56,8 @@ def api_errors_are_problem_documents(ctx: object, response: schemathesis.Respons
 # of its backend.
 schemathesis.serializer.alias("application/ocsp-request", "application/octet-stream")
 schemathesis.serializer.alias("application/timestamp-query", "application/octet-stream")
+schemathesis.serializer.alias("application/pdf", "application/octet-stream")
+schemathesis.serializer.alias("message/rfc822", "application/octet-stream")
 schema = schemathesis.openapi.from_dict(openapi_document())
 schema.app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
 schema.config.generation.update(max_examples=MAX_EXAMPLES, deterministic=True)
@@ -151,24 +153,25 @@ def test_real_success_responses_conform_to_the_schema(
     check("GET", "/api/v1/cas", direct_api.get("/api/v1/cas", headers=auditor.headers))
     check("GET", "/api/v1/agencies", direct_api.get("/api/v1/agencies", headers=auditor.headers))
     signer, seal = world["signer"], organization
-    document = base64.b64encode(b"%PDF-1.4 not really").decode()
-    pdf = direct_api.post("/api/v1/signatures/pdf", headers=signer.headers, json={"credential": seal, "pdf": document})
+    raw = {**signer.headers, "Content-Type": "application/pdf"}
+    pdf = direct_api.post(f"/api/v1/signatures/pdf?credential={seal}", headers=raw, content=b"%PDF-1.4 not really")
     assert pdf.status_code == 422, pdf.text  # a real PDF is signed below
     writer = PdfFileWriter()
     writer.insert_page(PageObject(contents=[], media_box=generic.ArrayObject(map(generic.NumberObject, (0, 0, 9, 9)))))
     output = BytesIO()
     writer.write(output)
-    pdf_body = {"credential": seal, "pdf": base64.b64encode(output.getvalue()).decode(), "level": "B-T"}
     check(
         "POST",
         "/api/v1/signatures/pdf",
-        direct_api.post("/api/v1/signatures/pdf", headers=signer.headers, json=pdf_body),
+        direct_api.post(f"/api/v1/signatures/pdf?credential={seal}&level=B-T", headers=raw, content=output.getvalue()),
     )
     check(
         "POST",
         "/api/v1/signatures/cms",
         direct_api.post(
-            "/api/v1/signatures/cms", headers=signer.headers, json={"credential": seal, "content": document}
+            f"/api/v1/signatures/cms?credential={seal}",
+            headers={**signer.headers, "Content-Type": "application/octet-stream"},
+            content=b"schema",
         ),
     )
     digests = {"credential": seal, "digest_algorithm": "sha384", "digests": [base64.b64encode(bytes(48)).decode()]}
@@ -177,5 +180,51 @@ def test_real_success_responses_conform_to_the_schema(
         "/api/v1/signatures/digests",
         direct_api.post("/api/v1/signatures/digests", headers=signer.headers, json=digests),
     )
+    mail_seal = direct_api.post(
+        "/api/v1/certificates",
+        headers=officer.headers,
+        json={**enrol_body(AGENCY_A1, profile="organization"), "email": "vanthu@moj.gov.vn"},
+    ).json()["serial"]
+    check(
+        "POST",
+        "/api/v1/signatures/smime",
+        direct_api.post(
+            f"/api/v1/signatures/smime?credential={mail_seal}",
+            headers={**signer.headers, "Content-Type": "message/rfc822"},
+            content=b"From: <vanthu@moj.gov.vn>\r\nSubject: schema\r\n\r\nschema\r\n",
+        ),
+    )
+    official = enrol(direct_api, officer, AGENCY_A1)
+    factors = f"/api/v1/credentials/{official}/factors"
+    check(
+        "POST", "/api/v1/credentials/{serial}/factors/totp", direct_api.post(f"{factors}/totp", headers=officer.headers)
+    )
+    check(
+        "PUT",
+        "/api/v1/credentials/{serial}/factors/pin",
+        direct_api.put(f"{factors}/pin", headers=officer.headers, json={"pin": "739164"}),
+    )
+    check("GET", "/api/v1/credentials/{serial}/factors", direct_api.get(factors, headers=signer.headers))
+    locked = {"hashes": [base64.b64encode(bytes(32)).decode()], "pin": "739164", "otp": "000000"}
+    response = direct_api.post(f"/api/v1/credentials/{official}/activations", headers=signer.headers, json=locked)
+    assert response.status_code == 403, response.text  # a wrong one-time code; a success needs the seed's code
+    schema["/api/v1/credentials/{serial}/activations"]["POST"].validate_response(response)
+    seal_activation = direct_api.post(
+        f"/api/v1/credentials/{seal}/activations",
+        headers=signer.headers,
+        json={"hashes": locked["hashes"], "pin": "x" * 6},
+    )
+    assert seal_activation.status_code == 422, seal_activation.text
+    pin_only = enrol(direct_api, officer, AGENCY_A1)
+    direct_api.put(f"/api/v1/credentials/{pin_only}/factors/pin", headers=officer.headers, json={"pin": "739164"})
+    check(
+        "POST",
+        "/api/v1/credentials/{serial}/activations",
+        direct_api.post(
+            f"/api/v1/credentials/{pin_only}/activations",
+            headers=signer.headers,
+            json={"hashes": locked["hashes"], "pin": "739164"},
+        ),
+    )
     operations = {(m, t) for m, t, _ in checked}
-    assert len(operations) == 18, sorted(operations)
+    assert len(operations) == 23, sorted(operations)

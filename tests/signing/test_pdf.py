@@ -64,14 +64,14 @@ def store(initialized_runtime: Runtime) -> KeyStore:
 
 
 def _blank_pdf(encrypt: dict[str, object] | None = None) -> bytes:
-    writer = PdfFileWriter()
-    writer.insert_page(
-        PageObject(contents=[], media_box=generic.ArrayObject(map(generic.NumberObject, (0, 0, 595, 842))))
+    writer = PdfFileWriter()  # type: ignore[no-untyped-call]
+    writer.insert_page(  # type: ignore[no-untyped-call]
+        PageObject(contents=[], media_box=generic.ArrayObject(map(generic.NumberObject, (0, 0, 595, 842))))  # type: ignore[no-untyped-call]
     )
     if encrypt is not None:
-        writer.encrypt(**encrypt)
+        writer.encrypt(**encrypt)  # type: ignore[no-untyped-call]
     output = BytesIO()
-    writer.write(output)
+    writer.write(output)  # type: ignore[no-untyped-call]
     return output.getvalue()
 
 
@@ -89,7 +89,7 @@ def _assert_valid(pdf: bytes, hierarchy: HierarchyResult, count: int) -> None:
     assert len(reader.embedded_signatures) == count
     for embedded in reader.embedded_signatures:
         status = validate_pdf_signature(embedded, _validation_context(hierarchy))
-        assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+        assert status.intact and status.valid and status.trusted, status.pretty_print_details()  # type: ignore[no-untyped-call]
         assert embedded.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
 
 
@@ -176,7 +176,7 @@ def test_pades_b_t_signature_has_a_valid_signature_time_stamp(
     embedded = PdfFileReader(BytesIO(signed)).embedded_signatures[0]
     context = _validation_context(hierarchy)
     status = validate_pdf_signature(embedded, context, ts_validation_context=context)
-    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+    assert status.intact and status.valid and status.trusted, status.pretty_print_details()  # type: ignore[no-untyped-call]
     assert status.timestamp_validity is not None
     assert status.timestamp_validity.intact and status.timestamp_validity.valid and status.timestamp_validity.trusted
 

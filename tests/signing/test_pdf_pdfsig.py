@@ -1,6 +1,7 @@
-"""poppler's pdfsig (on NSS) accepts our PAdES B-B and B-T signatures while `govsign serve`
-answers the OCSP URL in the signer's certificate (pdfsig checks it). Everything runs in child
-processes: the CLI, the service and the signing script use their own SoftHSM2 token store."""
+"""poppler's pdfsig (on NSS) accepts our PAdES B-B and B-T signatures, and an official's
+signature followed by the agency's seal, while `govsign serve` answers the OCSP URL in the
+signer's certificate (pdfsig checks it). Everything runs in child processes: the CLI, the service
+and the signing script use their own SoftHSM2 token store."""
 
 from __future__ import annotations
 
@@ -50,6 +51,45 @@ for level in ("B-B", "B-T"):
     spec = PDFSignatureSpec(reason="Phê duyệt văn bản", location="Hà Nội", level=level)
     signed = sign_pdf(buffer.getvalue(), credential, runtime.keystore, spec, timestamper=stamper)
     open(f"{out_dir}/signed-{level}.pdf", "wb").write(signed)
+runtime.close()
+"""
+
+SEAL_SCRIPT = """
+import io, sys
+from govsign.config import load_settings
+from govsign.runtime import Runtime
+from govsign.signing.cms import SigningCredential
+from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.writer import PdfFileWriter
+
+runtime = Runtime.open(load_settings())
+official_serial, seal_serial, out_dir = sys.argv[1], sys.argv[2], sys.argv[3]
+
+
+def credential(serial):
+    with runtime.database.read_only() as ports:
+        record = ports.certificates.find_by_serial(serial)[0]
+        issuing, root = ports.cas.get_ca("issuing-1"), ports.cas.get_ca("root-1")
+    chain = (issuing.certificate_der, root.certificate_der)
+    return SigningCredential(key=record.key, certificate_der=record.certificate_der, chain_der=chain)
+
+
+writer = PdfFileWriter()
+box = [generic.NumberObject(v) for v in (0, 0, 595, 842)]
+writer.insert_page(generic.DictionaryObject({
+    generic.NameObject("/Type"): generic.NameObject("/Page"),
+    generic.NameObject("/MediaBox"): generic.ArrayObject(box),
+}))
+with open(f"{out_dir}/unsigned.pdf", "wb") as handle:
+    writer.write(handle)
+stamper = LocalTimeStamper(runtime.answer_timestamp)
+official = PDFSignatureSpec(field_name="Official", reason="Ký duyệt", location="Hà Nội", level="B-T")
+with open(f"{out_dir}/unsigned.pdf", "rb") as pdf, open(f"{out_dir}/official.pdf", "w+b") as out:
+    sign_pdf(pdf, credential(official_serial), runtime.keystore, official, stamper, output=out)
+seal = PDFSignatureSpec(field_name="Seal", reason="Đóng dấu cơ quan", location="Hà Nội", level="B-T")
+with open(f"{out_dir}/official.pdf", "rb") as pdf, open(f"{out_dir}/sealed.pdf", "w+b") as out:
+    sign_pdf(pdf, credential(seal_serial), runtime.keystore, seal, stamper, output=out)
 runtime.close()
 """
 
@@ -132,20 +172,19 @@ def _nss_db(work: Path) -> Path:
     return nss
 
 
-@pytest.mark.slow
-def test_pdfsig_says_valid_and_trusted_for_b_b_and_b_t(served: tuple[Path, dict[str, str]]) -> None:
-    work, env = served
+def _issue(work: Path, env: dict[str, str], profile: str, subject: str, email: str) -> str:
+    """Issue a certificate with an RSA key generated in the HSM through the CLI; its serial."""
     issued = subprocess.run(
         [
             str(GOVSIGN),
             "cert",
             "issue",
             "--profile",
-            "individual",
+            profile,
             "--subject",
-            "CN=Nguyễn Văn Ký,O=Bộ Tư pháp,C=VN",
+            subject,
             "--email",
-            "ky@moj.gov.vn",
+            email,
             "--generate-key",
             "rsa2048",
             "--json",
@@ -156,15 +195,44 @@ def test_pdfsig_says_valid_and_trusted_for_b_b_and_b_t(served: tuple[Path, dict[
         text=True,
         check=True,
     )
-    serial = json.loads(issued.stdout)["serial"]
+    return str(json.loads(issued.stdout)["serial"])
+
+
+def _pdfsig(work: Path, pdf: Path) -> str:
+    check = subprocess.run(["qpdf", "--check", str(pdf)], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # pdfsig exits 0 whatever it finds: read what it says.
+    report = subprocess.run(
+        ["pdfsig", "-nssdir", str(_nss_db(work)), str(pdf)], capture_output=True, text=True, check=False
+    )
+    return report.stdout + report.stderr
+
+
+@pytest.mark.slow
+def test_pdfsig_says_valid_and_trusted_for_b_b_and_b_t(served: tuple[Path, dict[str, str]]) -> None:
+    work, env = served
+    serial = _issue(work, env, "individual", "CN=Nguyễn Văn Ký,O=Bộ Tư pháp,C=VN", "ky@moj.gov.vn")
     subprocess.run([sys.executable, "-c", SIGN_SCRIPT, serial, str(work)], env=env, cwd=work, check=True, timeout=120)
-    nss = _nss_db(work)
     for level in ("B-B", "B-T"):
-        pdf = work / f"signed-{level}.pdf"
-        check = subprocess.run(["qpdf", "--check", str(pdf)], capture_output=True, text=True, check=False)
-        assert check.returncode == 0, check.stdout + check.stderr
-        # pdfsig exits 0 whatever it finds: read what it says.
-        report = subprocess.run(["pdfsig", "-nssdir", str(nss), str(pdf)], capture_output=True, text=True, check=False)
-        text = report.stdout + report.stderr
+        text = _pdfsig(work, work / f"signed-{level}.pdf")
         assert "Signature is Valid." in text, text
         assert "Certificate is Trusted." in text, text
+
+
+@pytest.mark.slow
+def test_pdfsig_says_valid_and_trusted_for_the_official_then_the_agency_seal(
+    served: tuple[Path, dict[str, str]],
+) -> None:
+    """An official signs (individual profile, B-T), then the agency seals (organization
+    profile, B-T): both signatures are valid and trusted, the first one covering its revision."""
+    work, env = served
+    official = _issue(work, env, "individual", "CN=Trần Thị Duyệt,O=Bộ Tư pháp,C=VN", "duyet@moj.gov.vn")
+    seal = _issue(work, env, "organization", "CN=Bộ Tư pháp,O=Bộ Tư pháp,C=VN", "vanthu@moj.gov.vn")
+    subprocess.run(
+        [sys.executable, "-c", SEAL_SCRIPT, official, seal, str(work)], env=env, cwd=work, check=True, timeout=120
+    )
+    text = _pdfsig(work, work / "sealed.pdf")
+    assert text.count("Signature #") == 2, text
+    assert text.count("Signature is Valid.") == 2, text
+    assert text.count("Certificate is Trusted.") == 2, text
+    assert "Trần Thị Duyệt" in text and "Bộ Tư pháp" in text, text

@@ -1,7 +1,7 @@
-"""The signing endpoints (`/api/v1/signatures/...`) over the platform world: PAdES B-B and B-T
-verified by pyHanko, CAdES detached verified by ``openssl cms -verify``, digest batches; agency
-scoping, individual credentials refused, revoked and held credentials refused, bad input
-refused, and one audit event per call with the document hash and never the content."""
+"""The signing endpoints (`/api/v1/signatures/...`) over the platform world: PAdES B-B to B-LTA
+verified by pyHanko, CAdES detached verified by ``openssl cms -verify``, digest batches, S/MIME;
+agency scoping, revoked and held credentials refused, bad input refused, and one audit event per
+call with the document hash and never the content."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
+from httpx import Response
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
@@ -42,20 +43,48 @@ from platform_helpers import (
 )
 
 DOCUMENT = "Công văn số 123/BTP — nội dung bí mật không được ghi vào nhật ký.".encode()
+SEAL_EMAIL = "vanthu@moj.gov.vn"
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _blank_pdf() -> bytes:
+def blank_pdf(pages: int = 1, encrypt: str | None = None) -> bytes:
     writer = PdfFileWriter()
-    writer.insert_page(
-        PageObject(contents=[], media_box=generic.ArrayObject(map(generic.NumberObject, (0, 0, 595, 842))))
-    )
+    for _ in range(pages):
+        writer.insert_page(
+            PageObject(contents=[], media_box=generic.ArrayObject(map(generic.NumberObject, (0, 0, 595, 842))))
+        )
+    if encrypt is not None:
+        writer.encrypt(owner_pass=b"owner-" + encrypt.encode(), user_pass=encrypt.encode())  # type: ignore[no-untyped-call]
     output = BytesIO()
     writer.write(output)
     return output.getvalue()
+
+
+def post_document(
+    api: TestClient,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    media_type: str,
+    activation: str | None = None,
+    **params: Any,
+) -> Response:
+    all_headers = {**headers, "Content-Type": media_type}
+    if activation is not None:
+        all_headers["Govsign-Activation"] = activation
+    return api.post(f"/api/v1/signatures/{path}", headers=all_headers, params=params, content=body)
+
+
+def post_pdf(api: TestClient, headers: dict[str, str], pdf: bytes, **params: Any) -> Response:
+    return post_document(api, "pdf", headers, pdf, media_type="application/pdf", **params)
+
+
+def post_cms(api: TestClient, headers: dict[str, str], content: bytes, **params: Any) -> Response:
+    return post_document(api, "cms", headers, content, media_type="application/octet-stream", **params)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +96,7 @@ def world(initialized_runtime: Runtime) -> World:
 
 @pytest.fixture(scope="module")
 def api(world: World) -> Iterator[TestClient]:
-    with world.app(dual_control="") as client:
+    with world.app(dual_control="", max_document_bytes=4 * 1024 * 1024) as client:
         yield client
 
 
@@ -79,6 +108,7 @@ def seal(world: World, api: TestClient) -> str:
         "subject": ORGANIZATION_SUBJECT.format(tag=tag()),
         "key_algorithm": "rsa2048",
         "agency_id": AGENCY_A1,
+        "email": SEAL_EMAIL,
     }
     response = api.post("/api/v1/certificates", headers=world["ra-officer"].headers, json=body)
     assert response.status_code == 201, response.text
@@ -92,13 +122,13 @@ def chain(world: World, api: TestClient, seal: str) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(response.content)
 
 
-def _signature_events(world: World, serial: str) -> list[dict[str, Any]]:
+def signature_events(world: World, serial: str, action: str = "signature.create") -> list[dict[str, Any]]:
     with world.runtime.database.read_only() as ports:
-        return ports.audit.search(action="signature.create", object_id=serial, limit=1000)
+        return ports.audit.search(action=action, object_id=serial, limit=1000)
 
 
-def _assert_one_new_event(world: World, serial: str, before: int, **details: Any) -> dict[str, Any]:
-    events = _signature_events(world, serial)
+def assert_one_new_event(world: World, serial: str, before: int, **details: Any) -> dict[str, Any]:
+    events = signature_events(world, serial)
     assert len(events) == before + 1, events
     event = events[-1]
     text = json.dumps(event, default=str)
@@ -108,38 +138,55 @@ def _assert_one_new_event(world: World, serial: str, before: int, **details: Any
     return event
 
 
+def validation_context(chain: list[x509.Certificate], *, revocation_mode: str = "soft-fail") -> ValidationContext:
+    der = [c.public_bytes(serialization.Encoding.DER) for c in chain]
+    return ValidationContext(
+        trust_roots=[asn1_x509.Certificate.load(der[-1])],
+        other_certs=[asn1_x509.Certificate.load(d) for d in der[1:-1]],
+        allow_fetching=False,
+        revocation_mode=revocation_mode,
+    )
+
+
 @pytest.mark.parametrize("level", ["B-B", "B-T"])
 def test_pdf_signature_verifies(
     level: str, world: World, api: TestClient, seal: str, chain: list[x509.Certificate]
 ) -> None:
-    pdf = _blank_pdf()
-    before = len(_signature_events(world, seal))
-    response = api.post(
-        "/api/v1/signatures/pdf",
-        headers=world["signer"].headers,
-        json={"credential": seal, "pdf": _b64(pdf), "level": level, "reason": "Đóng dấu", "location": "Hà Nội"},
+    pdf = blank_pdf()
+    before = len(signature_events(world, seal))
+    response = post_pdf(
+        api, world["signer"].headers, pdf, credential=seal, level=level, reason="Đóng dấu", location="Hà Nội"
     )
     assert response.status_code == 200, response.text
-    body = response.json()
-    signed = base64.b64decode(body["pdf"])
-    assert body["document_sha256"] == hashlib.sha256(pdf).hexdigest()
-    assert body["signed_sha256"] == hashlib.sha256(signed).hexdigest()
-    assert body["level"] == level and body["credential"] == seal.lower()
-    der = [c.public_bytes(serialization.Encoding.DER) for c in chain]
-    context = ValidationContext(
-        trust_roots=[asn1_x509.Certificate.load(der[-1])],
-        other_certs=[asn1_x509.Certificate.load(d) for d in der[1:-1]],
-        allow_fetching=False,
-        revocation_mode="soft-fail",
-    )
+    assert response.headers["content-type"] == "application/pdf"
+    signed = response.content
+    assert response.headers["govsign-document-sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert response.headers["govsign-signed-sha256"] == hashlib.sha256(signed).hexdigest()
+    assert response.headers["govsign-level"] == level and response.headers["govsign-credential"] == seal.lower()
     (embedded,) = PdfFileReader(BytesIO(signed)).embedded_signatures
-    status = validate_pdf_signature(embedded, context)
+    status = validate_pdf_signature(embedded, validation_context(chain))
     assert status.intact and status.valid and status.trusted, status.pretty_print_details()
     assert (status.timestamp_validity is not None) == (level == "B-T")
-    event = _assert_one_new_event(
-        world, seal, before, format="pades", level=level, document_sha256=body["document_sha256"], count=1
+    event = assert_one_new_event(
+        world, seal, before, format="pades", level=level, document_sha256=hashlib.sha256(pdf).hexdigest(), count=1
     )
-    assert event["outcome"] == "success"
+    assert event["outcome"] == "success" and event["details"]["status_checked"] == "valid"
+    assert not list((Path(world.runtime.settings.data_dir) / "spool").glob("govsign-doc-*")), "temporary files left"
+
+
+@pytest.mark.parametrize("level", ["B-LT", "B-LTA"])
+def test_pdf_long_term_levels_embed_our_revocation_data(
+    level: str, world: World, api: TestClient, seal: str, chain: list[x509.Certificate]
+) -> None:
+    before = len(signature_events(world, seal))
+    response = post_pdf(api, world["signer"].headers, blank_pdf(), credential=seal, level=level)
+    assert response.status_code == 200, response.text
+    reader = PdfFileReader(BytesIO(response.content))
+    assert "/DSS" in reader.root
+    assert len(reader.embedded_signatures) == (2 if level == "B-LTA" else 1)
+    event = assert_one_new_event(world, seal, before, format="pades", level=level)
+    evidence = event["details"]["revocation_evidence"]
+    assert evidence["ocsp_sha256"], event
 
 
 def test_cms_and_digest_signatures(
@@ -160,19 +207,21 @@ def test_cms_and_digest_signatures(
             capture_output=True, text=True, check=False, timeout=30,
         )  # fmt: skip
 
-    before = len(_signature_events(world, seal))
-    response = api.post(
-        "/api/v1/signatures/cms", headers=world["signer"].headers, json={"credential": seal, "content": _b64(DOCUMENT)}
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["content_sha256"] == hashlib.sha256(DOCUMENT).hexdigest()
-    result = verify(base64.b64decode(body["signature"]), DOCUMENT)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert verify(base64.b64decode(body["signature"]), DOCUMENT + b"x").returncode != 0
-    _assert_one_new_event(world, seal, before, format="cades", document_sha256=body["content_sha256"], count=1)
+    for level in ("B-B", "B-T", "B-LT"):
+        before = len(signature_events(world, seal))
+        response = post_cms(api, world["signer"].headers, DOCUMENT, credential=seal, level=level)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/pkcs7-signature"
+        assert response.headers["govsign-document-sha256"] == hashlib.sha256(DOCUMENT).hexdigest()
+        result = verify(response.content, DOCUMENT)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert verify(response.content, DOCUMENT + b"x").returncode != 0
+        assert_one_new_event(
+            world, seal, before, format="cades", level=level, document_sha256=hashlib.sha256(DOCUMENT).hexdigest()
+        )
 
     documents = [DOCUMENT, b"second", b"third"]
+    before = len(signature_events(world, seal))
     for output in ("cms", "raw"):
         response = api.post(
             "/api/v1/signatures/digests",
@@ -187,44 +236,55 @@ def test_cms_and_digest_signatures(
         assert response.status_code == 200, response.text
         signatures = [base64.b64decode(s) for s in response.json()["signatures"]]
         assert len(signatures) == 3
-        _assert_one_new_event(world, seal, before + (1 if output == "cms" else 2), count=3)
-    response = api.post(
-        "/api/v1/signatures/digests",
-        headers=world["signer"].headers,
-        json={
-            "credential": seal,
-            "digest_algorithm": "sha256",
-            "digests": [_b64(hashlib.sha256(d).digest()) for d in documents],
-            "output": "cms",
-        },
+        assert_one_new_event(world, seal, before + (0 if output == "cms" else 1), count=3)
+        if output == "cms":
+            for signature, document in zip(signatures, documents, strict=True):
+                result = verify(signature, document)
+                assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_smime_signature_verifies(
+    world: World, api: TestClient, seal: str, chain: list[x509.Certificate], tmp_path: Path
+) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    message = (
+        f"From: Văn thư <{SEAL_EMAIL}>\r\nTo: dan@example.vn\r\nSubject: =?utf-8?q?C=C3=B4ng_v=C4=83n?=\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Kính gửi: các cơ quan.\r\n"
+    ).encode()
+    response = post_document(
+        api, "smime", world["signer"].headers, message, media_type="message/rfc822", credential=seal
     )
-    for signature, document in zip(response.json()["signatures"], documents, strict=True):
-        result = verify(base64.b64decode(signature), document)
-        assert result.returncode == 0, result.stdout + result.stderr
+    assert response.status_code == 200, response.text
+    assert b"multipart/signed" in response.content
+    (tmp_path / "signed.eml").write_bytes(response.content)
+    (tmp_path / "chain.pem").write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain[1:]))
+    result = subprocess.run(
+        [openssl, "smime", "-verify", "-in", str(tmp_path / "signed.eml"), "-CAfile", str(tmp_path / "chain.pem"),
+         "-purpose", "any", "-out", "/dev/null"],
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0 and "Verification successful" in result.stderr, result.stderr
+    forged = message.replace(SEAL_EMAIL.encode(), b"someone@moj.gov.vn")
+    response = post_document(
+        api, "smime", world["signer"].headers, forged, media_type="message/rfc822", credential=seal
+    )
+    assert "From" in assert_problem(response, 422)["detail"]
 
 
 def test_other_agency_is_forbidden(world: World, api: TestClient, seal: str) -> None:
-    before = len(_signature_events(world, seal))
+    before = len(signature_events(world, seal))
     for caller in ("signer@B", "verifier", "ra-officer"):
-        response = api.post(
-            "/api/v1/signatures/cms", headers=world[caller].headers, json={"credential": seal, "content": _b64(b"x")}
-        )
+        response = post_cms(api, world[caller].headers, b"x", credential=seal)
         assert_problem(response, 403)
-    events = _signature_events(world, seal)
+    events = signature_events(world, seal)
     assert len(events) == before + 3 and all(e["outcome"] == "denied" for e in events[before:])
 
 
-def test_individual_revoked_and_held_credentials_are_refused(world: World, api: TestClient) -> None:
+def test_revoked_and_held_credentials_are_refused(world: World, api: TestClient) -> None:
     admin, signer = world["admin"], world["signer"]
-    individual = enrol(api, admin, AGENCY_A1, profile="individual")
-    response = api.post(
-        "/api/v1/signatures/pdf", headers=signer.headers, json={"credential": individual, "pdf": _b64(_blank_pdf())}
-    )
-    problem = assert_problem(response, 422)
-    assert "signature activation" in problem["detail"], problem
-    failed = _signature_events(world, individual)
-    assert len(failed) == 1 and failed[0]["outcome"] == "failure"
-
     held = enrol(api, admin, AGENCY_A1, profile="organization")
     assert api.post(f"/api/v1/certificates/{held}/hold", headers=admin.headers).status_code == 200
     revoked = enrol(api, admin, AGENCY_A1, profile="organization")
@@ -233,32 +293,42 @@ def test_individual_revoked_and_held_credentials_are_refused(world: World, api: 
     )
     assert response.status_code == 200, response.text
     for serial, word in ((held, "on hold"), (revoked, "revoked")):
-        for path, body in (
-            ("cms", {"content": _b64(DOCUMENT)}),
-            ("digests", {"digest_algorithm": "sha256", "digests": [_b64(bytes(32))], "output": "raw"}),
-        ):
-            response = api.post(
-                f"/api/v1/signatures/{path}", headers=signer.headers, json={"credential": serial, **body}
-            )
-            problem = assert_problem(response, 409)
-            assert word in problem["detail"], problem
+        response = post_pdf(api, signer.headers, blank_pdf(), credential=serial)
+        assert word in assert_problem(response, 409)["detail"]
+        response = post_cms(api, signer.headers, DOCUMENT, credential=serial)
+        assert word in assert_problem(response, 409)["detail"]
+        response = api.post(
+            "/api/v1/signatures/digests",
+            headers=signer.headers,
+            json={"credential": serial, "digest_algorithm": "sha256", "digests": [_b64(bytes(32))], "output": "raw"},
+        )
+        assert word in assert_problem(response, 409)["detail"]
+        assert all(event["outcome"] == "failure" for event in signature_events(world, serial))
 
 
 def test_bad_input_is_refused(world: World, api: TestClient, seal: str) -> None:
     signer = world["signer"]
-    cases: list[tuple[str, dict[str, Any]]] = [
-        ("pdf", {"pdf": "not base64!"}),
-        ("pdf", {"pdf": _b64(b"hello, not a PDF")}),
-        ("pdf", {"pdf": _b64(_blank_pdf()[:200])}),
-        ("cms", {"content": "@@@"}),
-        ("digests", {"digest_algorithm": "sha256", "digests": [_b64(bytes(20))], "output": "cms"}),
-        ("digests", {"digest_algorithm": "md5", "digests": [_b64(bytes(16))]}),
-        ("digests", {"digest_algorithm": "sha256", "digests": []}),
-    ]
-    for path, body in cases:
-        response = api.post(f"/api/v1/signatures/{path}", headers=signer.headers, json={"credential": seal, **body})
+    pdf = blank_pdf()
+    for body, word in (
+        (b"hello, not a PDF", "not a PDF"),
+        (pdf[:200], "damaged"),
+        (blank_pdf(encrypt="secret"), "password"),
+        (b"", "empty"),
+    ):
+        response = post_pdf(api, signer.headers, body, credential=seal)
+        assert word in assert_problem(response, 422)["detail"], response.text
+    assert_problem(post_pdf(api, signer.headers, b"x" * (4 * 1024 * 1024 + 1), credential=seal), 413)
+    assert_problem(post_document(api, "pdf", signer.headers, pdf, media_type="application/json", credential=seal), 415)
+    assert_problem(post_pdf(api, signer.headers, pdf, credential=seal, level="B-X"), 422)
+    assert_problem(post_pdf(api, signer.headers, pdf), 422)
+    assert_problem(post_cms(api, signer.headers, b"", credential=seal), 422)
+    for body in (
+        {"digest_algorithm": "sha256", "digests": [_b64(bytes(20))], "output": "cms"},
+        {"digest_algorithm": "md5", "digests": [_b64(bytes(16))]},
+        {"digest_algorithm": "sha256", "digests": []},
+        {"digest_algorithm": "sha256", "digests": ["@@@"]},
+    ):
+        response = api.post("/api/v1/signatures/digests", headers=signer.headers, json={"credential": seal, **body})
         assert_problem(response, 422)
-    response = api.post(
-        "/api/v1/signatures/cms", headers=signer.headers, json={"credential": "0a1b2c3d", "content": _b64(b"x")}
-    )
-    assert_problem(response, 404)
+    assert_problem(post_cms(api, signer.headers, b"x", credential="0a1b2c3d"), 404)
+    assert not list((Path(world.runtime.settings.data_dir) / "spool").glob("govsign-doc-*")), "temporary files left"

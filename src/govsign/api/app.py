@@ -52,7 +52,9 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     install_problem_handlers(app)
-    install_middleware(app, max_request_bytes=settings.max_request_bytes)
+    install_middleware(
+        app, max_request_bytes=settings.max_request_bytes, max_document_bytes=settings.max_document_bytes
+    )
     app.include_router(health.router)
     app.include_router(pki.router)
     app.include_router(ra.router)

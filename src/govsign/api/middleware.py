@@ -60,9 +60,10 @@ class RequestContextMiddleware:
     (X-Request-ID, kept from the client when well formed), enforces the JSON API body limit on
     Content-Length, and records metrics by route template and status."""
 
-    def __init__(self, app: Any, *, max_request_bytes: int) -> None:
+    def __init__(self, app: Any, *, max_request_bytes: int, max_document_bytes: int | None = None) -> None:
         self.app = app
         self.max_request_bytes = max_request_bytes
+        self.max_document_bytes = max_document_bytes or max_request_bytes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -87,10 +88,13 @@ class RequestContextMiddleware:
             declared = headers.get("content-length", "")
             is_api = scope["path"].startswith("/api/")
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-            if is_api and declared.isdigit() and int(declared) > self.max_request_bytes:
-                await _too_large(self.max_request_bytes)(scope, receive, send_with_id)
+            document_types = DOCUMENT_ROUTES.get(scope["path"]) if scope["method"] == "POST" else None
+            limit = self.max_document_bytes if document_types is not None else self.max_request_bytes
+            if is_api and declared.isdigit() and int(declared) > limit:
+                await _too_large(limit)(scope, receive, send_with_id)
             elif (
                 is_api
+                and document_types is None  # document routes check their media type after authentication
                 and scope["method"] in ("POST", "PUT", "PATCH")
                 and (declared not in ("", "0") or "transfer-encoding" in headers)
                 and not (content_type == "application/json" or content_type.endswith("+json"))
@@ -99,9 +103,9 @@ class RequestContextMiddleware:
                     415, "unsupported-media-type", "Unsupported media type", "Request bodies must be application/json."
                 )(scope, receive, send_with_id)
             else:
-                await self.app(scope, _limited(receive, self.max_request_bytes) if is_api else receive, send_with_id)
+                await self.app(scope, _limited(receive, limit) if is_api else receive, send_with_id)
         except _BodyTooLargeError:
-            await _too_large(self.max_request_bytes)(scope, receive, send_with_id)
+            await _too_large(limit)(scope, receive, send_with_id)
         finally:
             REQUEST_ID.reset(token)
             route = scope.get("route")
@@ -120,6 +124,15 @@ class RequestContextMiddleware:
                     client[0] if client else "-",
                     extra={"request_id": request_id},
                 )
+
+
+#: Endpoints that take a document as the raw request body (streamed to disk, up to
+#: GOVSIGN_MAX_DOCUMENT_BYTES), with the media types each accepts.
+DOCUMENT_ROUTES: dict[str, frozenset[str]] = {
+    "/api/v1/signatures/pdf": frozenset({"application/pdf"}),
+    "/api/v1/signatures/cms": frozenset({"application/octet-stream"}),
+    "/api/v1/signatures/smime": frozenset({"message/rfc822"}),
+}
 
 
 class _BodyTooLargeError(StarletteHTTPException):
@@ -149,8 +162,10 @@ def _limited(receive: Any, limit: int) -> Any:
     return limited
 
 
-def install_middleware(app: FastAPI, *, max_request_bytes: int) -> None:
-    app.add_middleware(RequestContextMiddleware, max_request_bytes=max_request_bytes)
+def install_middleware(app: FastAPI, *, max_request_bytes: int, max_document_bytes: int | None = None) -> None:
+    app.add_middleware(
+        RequestContextMiddleware, max_request_bytes=max_request_bytes, max_document_bytes=max_document_bytes
+    )
 
 
 def configure_json_logging(level: str) -> None:

@@ -1,11 +1,19 @@
 """The signing operations behind the REST endpoints (synchronous; the routes run them in a
-worker thread): PAdES, CAdES detached and hash signing with an organization (agency seal) or
-device credential whose key is in the HSM.
+worker thread): PAdES, CAdES detached, hash signing and S/MIME with a credential whose key is in
+the HSM.
 
-Before every signature the credential's status is checked in our own records; after it, one
-audit event records the document hash (never the content). Refusals after authentication are
-recorded as failed events by :meth:`govsign.runtime.Runtime.execute_with_ports`. Credentials of
-the individual profile need a per-transaction signature activation, not offered yet: refused.
+Each signing has three steps, so that no database transaction (and on SQLite no write lock) is
+held while the HSM signs:
+
+1. in one transaction: the credential is looked up and its agency, key, profile and status are
+   checked in our own records; for an official's (individual) credential the signature
+   activation is checked against the hashes of the documents and used up;
+2. outside any transaction: the signature is made (and, for LT levels, the revocation evidence
+   gathered from our own OCSP responder and CRLs);
+3. in one transaction: one audit event with the document hash (never the content), credential,
+   client, level and the revocation evidence used.
+
+Refusals at any step are recorded as failed audit events.
 """
 
 from __future__ import annotations
@@ -13,25 +21,30 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable
-from typing import Any, TypeVar
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 from govsign.access.policy import Permission, Principal
 from govsign.api.schemas import resources as schemas
-from govsign.errors import ConflictError, InvalidInputError, PolicyViolationError
-from govsign.pki.authority import CertificateAuthority
-from govsign.pki.ports import AuditContext, CertificateStatus
+from govsign.errors import ConflictError, ErrorKind, GovsignError, InvalidInputError, PolicyViolationError
+from govsign.pki.ports import AuditContext, AuditEvent, CertificateRecord, CertificateStatus
 from govsign.platform import Platform
-from govsign.signing.cms import SigningCredential, raw_signature, sign_detached, sign_digests
+from govsign.runtime import _record_failure
+from govsign.signing.cms import CMSSignatureSpec, SigningCredential, raw_signature, sign_digest, sign_digests
+from govsign.signing.evidence import RevocationEvidence
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
-from govsign.storage.repositories import SQLPorts
+from govsign.signing.smime import sign_smime
+from govsign.signing.stamp import VisibleStamp
+from govsign.sole_control import SOLE_CONTROL_PROFILE, SoleControl
 
 T = TypeVar("T")
 
-INDIVIDUAL_REFUSAL = (
-    "Signing with an individual's certificate needs the official's signature activation, "
-    "which this service does not offer yet."
-)
+SIGNING_PROFILES = frozenset({"organization", "device", SOLE_CONTROL_PROFILE})
+_CHUNK = 1024 * 1024
 
 _STATUS_REFUSALS = {
     CertificateStatus.REVOKED: "The signing certificate is revoked and can no longer sign.",
@@ -52,6 +65,69 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+@dataclass
+class SpooledDocument:
+    """A request body written to a private temporary file while it arrives, with its SHA-256
+    (other digests are computed on demand by reading the file again)."""
+
+    path: Path
+    size: int = 0
+    _digests: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, directory: Path | None = None) -> SpooledDocument:
+        fd, name = tempfile.mkstemp(prefix="govsign-doc-", dir=directory)
+        os.close(fd)
+        return cls(path=Path(name))
+
+    def digest(self, algorithm: str) -> bytes:
+        if algorithm not in self._digests:
+            hasher = hashlib.new(algorithm)
+            with self.path.open("rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    hasher.update(chunk)
+            self._digests[algorithm] = hasher.digest()
+        return self._digests[algorithm]
+
+    def remember(self, algorithm: str, digest: bytes) -> None:
+        self._digests[algorithm] = digest
+
+    def read_all(self) -> bytes:
+        return self.path.read_bytes()
+
+    def open(self) -> BinaryIO:
+        return self.path.open("rb")
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedFile:
+    """A signed document written to a temporary file, to be streamed back and deleted."""
+
+    path: Path
+    document_sha256: str
+    signed_sha256: str
+    credential: str
+    level: str
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            with self.path.open("rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    yield chunk
+        finally:
+            self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Checked:
+    credential: SigningCredential
+    record: CertificateRecord
+    details: dict[str, Any]
+
+
 class SigningService:
     """Signing operations for one authenticated caller."""
 
@@ -60,110 +136,233 @@ class SigningService:
         self.runtime = platform.runtime
         self.principal = principal
         self.context = context
+        self.sole_control = SoleControl(platform)
 
-    def _credential(
-        self, authority: CertificateAuthority, ports: SQLPorts, serial: str
-    ) -> tuple[SigningCredential, str]:
-        """The credential named by serial, after the agency, key, status and profile checks."""
-        view = authority.show(serial)
-        record = view.record
-        self.platform.authorize(self.principal, Permission.SIGN, agency_id=record.agency_id, agency_bound=True)
-        if record.key is None:
-            raise InvalidInputError("The credential's key is not held in the HSM of this service, so it cannot sign.")
-        refusal = _STATUS_REFUSALS.get(view.status)
-        if refusal is not None:
-            raise ConflictError(refusal)
-        if record.profile == "individual":
-            raise PolicyViolationError(INDIVIDUAL_REFUSAL)
-        if record.profile not in ("organization", "device"):
-            raise PolicyViolationError(f"Certificates of the {record.profile} profile cannot sign documents.")
-        chain: list[bytes] = []
-        ca = ports.cas.get_ca(record.issuer_id)
-        while ca is not None:
-            chain.append(ca.certificate_der)
-            ca = ports.cas.get_ca(ca.parent_id) if ca.parent_id else None
+    # -- the three steps ----------------------------------------------------------------------
+
+    def _check(self, serial: str, activation: str | None, hashes: Callable[[str], tuple[str, list[bytes]]]) -> _Checked:
+        """Step 1: the credential after the agency, key, status and profile checks, with the
+        activation used up for an official's credential."""
+        with self.runtime.database.unit_of_work() as ports:
+            view = self.runtime.authority(ports).show(serial)
+            record = view.record
+            self.platform.authorize(self.principal, Permission.SIGN, agency_id=record.agency_id, agency_bound=True)
+            if record.key is None:
+                raise InvalidInputError(
+                    "The credential's key is not held in the HSM of this service, so it cannot sign."
+                )
+            refusal = _STATUS_REFUSALS.get(view.status)
+            if refusal is not None:
+                raise ConflictError(refusal)
+            if record.profile not in SIGNING_PROFILES:
+                raise PolicyViolationError(f"Certificates of the {record.profile} profile cannot sign documents.")
+            details: dict[str, Any] = {"status_checked": view.status.value}
+            if record.profile == SOLE_CONTROL_PROFILE:
+                algorithm, values = hashes(self.sole_control.activation_hash_algorithm(activation))
+                details |= self.sole_control.consume(
+                    ports, record, self.principal, activation, hash_algorithm=algorithm, hashes=values
+                )
+            chain: list[bytes] = []
+            ca = ports.cas.get_ca(record.issuer_id)
+            while ca is not None:
+                chain.append(ca.certificate_der)
+                ca = ports.cas.get_ca(ca.parent_id) if ca.parent_id else None
+        assert record.key is not None
         credential = SigningCredential(key=record.key, certificate_der=record.certificate_der, chain_der=tuple(chain))
-        return credential, record.serial_hex
+        return _Checked(credential=credential, record=record, details=details)
 
-    def _sign(self, serial: str, make: Callable[[SigningCredential, str], tuple[T, dict[str, Any]]]) -> T:
-        """Check the credential, sign, and write one audit event, in one transaction."""
-
-        def operation(authority: CertificateAuthority, ports: SQLPorts) -> T:
-            credential, serial_hex = self._credential(authority, ports, serial)
-            result, details = make(credential, serial_hex)
-            self.platform._audit(
-                ports,
-                "signature.create",
-                self.principal.actor,
-                "certificate",
-                serial_hex,
-                details,
-                self.context,
+    def _record(self, record: CertificateRecord, details: dict[str, Any]) -> None:
+        """Step 3: the audit event of a signature that was made."""
+        with self.runtime.database.unit_of_work() as ports:
+            ports.audit.append(
+                AuditEvent(
+                    action="signature.create",
+                    actor=self.principal.actor,
+                    object_type="certificate",
+                    object_id=record.serial_hex,
+                    details={**details, "credential": record.serial_hex, "client": self.principal.client_name},
+                    client_id=self.context.client_id,
+                    agency_id=self.context.agency_id,
+                    request_id=self.context.request_id,
+                ),
+                at=self.runtime.clock.now(),
             )
-            return result
 
-        return self.runtime.execute_with_ports(
-            operation,
-            action="signature.create",
-            actor=self.principal.actor,
-            object_id=serial,
-            audit_context=self.context,
+    def _sign(
+        self,
+        serial: str,
+        activation: str | None,
+        hashes: Callable[[str], tuple[str, list[bytes]]],
+        make: Callable[[SigningCredential, str], tuple[T, dict[str, Any]]],
+    ) -> T:
+        try:
+            checked = self._check(serial, activation, hashes)
+            result, details = make(checked.credential, checked.record.serial_hex)
+            self._record(checked.record, {**checked.details, **details})
+        except GovsignError as exc:
+            if exc.kind is not ErrorKind.UNAVAILABLE:
+                _record_failure(
+                    self.runtime.database,
+                    self.runtime.clock,
+                    "signature.create",
+                    self.principal.actor,
+                    "certificate",
+                    serial,
+                    exc,
+                    self.context,
+                )
+            raise
+        return result
+
+    def _profile_of(self, serial: str) -> str:
+        with self.runtime.database.read_only() as ports:
+            return self.runtime.authority(ports).show(serial).record.profile
+
+    def _evidence(self, credential: SigningCredential, level: str) -> RevocationEvidence | None:
+        if level not in ("B-LT", "B-LTA"):
+            return None
+        return self.runtime.revocation_evidence((credential.certificate_der, *credential.chain_der))
+
+    def _timestamper(self, level: str) -> LocalTimeStamper | None:
+        return LocalTimeStamper(self.runtime.answer_timestamp) if level != "B-B" else None
+
+    # -- operations ---------------------------------------------------------------------------
+
+    def sign_pdf(
+        self, document: SpooledDocument, query: schemas.PDFSignatureQuery, activation: str | None
+    ) -> SignedFile:
+        stamp = (
+            VisibleStamp(
+                page=query.stamp_page,
+                box=tuple(float(value) for value in query.stamp_box.split(",")),  # type: ignore[arg-type]
+                kind="individual" if self._profile_of(query.credential) == SOLE_CONTROL_PROFILE else "organization",
+                title=query.stamp_title,
+            )
+            if query.stamp
+            else None
         )
-
-    def sign_pdf(self, body: schemas.PDFSignatureRequest) -> dict[str, Any]:
-        document = decode_base64(body.pdf, "pdf")
-        document_sha256 = hashlib.sha256(document).hexdigest()
+        if query.stamp_title is not None and (stamp is None or stamp.kind != "individual"):
+            raise InvalidInputError("A stamp title is shown only on an official's visible signature.")
         spec = PDFSignatureSpec(
-            field_name=body.field_name or "Signature1",
-            reason=body.reason,
-            location=body.location,
-            level=body.level,
+            field_name=query.field_name or "Signature1",
+            reason=query.reason,
+            location=query.location,
+            level=query.level,
+            certify=query.certify,
+            stamp=stamp,
         )
+        document_sha256 = document.digest("sha256").hex()
+        output = SpooledDocument.create(document.path.parent)
 
-        def make(credential: SigningCredential, serial_hex: str) -> tuple[dict[str, Any], dict[str, Any]]:
-            timestamper = LocalTimeStamper(self.runtime.answer_timestamp) if body.level == "B-T" else None
-            signed = sign_pdf(document, credential, self.runtime.keystore, spec, timestamper)
-            resource = schemas.PDFSignature(
-                pdf=_b64(signed),
+        def make(credential: SigningCredential, serial_hex: str) -> tuple[SignedFile, dict[str, Any]]:
+            evidence = self._evidence(credential, query.level)
+            with document.open() as source, output.path.open("wb") as sink:
+                sign_pdf(
+                    source,
+                    credential,
+                    self.runtime.keystore,
+                    spec,
+                    self._timestamper(query.level),
+                    evidence=evidence,
+                    signing_time=self.runtime.clock.now(),
+                    stamp_font=self.runtime.settings.stamp_font_file,
+                    output=sink,
+                )
+            signed = SignedFile(
+                path=output.path,
                 document_sha256=document_sha256,
-                signed_sha256=hashlib.sha256(signed).hexdigest(),
-                level=body.level,
+                signed_sha256=output.digest("sha256").hex(),
                 credential=serial_hex,
-            ).model_dump(mode="json")
-            details = {"format": "pades", "level": body.level, "document_sha256": document_sha256, "count": 1}
-            return resource, details
+                level=query.level,
+            )
+            details: dict[str, Any] = {
+                "format": "pades",
+                "level": query.level,
+                "document_sha256": document_sha256,
+                "count": 1,
+            }
+            if evidence is not None:
+                details["revocation_evidence"] = evidence.summary()
+            return signed, details
 
-        return self._sign(body.credential, make)
+        try:
+            return self._sign(query.credential, activation, lambda alg: (alg, [document.digest(alg)]), make)
+        except BaseException:
+            output.discard()
+            raise
 
-    def sign_cms(self, body: schemas.CMSSignatureRequest) -> dict[str, Any]:
-        content = decode_base64(body.content, "content")
-        content_sha256 = hashlib.sha256(content).hexdigest()
+    def sign_cms(
+        self, document: SpooledDocument, query: schemas.CMSSignatureQuery, activation: str | None
+    ) -> tuple[bytes, str]:
+        content_sha256 = document.digest("sha256").hex()
 
-        def make(credential: SigningCredential, serial_hex: str) -> tuple[dict[str, Any], dict[str, Any]]:
-            signature = sign_detached(content, credential, self.runtime.keystore, self.runtime.clock)
-            resource = schemas.CMSSignature(signature=_b64(signature), content_sha256=content_sha256)
-            details = {"format": "cades", "level": "B-B", "document_sha256": content_sha256, "count": 1}
-            return resource.model_dump(mode="json"), details
+        def make(credential: SigningCredential, serial_hex: str) -> tuple[bytes, dict[str, Any]]:
+            evidence = self._evidence(credential, query.level)
+            signature = sign_digest(
+                document.digest(query.digest_algorithm),
+                query.digest_algorithm,
+                credential,
+                self.runtime.keystore,
+                self.runtime.clock,
+                CMSSignatureSpec(digest_algorithm=query.digest_algorithm, level=query.level),
+                timestamper=self.runtime.answer_timestamp if query.level != "B-B" else None,
+                evidence=evidence,
+            )
+            details: dict[str, Any] = {
+                "format": "cades",
+                "level": query.level,
+                "document_sha256": content_sha256,
+                "count": 1,
+            }
+            if evidence is not None:
+                details["revocation_evidence"] = evidence.summary()
+            return signature, details
 
-        return self._sign(body.credential, make)
+        signature = self._sign(query.credential, activation, lambda alg: (alg, [document.digest(alg)]), make)
+        return signature, content_sha256
 
-    def sign_digests(self, body: schemas.DigestSignatureRequest) -> dict[str, Any]:
+    def sign_digests(self, body: schemas.DigestSignatureRequest, activation: str | None) -> dict[str, Any]:
         digests = [decode_base64(digest, "digest") for digest in body.digests]
+        level = body.level if body.output == "cms" else "B-B"
 
         def make(credential: SigningCredential, serial_hex: str) -> tuple[dict[str, Any], dict[str, Any]]:
             keystore, algorithm = self.runtime.keystore, body.digest_algorithm
+            evidence = self._evidence(credential, level) if body.output == "cms" else None
             if body.output == "cms":
-                signatures = sign_digests(digests, algorithm, credential, keystore, self.runtime.clock)
+                signatures = sign_digests(
+                    digests,
+                    algorithm,
+                    credential,
+                    keystore,
+                    self.runtime.clock,
+                    CMSSignatureSpec(digest_algorithm=algorithm, level=level),
+                    timestamper=self.runtime.answer_timestamp if level != "B-B" else None,
+                    evidence=evidence,
+                )
             else:
                 signatures = [raw_signature(digest, algorithm, credential, keystore) for digest in digests]
-            joined = hashlib.sha256(b"".join(digests)).hexdigest()
-            details = {
+            details: dict[str, Any] = {
                 "format": "cades" if body.output == "cms" else "raw",
-                "level": "B-B" if body.output == "cms" else None,
-                "document_sha256": joined,
+                "level": level if body.output == "cms" else None,
+                "digests": [digest.hex() for digest in digests],
                 "digest_algorithm": algorithm,
                 "count": len(digests),
             }
+            if evidence is not None:
+                details["revocation_evidence"] = evidence.summary()
             return schemas.DigestSignatures(signatures=[_b64(s) for s in signatures]).model_dump(mode="json"), details
 
-        return self._sign(body.credential, make)
+        return self._sign(body.credential, activation, lambda _alg: (body.digest_algorithm, digests), make)
+
+    def sign_smime(
+        self, document: SpooledDocument, query: schemas.SMIMESignatureQuery, activation: str | None
+    ) -> tuple[bytes, str]:
+        message_sha256 = document.digest("sha256").hex()
+
+        def make(credential: SigningCredential, serial_hex: str) -> tuple[bytes, dict[str, Any]]:
+            signed = sign_smime(document.read_all(), credential, self.runtime.keystore, self.runtime.clock)
+            details = {"format": "smime", "level": "B-B", "document_sha256": message_sha256, "count": 1}
+            return signed, details
+
+        signed = self._sign(query.credential, activation, lambda alg: (alg, [document.digest(alg)]), make)
+        return signed, message_sha256

@@ -26,6 +26,7 @@ from govsign.pki.ports import CertificateStatus, RevocationReason
 from govsign.pki.profiles import SUBSCRIBER_PROFILE_NAMES
 from govsign.platform import Platform
 from govsign.runtime import Runtime
+from govsign.sole_control import SoleControl
 
 T = TypeVar("T")
 
@@ -63,6 +64,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(crl_app, name="crl")
 app.add_typer(agency_app, name="agency")
 app.add_typer(client_app, name="client")
+credential_app = typer.Typer(
+    help="Officials' signing credentials: second factors for sole control.", no_args_is_help=True
+)
+app.add_typer(credential_app, name="credential")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 
@@ -660,6 +665,63 @@ def client_rotate(name: Annotated[str, typer.Argument(help="Client name.")], jso
         return
     output.stdout.print(f"New token for {name}, shown only now:")
     output.stdout.print(created.token, highlight=False, markup=False)
+
+
+# -- sole control ----------------------------------------------------------------------------
+
+
+@credential_app.command("enrol-totp")
+def credential_enrol_totp(
+    serial: Annotated[str, typer.Argument(help="Serial number (hex) of the official's certificate.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Give an official a new TOTP seed (replacing any earlier one), shown once: only to the official."""
+    with opened() as runtime:
+        credential, enrolment = SoleControl(Platform(runtime)).enrol_totp(serial, actor=actor())
+    if json_output:
+        output.print_json({"credential": credential, "secret": enrolment.secret_base32, "otpauth_uri": enrolment.uri})
+        return
+    output.stdout.print(f"New TOTP seed for credential {credential}, shown only now; enter it in the official's app:")
+    output.stdout.print(enrolment.secret_base32, highlight=False, markup=False)
+    output.stdout.print(enrolment.uri, highlight=False, markup=False)
+
+
+@credential_app.command("set-pin")
+def credential_set_pin(
+    serial: Annotated[str, typer.Argument(help="Serial number (hex) of the official's certificate.")],
+    pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the PIN from the first line of stdin.")] = False,
+) -> None:
+    """Set (or reset, at the RA desk) an official's PIN; the official types it, twice."""
+    if pin_stdin:
+        pin = sys.stdin.readline().rstrip("\r\n")
+    else:
+        pin = getpass.getpass("The official's new PIN: ")
+        if getpass.getpass("Again: ") != pin:
+            raise InvalidInputError("The two PINs differ.")
+    with opened() as runtime:
+        SoleControl(Platform(runtime)).set_pin(serial, pin, actor=actor())
+    output.stdout.print("The PIN is set.")
+
+
+@credential_app.command("factors")
+def credential_factors(
+    serial: Annotated[str, typer.Argument(help="Serial number (hex) of the official's certificate.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Which second factors an official's credential has (never the factors)."""
+    with opened() as runtime:
+        status = SoleControl(Platform(runtime)).factor_status(serial)
+    data = {
+        "credential": status.credential,
+        "totp": status.totp,
+        "pin": status.pin,
+        "locked_until": output.iso_utc(status.locked_until),
+    }
+    if json_output:
+        output.print_json(data)
+        return
+    locked = f", locked until {data['locked_until']}" if status.locked_until else ""
+    output.stdout.print(f"Credential {status.credential}: TOTP {_yes(status.totp)}, PIN {_yes(status.pin)}{locked}.")
 
 
 # -- serve ---------------------------------------------------------------------------------

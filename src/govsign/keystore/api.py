@@ -81,6 +81,16 @@ class KeyRef:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SecretRef:
+    """Names one HMAC secret on the token (a second factor's seed, such as a TOTP key)."""
+
+    label: str
+    """CKA_LABEL of the secret key object."""
+    key_id: bytes
+    """CKA_ID of the secret key object (random, 16 bytes)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class KeyInfo:
     """What the token says about one private key."""
 
@@ -144,6 +154,18 @@ class KeyStore(Protocol):
         self, ref: KeyRef, digest: bytes, *, scheme: SignatureScheme, hash_algorithm: HashAlgorithm
     ) -> bytes:
         """Sign a digest computed elsewhere."""
+        ...
+
+    def import_hmac_secret(self, *, label: str, secret: bytes) -> SecretRef:
+        """Store an HMAC secret on the token as sensitive and never extractable."""
+        ...
+
+    def hmac_sha1(self, ref: SecretRef, message: bytes) -> bytes:
+        """HMAC-SHA1 of message under the secret (computed inside the token)."""
+        ...
+
+    def destroy_secret(self, ref: SecretRef) -> None:
+        """Delete an HMAC secret from the token (no error when it is already gone)."""
         ...
 
     def destroy_key_pair(self, ref: KeyRef) -> None:

@@ -44,6 +44,7 @@ from govsign.keystore.api import (
     KeyInfo,
     KeyRef,
     PublicKey,
+    SecretRef,
     SignatureScheme,
     TokenInfo,
 )
@@ -390,6 +391,51 @@ class PKCS11KeyStore:
             )
 
         return self._call("sign", sign)
+
+    # -- HMAC secrets (second factors) --------------------------------------------------------
+
+    def import_hmac_secret(self, *, label: str, secret: bytes) -> SecretRef:
+        """Create a generic secret usable only for signing (HMAC), sensitive and not extractable:
+        after this call the secret exists in the clear nowhere but in the caller's hands."""
+        key_id = os.urandom(16)
+        template = {
+            Attribute.CLASS: ObjectClass.SECRET_KEY,
+            Attribute.KEY_TYPE: KeyType.GENERIC_SECRET,
+            Attribute.VALUE: bytes(secret),
+            Attribute.LABEL: label,
+            Attribute.ID: key_id,
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: True,
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.SIGN: True,
+            Attribute.VERIFY: False,
+            Attribute.ENCRYPT: False,
+            Attribute.DECRYPT: False,
+            Attribute.WRAP: False,
+            Attribute.UNWRAP: False,
+            Attribute.DERIVE: False,
+        }
+        self._call("import-secret", lambda session: session.create_object(template))
+        return SecretRef(label=label, key_id=key_id)
+
+    def hmac_sha1(self, ref: SecretRef, message: bytes) -> bytes:
+        def compute(session: Any) -> bytes:
+            found = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.ID: ref.key_id}))
+            if len(found) != 1:
+                raise HSMUnavailableError(
+                    f"The HSM holds {len(found)} secrets with the id of '{ref.label}', expected one."
+                )
+            return bytes(found[0].sign(message, mechanism=Mechanism.SHA_1_HMAC))
+
+        return self._call("hmac", compute)
+
+    def destroy_secret(self, ref: SecretRef) -> None:
+        def destroy(session: Any) -> None:
+            for obj in list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.ID: ref.key_id})):
+                obj.destroy()
+
+        self._call("destroy-secret", destroy)
 
     def destroy_key_pair(self, ref: KeyRef) -> None:
         def destroy(session: Any) -> None:

@@ -5,15 +5,29 @@ from the keystore, so no private key is ever loaded. :func:`sign_pdf` appends th
 incremental update, after refusing input it must not or cannot sign: non-PDF or damaged files,
 encrypted files it cannot open without a password, and files whose permissions forbid adding a
 signature field (pyHanko itself would sign those without complaint).
+
+Levels B-B and B-T make the signature (B-T with a signature time-stamp); B-LT adds a document
+security store (DSS) with the revocation evidence of the signer's and the TSA's chains, and B-LTA
+a document time-stamp over all of it. The evidence is given by the caller: this module never
+fetches anything from the network.
+
+Large documents are streamed: the input may be a seekable file and the output a file, and pyHanko
+then copies and digests them in chunks, so memory does not grow with the document's size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import datetime as dt
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from io import BytesIO
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, overload
 
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import tsp
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils import misc
@@ -24,15 +38,23 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import PathError, RevokedError, ValidationError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from govsign.errors import InvalidInputError
 from govsign.keystore.api import KeyStore, SignatureScheme
 from govsign.signing.cms import SigningCredential, hash_algorithm
+from govsign.signing.evidence import RevocationEvidence
+from govsign.signing.stamp import StampAppearance, VisibleStamp, build_stamp_appearance, resolve_page
 
 #: Signing a new signature field needs "modify" (bit 4) and "annotations and forms" (bit 6).
 _REQUIRED_PERMISSIONS = StandardPermissions.ALLOW_MODIFICATION_GENERIC | StandardPermissions.ALLOW_ANNOTS_FORM_FILLING
 _EC_COORDINATE_BYTES = {"secp256r1": 32, "secp384r1": 48}
+_COPY_CHUNK = 1024 * 1024
+
+PDFLevel = Literal["B-B", "B-T", "B-LT", "B-LTA"]
+"""PAdES baseline levels (ETSI EN 319 142-1, 6.2)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,10 +67,13 @@ class PDFSignatureSpec:
     """The /Reason entry of the signature dictionary."""
     location: str | None = None
     """The /Location entry of the signature dictionary."""
-    level: Literal["B-B", "B-T"] = "B-B"
-    """PAdES baseline level: B-T adds a signature time-stamp and needs a time-stamper."""
+    level: PDFLevel = "B-B"
+    """PAdES baseline level: B-T adds a signature time-stamp and needs a time-stamper; B-LT adds
+    the revocation evidence (a DSS) and needs it given; B-LTA adds a document time-stamp."""
     certify: bool = False
     """Make a certification (DocMDP) signature that allows form filling and signing only."""
+    stamp: VisibleStamp | None = None
+    """A visible appearance per Decree 30/2020 in a new field; None for an invisible signature."""
 
 
 def _load_certificate(der: bytes) -> asn1_x509.Certificate:
@@ -99,13 +124,32 @@ class LocalTimeStamper(TimeStamper):
         return tsp.TimeStampResp.load(self._respond(bytes(req.dump())))
 
 
-def _open_writer(pdf: bytes) -> IncrementalPdfFileWriter:
-    if not isinstance(pdf, bytes | bytearray) or not bytes(pdf[:1024]).lstrip().startswith(b"%PDF-"):
+def _source_stream(pdf: bytes | bytearray | BinaryIO) -> BinaryIO:
+    """A seekable stream over the input, positioned at its start, after a look at its header."""
+    if isinstance(pdf, bytes | bytearray):
+        stream: BinaryIO = BytesIO(pdf)
+    else:
+        try:
+            seekable = pdf.seekable() and pdf.readable()
+        except (AttributeError, ValueError):
+            seekable = False
+        if not seekable:
+            raise InvalidInputError("The PDF document must be given as bytes or as a seekable binary file.")
+        stream = pdf
+    stream.seek(0)
+    head = stream.read(1024)
+    stream.seek(0)
+    if not isinstance(head, bytes) or not head.lstrip().startswith(b"%PDF-"):
         raise InvalidInputError("The document is not a PDF file.")
+    return stream
+
+
+def _open_writer(stream: BinaryIO) -> IncrementalPdfFileWriter:
     last_error: Exception | None = None
     for strict in (True, False):
         try:
-            return IncrementalPdfFileWriter(BytesIO(bytes(pdf)), strict=strict)
+            stream.seek(0)
+            return IncrementalPdfFileWriter(stream, strict=strict)
         except Exception as error:  # noqa: BLE001 - any parser failure means damaged input
             last_error = error
     raise InvalidInputError("The PDF file is damaged and cannot be read.") from last_error
@@ -129,17 +173,112 @@ def _check_encryption(writer: IncrementalPdfFileWriter) -> None:
             raise InvalidInputError("The permissions of the PDF file forbid adding a signature.")
 
 
+def _load_der(loader: Callable[[bytes], Any], der: bytes, what: str) -> Any:
+    try:
+        value = loader(der)
+        value.native  # noqa: B018 - force a full parse
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError):
+        raise InvalidInputError(f"{what} of the revocation evidence cannot be parsed.") from None
+    return value
+
+
+def _validation_context(
+    credential: SigningCredential, evidence: RevocationEvidence, trust_roots: Sequence[bytes] | None
+) -> ValidationContext:
+    """A context that validates with the given evidence only (no fetching, revocation required),
+    so a signature is only made when the DSS pyHanko embeds proves every certificate's status."""
+    roots = tuple(trust_roots) if trust_roots is not None else credential.chain_der[-1:]
+    if not roots:
+        raise InvalidInputError("A long-term signature needs the trust root of the signer's chain.")
+    ocsp_load: Callable[[bytes], Any] = asn1_ocsp.OCSPResponse.load
+    crl_load: Callable[[bytes], Any] = asn1_crl.CertificateList.load
+    return ValidationContext(
+        trust_roots=[_load_certificate(der) for der in roots],
+        other_certs=[_load_certificate(der) for der in (*credential.chain_der, *evidence.certificates)],
+        ocsps=[_load_der(ocsp_load, der, "An OCSP response") for der in evidence.ocsp_responses],
+        crls=[_load_der(crl_load, der, "A CRL") for der in evidence.crls],
+        allow_fetching=False,
+        revocation_mode="hard-fail",
+    )
+
+
+def _is_random_access(output: BinaryIO) -> bool:
+    try:
+        return output.readable() and output.writable() and output.seekable()
+    except (AttributeError, ValueError):
+        return False
+
+
+@overload
 def sign_pdf(
-    pdf: bytes,
+    pdf: bytes | bytearray | BinaryIO,
     credential: SigningCredential,
     keystore: KeyStore,
     spec: PDFSignatureSpec,
     timestamper: TimeStamper | None = None,
-) -> bytes:
-    """The PDF with a PAdES signature appended as an incremental update."""
-    if spec.level == "B-T" and timestamper is None:
-        raise InvalidInputError("A PAdES B-T signature needs a time-stamp authority.")
-    writer = _open_writer(pdf)
+    *,
+    evidence: RevocationEvidence | None = None,
+    trust_roots: Sequence[bytes] | None = None,
+    signing_time: dt.datetime | None = None,
+    stamp_font: Path | None = None,
+    output: None = None,
+) -> bytes: ...
+
+
+@overload
+def sign_pdf(
+    pdf: bytes | bytearray | BinaryIO,
+    credential: SigningCredential,
+    keystore: KeyStore,
+    spec: PDFSignatureSpec,
+    timestamper: TimeStamper | None = None,
+    *,
+    evidence: RevocationEvidence | None = None,
+    trust_roots: Sequence[bytes] | None = None,
+    signing_time: dt.datetime | None = None,
+    stamp_font: Path | None = None,
+    output: BinaryIO,
+) -> None: ...
+
+
+def sign_pdf(
+    pdf: bytes | bytearray | BinaryIO,
+    credential: SigningCredential,
+    keystore: KeyStore,
+    spec: PDFSignatureSpec,
+    timestamper: TimeStamper | None = None,
+    *,
+    evidence: RevocationEvidence | None = None,
+    trust_roots: Sequence[bytes] | None = None,
+    signing_time: dt.datetime | None = None,
+    stamp_font: Path | None = None,
+    output: BinaryIO | None = None,
+) -> bytes | None:
+    """The PDF with a PAdES signature appended as an incremental update.
+
+    ``pdf`` is the document as bytes or as a seekable binary file (read, never written). Without
+    ``output`` the signed document is returned as bytes; with it, it is written to ``output``
+    (best a file opened ``w+b``: a write-only stream gets the result through a temporary file)
+    and None is returned, so a large document never has to be in memory.
+
+    B-T and above need ``timestamper``. B-LT and B-LTA also need ``evidence``: OCSP responses
+    and CRLs that prove the status of every certificate of the signer's chain AND of the
+    time-stamp authority's chain (its certificate and the CAs above it), plus the certificates
+    that validation needs (OCSP responder, TSA chain); see ``Runtime.revocation_evidence``.
+    Validation uses that evidence only (no fetching) and requires it to be complete, so a
+    long-term signature is only made when its DSS proves every status. ``trust_roots`` (DER)
+    default to the last certificate of ``credential.chain_der``.
+
+    With ``spec.stamp`` the signature gets a visible Decree 30 appearance in a new field, which
+    shows ``signing_time`` (required then; the clock's time, within a second of pyHanko's /M)
+    in Vietnam time, drawn with the font at ``stamp_font`` (default: a known system font).
+    """
+    long_term = spec.level in ("B-LT", "B-LTA")
+    if spec.level != "B-B" and timestamper is None:
+        raise InvalidInputError(f"A PAdES {spec.level} signature needs a time-stamp authority.")
+    if long_term and (evidence is None or evidence.is_empty):
+        raise InvalidInputError(f"A PAdES {spec.level} signature needs revocation evidence for its certificates.")
+    writer = _open_writer(_source_stream(pdf))
     _check_encryption(writer)
     meta_args: dict[str, Any] = {
         "field_name": spec.field_name,
@@ -151,16 +290,84 @@ def sign_pdf(
     }
     if spec.certify:
         meta_args["docmdp_permissions"] = fields.MDPPerm.FILL_FORMS
+    if long_term and evidence is not None:
+        meta_args["embed_validation_info"] = True
+        meta_args["validation_context"] = _validation_context(credential, evidence, trust_roots)
+        meta_args["use_pades_lta"] = spec.level == "B-LTA"
+    appearance = _stamp_appearance(writer, credential, spec, signing_time, stamp_font)
     pdf_signer = signers.PdfSigner(
         signers.PdfSignatureMetadata(**meta_args),
         signer=HSMSigner(credential, keystore),
-        timestamper=timestamper if spec.level == "B-T" else None,
+        timestamper=timestamper if spec.level != "B-B" else None,
+        stamp_style=appearance.stamp_style if appearance is not None else None,
+        new_field_spec=appearance.new_field_spec if appearance is not None else None,
     )
-    output = BytesIO()
+    text_params = appearance.appearance_text_params if appearance is not None else None
+    if output is None:
+        buffer = BytesIO()
+        _run_signer(pdf_signer, writer, buffer, text_params)
+        return buffer.getvalue()
+    if _is_random_access(output):
+        _run_signer(pdf_signer, writer, output, text_params)
+        return None
+    with tempfile.TemporaryFile() as spool:
+        _run_signer(pdf_signer, writer, spool, text_params)
+        spool.seek(0)
+        shutil.copyfileobj(spool, output, _COPY_CHUNK)
+    return None
+
+
+def _stamp_appearance(
+    writer: IncrementalPdfFileWriter,
+    credential: SigningCredential,
+    spec: PDFSignatureSpec,
+    signing_time: dt.datetime | None,
+    stamp_font: Path | None,
+) -> StampAppearance | None:
+    """The Decree 30 appearance of a visible signature, checked against the document."""
+    if spec.stamp is None:
+        return None
+    if signing_time is None:
+        raise ValueError("a visible signature needs the signing time")
+    if any(name == spec.field_name for name, _, _ in fields.enumerate_sig_fields(writer)):
+        raise InvalidInputError(
+            f"The document already has a signature field named {spec.field_name!r}; "
+            "a visible signature needs a new field name."
+        )
+    page_count = int(writer.root["/Pages"]["/Count"])
+    stamp = replace(spec.stamp, page=resolve_page(spec.stamp, page_count))
+    return build_stamp_appearance(
+        stamp,
+        field_name=spec.field_name,
+        certificate_der=credential.certificate_der,
+        signing_time=signing_time,
+        font_path=stamp_font,
+    )
+
+
+def _run_signer(
+    pdf_signer: signers.PdfSigner,
+    writer: IncrementalPdfFileWriter,
+    output: BinaryIO,
+    appearance_text_params: dict[str, str] | None = None,
+) -> None:
     try:
-        pdf_signer.sign_pdf(writer, output=output)
+        pdf_signer.sign_pdf(writer, output=output, appearance_text_params=appearance_text_params)
     except SigningError as error:
+        if isinstance(error.__cause__, PathError | ValidationError):
+            raise _status_error(error.__cause__) from error
         raise InvalidInputError(f"The PDF file cannot be signed: {str(error).rstrip('.')}.") from error
+    except (PathError, ValidationError) as error:  # the time-stamp authority's chain
+        raise _status_error(error) from error
     except misc.PdfError as error:
         raise InvalidInputError("The PDF file is damaged and cannot be signed.") from error
-    return output.getvalue()
+
+
+def _status_error(error: Exception) -> InvalidInputError:
+    """Why a long-term signature cannot be made: the chains as validated with the evidence."""
+    if isinstance(error, RevokedError):
+        return InvalidInputError("A certificate of the signer's or the time-stamp authority's chain is revoked.")
+    return InvalidInputError(
+        "The revocation evidence does not prove the status of every certificate "
+        "of the signer's and the time-stamp authority's chains."
+    )

@@ -254,3 +254,37 @@ class AuditCheckpointRow(Base):
     signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     key_label: Mapped[str] = mapped_column(String(128))
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CredentialFactorsRow(Base):
+    """An official's second factors for one signing credential (sole control).
+
+    The TOTP seed is not here: it is a secret in the HSM, named by label and id; the PIN is a
+    scrypt hash. Consecutive failures lock the factors for a while."""
+
+    __tablename__ = "credential_factors"
+
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), primary_key=True)
+    totp_label: Mapped[str | None] = mapped_column(String(128))
+    totp_key_id_hex: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    pin_hash: Mapped[str | None] = mapped_column(String(200))
+    failed_attempts: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class SignatureActivationRow(Base):
+    """A single-use, short-lived permission to sign exactly some hashes with one credential.
+    Only the SHA-256 of the activation token is stored."""
+
+    __tablename__ = "signature_activations"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    client_id: Mapped[str] = mapped_column(String(32))
+    hash_algorithm: Mapped[str] = mapped_column(String(16))
+    hashes_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -37,11 +37,13 @@ from govsign.storage.models import (
     AuditHeadRow,
     CertificateAuthorityRow,
     CertificateRow,
+    CredentialFactorsRow,
     CRLRow,
     CRLStateRow,
     IdempotencyKeyRow,
     OCSPResponseRow,
     RevocationRow,
+    SignatureActivationRow,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -1017,6 +1019,116 @@ class SQLAuditCheckpoints:
         return row.event_hash if row else None
 
 
+@dataclass(frozen=True, kw_only=True)
+class CredentialFactorsRecord:
+    certificate_id: int
+    totp_label: str | None
+    totp_key_id_hex: str | None
+    totp_last_step: int | None
+    pin_hash: str | None
+    failed_attempts: int
+    locked_until: dt.datetime | None
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignatureActivationRecord:
+    token_sha256: str
+    certificate_id: int
+    client_id: str
+    hash_algorithm: str
+    hashes: tuple[str, ...]
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    used_at: dt.datetime | None
+
+
+class SQLSoleControlStore:
+    """Second factors of officials and their signature activations."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def factors_for_update(self, certificate_id: int) -> CredentialFactorsRecord | None:
+        """The factors, row-locked so concurrent checks count failures and steps one at a time."""
+        row = self._session.scalars(
+            select(CredentialFactorsRow).where(CredentialFactorsRow.certificate_id == certificate_id).with_for_update()
+        ).one_or_none()
+        if row is None:
+            return None
+        self._session.refresh(row)
+        return CredentialFactorsRecord(
+            certificate_id=row.certificate_id,
+            totp_label=row.totp_label,
+            totp_key_id_hex=row.totp_key_id_hex,
+            totp_last_step=row.totp_last_step,
+            pin_hash=row.pin_hash,
+            failed_attempts=row.failed_attempts,
+            locked_until=row.locked_until,
+            updated_at=row.updated_at,
+        )
+
+    def save_factors(self, certificate_id: int, *, at: dt.datetime, **values: Any) -> None:
+        """Update the factors row (created on first use) with the given columns."""
+        row = self._session.get(CredentialFactorsRow, certificate_id)
+        if row is None:
+            row = CredentialFactorsRow(certificate_id=certificate_id, failed_attempts=0, updated_at=at)
+            self._session.add(row)
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.updated_at = at
+        self._session.flush()
+
+    def add_activation(self, record: SignatureActivationRecord) -> None:
+        self._session.add(
+            SignatureActivationRow(
+                token_sha256=record.token_sha256,
+                certificate_id=record.certificate_id,
+                client_id=record.client_id,
+                hash_algorithm=record.hash_algorithm,
+                hashes_json=json.dumps(list(record.hashes)),
+                created_at=record.created_at,
+                expires_at=record.expires_at,
+                used_at=None,
+            )
+        )
+        self._session.flush()
+
+    def activation_for_update(self, token_sha256: str) -> SignatureActivationRecord | None:
+        row = self._session.scalars(
+            select(SignatureActivationRow).where(SignatureActivationRow.token_sha256 == token_sha256).with_for_update()
+        ).one_or_none()
+        if row is None:
+            return None
+        self._session.refresh(row)
+        return SignatureActivationRecord(
+            token_sha256=row.token_sha256,
+            certificate_id=row.certificate_id,
+            client_id=row.client_id,
+            hash_algorithm=row.hash_algorithm,
+            hashes=tuple(json.loads(row.hashes_json)),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
+        )
+
+    def consume_activation(self, token_sha256: str, at: dt.datetime) -> bool:
+        """Mark it used; False when another request used it first."""
+        result = self._session.execute(
+            update(SignatureActivationRow)
+            .where(SignatureActivationRow.token_sha256 == token_sha256, SignatureActivationRow.used_at.is_(None))
+            .values(used_at=at)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def purge_activations(self, *, expired_before: dt.datetime) -> int:
+        """Delete activations that expired before the given time (used or not)."""
+        result = self._session.execute(
+            delete(SignatureActivationRow).where(SignatureActivationRow.expires_at < expired_before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
 class SQLPorts:
     """The ports of one unit of work, all on the same session (one transaction)."""
 
@@ -1032,3 +1144,4 @@ class SQLPorts:
         self.idempotency = SQLIdempotencyStore(session)
         self.approvals = SQLApprovalStore(session)
         self.checkpoints = SQLAuditCheckpoints(session)
+        self.sole_control = SQLSoleControlStore(session)

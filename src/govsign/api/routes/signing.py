@@ -1,51 +1,193 @@
-"""REST endpoints of the signing service (`/api/v1/signatures`): PAdES, CAdES detached and hash
-signing with organization (agency seal) or device credentials whose keys are in the HSM.
+"""REST endpoints of the signing service (`/api/v1/signatures`) and of sole control
+(`/api/v1/credentials/{serial}/...`).
 
-The role, agency, credential and status checks are made in :mod:`govsign.api.signing`.
+Documents travel as the raw request body (application/pdf, application/octet-stream,
+message/rfc822), are written to a private temporary file as they arrive (hashed on the way),
+and the signed result is streamed back from a file: memory stays bounded for large PDFs. The
+signing parameters are query parameters; an official's signature activation travels in the
+``Govsign-Activation`` header (never in the URL, which proxies log).
+
+The role, agency, credential, status and activation checks are made in
+:mod:`govsign.api.signing` and :mod:`govsign.sole_control`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from govsign.access.policy import Principal
 from govsign.api.deps import Caller, audit_context, get_platform
-from govsign.api.routes.ra import _problems
+from govsign.api.middleware import DOCUMENT_ROUTES
+from govsign.api.routes.ra import SERIAL, _problems
 from govsign.api.schemas import resources as schemas
-from govsign.api.signing import SigningService
+from govsign.api.signing import SigningService, SpooledDocument, decode_base64
+from govsign.errors import InvalidInputError
+from govsign.sole_control import SoleControl
 
 router = APIRouter(prefix="/api/v1")
+
+ACTIVATION = Annotated[
+    str | None,
+    Header(
+        alias="Govsign-Activation",
+        max_length=100,
+        description="The official's signature activation (required for individual credentials).",
+    ),
+]
 
 
 def _service(request: Request, principal: Principal) -> SigningService:
     return SigningService(get_platform(request), principal, audit_context(request, principal))
 
 
+def _binary_body(media_type: str, description: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+
+
+def _binary_response(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"description": description, "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}
+    }
+
+
+async def _spool(request: Request) -> SpooledDocument:
+    """The request body in a private temporary file under the data directory, with its SHA-256
+    (415 unless its media type is the one the endpoint takes)."""
+    accepted = DOCUMENT_ROUTES[request.url.path]
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in accepted:
+        raise StarletteHTTPException(415, f"Request bodies must be {' or '.join(sorted(accepted))}.")
+    directory = Path(get_platform(request).runtime.settings.data_dir) / "spool"
+    await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
+    document = SpooledDocument.create(directory)
+    hasher = hashlib.sha256()
+    try:
+        with document.path.open("wb") as handle:
+            async for chunk in request.stream():
+                if chunk:
+                    hasher.update(chunk)
+                    handle.write(chunk)
+                    document.size += len(chunk)
+    except BaseException:
+        document.discard()
+        raise
+    document.remember("sha256", hasher.digest())
+    if document.size == 0:
+        document.discard()
+        raise InvalidInputError("The request body is empty; send the document to sign.")
+    return document
+
+
 @router.post(
     "/signatures/pdf",
     operation_id="signPDF",
-    summary="Sign a PDF (PAdES B-B or B-T) with an organization credential; returns the signed PDF.",
+    summary="Sign a PDF (PAdES B-B, B-T, B-LT or B-LTA); the body is the PDF, the response the signed PDF.",
     tags=["signatures"],
-    response_model=schemas.PDFSignature,
-    responses=_problems(404, 409, 413, 422),
+    response_class=Response,
+    openapi_extra=_binary_body("application/pdf", "The PDF to sign."),
+    responses={
+        **_binary_response("application/pdf", "The signed PDF (an incremental update of the one sent)."),
+        **_problems(404, 409, 413, 415, 422),
+    },
 )
-async def sign_pdf(request: Request, body: schemas.PDFSignatureRequest, principal: Caller) -> JSONResponse:
-    return JSONResponse(await asyncio.to_thread(_service(request, principal).sign_pdf, body))
+async def sign_pdf(
+    request: Request,
+    query: Annotated[schemas.PDFSignatureQuery, Query()],
+    principal: Caller,
+    activation: ACTIVATION = None,
+) -> Response:
+    document = await _spool(request)
+    try:
+        signed = await asyncio.to_thread(_service(request, principal).sign_pdf, document, query, activation)
+    finally:
+        document.discard()
+    return StreamingResponse(
+        signed.chunks(),
+        media_type="application/pdf",
+        headers={
+            "Govsign-Document-SHA256": signed.document_sha256,
+            "Govsign-Signed-SHA256": signed.signed_sha256,
+            "Govsign-Credential": signed.credential,
+            "Govsign-Level": signed.level,
+            "Content-Length": str(signed.path.stat().st_size),
+        },
+    )
 
 
 @router.post(
     "/signatures/cms",
     operation_id="signCMS",
-    summary="Sign any content with a detached CAdES-B-B signature (.p7s) with an organization credential.",
+    summary="Sign any content with a detached CAdES signature (.p7s); the body is the content.",
     tags=["signatures"],
-    response_model=schemas.CMSSignature,
-    responses=_problems(404, 409, 413, 422),
+    response_class=Response,
+    openapi_extra=_binary_body("application/octet-stream", "The content to sign (any bytes)."),
+    responses={
+        **_binary_response("application/pkcs7-signature", "Detached CMS SignedData, DER."),
+        **_problems(404, 409, 413, 415, 422),
+    },
 )
-async def sign_cms(request: Request, body: schemas.CMSSignatureRequest, principal: Caller) -> JSONResponse:
-    return JSONResponse(await asyncio.to_thread(_service(request, principal).sign_cms, body))
+async def sign_cms(
+    request: Request,
+    query: Annotated[schemas.CMSSignatureQuery, Query()],
+    principal: Caller,
+    activation: ACTIVATION = None,
+) -> Response:
+    document = await _spool(request)
+    try:
+        signature, content_sha256 = await asyncio.to_thread(
+            _service(request, principal).sign_cms, document, query, activation
+        )
+    finally:
+        document.discard()
+    return Response(
+        signature,
+        media_type="application/pkcs7-signature",
+        headers={
+            "Govsign-Document-SHA256": content_sha256,
+            "Content-Disposition": 'attachment; filename="signature.p7s"',
+        },
+    )
+
+
+@router.post(
+    "/signatures/smime",
+    operation_id="signSMIME",
+    summary="Sign an RFC 5322 e-mail message as S/MIME multipart/signed (RFC 8551).",
+    tags=["signatures"],
+    response_class=Response,
+    openapi_extra=_binary_body("message/rfc822", "The message; its From address must be the certificate's e-mail."),
+    responses={
+        **_binary_response("message/rfc822", "The signed message."),
+        **_problems(404, 409, 413, 415, 422),
+    },
+)
+async def sign_smime(
+    request: Request,
+    query: Annotated[schemas.SMIMESignatureQuery, Query()],
+    principal: Caller,
+    activation: ACTIVATION = None,
+) -> Response:
+    document = await _spool(request)
+    try:
+        signed, message_sha256 = await asyncio.to_thread(
+            _service(request, principal).sign_smime, document, query, activation
+        )
+    finally:
+        document.discard()
+    return Response(signed, media_type="message/rfc822", headers={"Govsign-Document-SHA256": message_sha256})
 
 
 @router.post(
@@ -56,5 +198,112 @@ async def sign_cms(request: Request, body: schemas.CMSSignatureRequest, principa
     response_model=schemas.DigestSignatures,
     responses=_problems(404, 409, 413, 422),
 )
-async def sign_digests(request: Request, body: schemas.DigestSignatureRequest, principal: Caller) -> JSONResponse:
-    return JSONResponse(await asyncio.to_thread(_service(request, principal).sign_digests, body))
+async def sign_digests(
+    request: Request, body: schemas.DigestSignatureRequest, principal: Caller, activation: ACTIVATION = None
+) -> JSONResponse:
+    return JSONResponse(await asyncio.to_thread(_service(request, principal).sign_digests, body, activation))
+
+
+# -- sole control -------------------------------------------------------------------------------
+
+
+def _sole_control(request: Request) -> SoleControl:
+    return SoleControl(get_platform(request))
+
+
+@router.post(
+    "/credentials/{serial}/factors/totp",
+    operation_id="enrolTOTP",
+    summary="Enrol a new TOTP seed for an official's credential (replaces the old one); shown once.",
+    tags=["sole control"],
+    status_code=201,
+    response_model=schemas.TOTPEnrolment,
+    responses=_problems(404, 409, 422),
+)
+async def enrol_totp(serial: SERIAL, request: Request, principal: Caller) -> JSONResponse:
+    def enrol() -> dict[str, Any]:
+        credential, enrolment = _sole_control(request).enrol_totp(
+            serial, actor=principal.actor, principal=principal, context=audit_context(request, principal)
+        )
+        return schemas.TOTPEnrolment(
+            credential=credential,
+            secret=enrolment.secret_base32,
+            otpauth_uri=enrolment.uri,
+        ).model_dump(mode="json")
+
+    return JSONResponse(await asyncio.to_thread(enrol), status_code=201, headers={"Cache-Control": "no-store"})
+
+
+@router.put(
+    "/credentials/{serial}/factors/pin",
+    operation_id="setPIN",
+    summary="Set an official's PIN, or change it (then the current PIN is required).",
+    tags=["sole control"],
+    status_code=204,
+    response_class=Response,
+    responses=_problems(404, 409, 422),
+)
+async def set_pin(serial: SERIAL, body: schemas.PINRequest, request: Request, principal: Caller) -> Response:
+    await asyncio.to_thread(
+        _sole_control(request).set_pin,
+        serial,
+        body.pin,
+        actor=principal.actor,
+        current_pin=body.current_pin,
+        principal=principal,
+        context=audit_context(request, principal),
+    )
+    return Response(status_code=204)
+
+
+@router.get(
+    "/credentials/{serial}/factors",
+    operation_id="getFactors",
+    summary="Which factors an official's credential has (never the factors).",
+    tags=["sole control"],
+    response_model=schemas.FactorStatus,
+    responses=_problems(404),
+)
+async def get_factors(serial: SERIAL, request: Request, principal: Caller) -> JSONResponse:
+    status = await asyncio.to_thread(_sole_control(request).factor_status, serial, principal=principal)
+    return JSONResponse(
+        schemas.FactorStatus(
+            credential=status.credential, totp=status.totp, pin=status.pin, locked_until=status.locked_until
+        ).model_dump(mode="json")
+    )
+
+
+@router.post(
+    "/credentials/{serial}/activations",
+    operation_id="activateSignature",
+    summary="The official activates signing of exactly these hashes (one-time code and/or PIN); single use, <= 5 min.",
+    tags=["sole control"],
+    status_code=201,
+    response_model=schemas.Activation,
+    responses=_problems(404, 409, 422),
+)
+async def activate(
+    serial: SERIAL, body: schemas.ActivationRequest, request: Request, principal: Caller
+) -> JSONResponse:
+    hashes = [decode_base64(value, "hash") for value in body.hashes]
+
+    def grant() -> dict[str, Any]:
+        result = _sole_control(request).activate(
+            principal,
+            serial,
+            hash_algorithm=body.hash_algorithm,
+            hashes=hashes,
+            count=body.count,
+            otp=body.otp,
+            pin=body.pin,
+            context=audit_context(request, principal),
+        )
+        return schemas.Activation(
+            activation=result.token,
+            credential=result.credential,
+            hash_algorithm=result.hash_algorithm,
+            count=result.count,
+            expires_at=result.expires_at,
+        ).model_dump(mode="json")
+
+    return JSONResponse(await asyncio.to_thread(grant), status_code=201, headers={"Cache-Control": "no-store"})

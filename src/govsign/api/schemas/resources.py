@@ -165,37 +165,49 @@ DigestAlgorithmName = Literal["sha256", "sha384", "sha512"]
 Base64Digest = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class PDFSignatureRequest(_Strict):
-    """Sign a PDF with a PAdES signature appended as an incremental update."""
+class PDFSignatureQuery(_Strict):
+    """Query parameters of a PDF signing: the PDF itself is the request body (application/pdf)."""
 
     credential: CredentialSerial
-    pdf: str = Field(min_length=1, max_length=1_400_000, description="The PDF file, base64.")
-    level: Literal["B-B", "B-T"] = Field(default="B-T", description="PAdES baseline level (B-T adds a time-stamp).")
+    level: Literal["B-B", "B-T", "B-LT", "B-LTA"] = Field(
+        default="B-T",
+        description="PAdES baseline level: B-T adds a time-stamp, B-LT revocation data, B-LTA an archive time-stamp.",
+    )
     reason: str | None = Field(default=None, max_length=500, description="The /Reason of the signature.")
     location: str | None = Field(default=None, max_length=500, description="The /Location of the signature.")
     field_name: str | None = Field(
         default=None, min_length=1, max_length=100, description="Signature field name (default Signature1)."
     )
+    certify: bool = Field(
+        default=False, description="Certification (DocMDP) signature allowing form filling and signing only."
+    )
+    stamp: bool = Field(
+        default=False,
+        description="Visible signature per Decree 30/2020: the agency seal (red) or the official's (blue).",
+    )
+    stamp_page: int = Field(default=0, ge=-10000, le=10000, description="Page of the stamp, 0-based; -1 is the last.")
+    stamp_box: str = Field(
+        default="330,60,565,150",
+        pattern=r"^\d{1,5}(\.\d{1,2})?(,\d{1,5}(\.\d{1,2})?){3}$",
+        description="Rectangle of the stamp in PDF points: x1,y1,x2,y2 from the lower left corner.",
+    )
+    stamp_title: str | None = Field(
+        default=None, max_length=200, description="The official's title (chức vụ), shown above the signature."
+    )
 
 
-class PDFSignature(BaseModel):
-    pdf: str = Field(description="The signed PDF file, base64.")
-    document_sha256: str = Field(description="SHA-256 (hex) of the PDF as received.")
-    signed_sha256: str = Field(description="SHA-256 (hex) of the signed PDF.")
-    level: Literal["B-B", "B-T"]
-    credential: str = Field(description="Serial number (hex) of the signing certificate.")
-
-
-class CMSSignatureRequest(_Strict):
-    """Sign any bytes with a CAdES-B-B detached signature."""
+class CMSSignatureQuery(_Strict):
+    """Query parameters of a CAdES detached signing: the content is the request body."""
 
     credential: CredentialSerial
-    content: str = Field(min_length=1, max_length=1_400_000, description="The content to sign, base64.")
+    level: Literal["B-B", "B-T", "B-LT"] = Field(default="B-T", description="CAdES baseline level.")
+    digest_algorithm: DigestAlgorithmName = Field(default="sha256", description="Digest of the content.")
 
 
-class CMSSignature(BaseModel):
-    signature: str = Field(description="Detached CMS SignedData (.p7s), DER, base64.")
-    content_sha256: str = Field(description="SHA-256 (hex) of the content as received.")
+class SMIMESignatureQuery(_Strict):
+    """Query parameters of an S/MIME signing: the RFC 5322 message is the request body."""
+
+    credential: CredentialSerial
 
 
 class DigestSignatureRequest(_Strict):
@@ -207,9 +219,51 @@ class DigestSignatureRequest(_Strict):
         min_length=1, max_length=100, description="Digests, base64 (each the algorithm's length)."
     )
     output: Literal["cms", "raw"] = Field(
-        default="cms", description="cms: detached CAdES-B-B SignedData; raw: the bare signature value."
+        default="cms", description="cms: detached CAdES SignedData; raw: the bare signature value."
     )
+    level: Literal["B-B", "B-T", "B-LT"] = Field(default="B-B", description="CAdES level of cms output.")
 
 
 class DigestSignatures(BaseModel):
     signatures: list[str] = Field(description="One signature per digest, in order, base64 (DER).")
+
+
+# -- sole control ----------------------------------------------------------------------------
+
+
+class PINRequest(_Strict):
+    """Set or change the official's PIN (changing needs the current one)."""
+
+    pin: str = Field(min_length=6, max_length=64, description="The new PIN.")
+    current_pin: str | None = Field(default=None, max_length=64, description="The current PIN, when there is one.")
+
+
+class TOTPEnrolment(BaseModel):
+    credential: str = Field(description="Serial number (hex) of the official's certificate.")
+    secret: str = Field(description="The TOTP seed in base32, shown once: give it only to the official.")
+    otpauth_uri: str = Field(description="otpauth:// URI of the seed (for a QR code), shown once.")
+
+
+class FactorStatus(BaseModel):
+    credential: str
+    totp: bool = Field(description="A TOTP seed is enrolled.")
+    pin: bool = Field(description="A PIN is set.")
+    locked_until: dt.datetime | None = Field(description="The factors are locked until then after wrong attempts.")
+
+
+class ActivationRequest(_Strict):
+    """The official's factors and the hashes of exactly the documents (or digests) to sign."""
+
+    hash_algorithm: DigestAlgorithmName = Field(default="sha256", description="Algorithm of the hashes.")
+    hashes: list[Base64Digest] = Field(min_length=1, max_length=100, description="Hashes, base64.")
+    count: int | None = Field(default=None, ge=1, le=100, description="Number of hashes; required for more than one.")
+    otp: str | None = Field(default=None, max_length=10, description="The official's current one-time code.")
+    pin: str | None = Field(default=None, max_length=64, description="The official's PIN.")
+
+
+class Activation(BaseModel):
+    activation: str = Field(description="Single-use token for the Govsign-Activation header of the signing request.")
+    credential: str
+    hash_algorithm: str
+    count: int
+    expires_at: dt.datetime
