@@ -17,6 +17,7 @@ from govsign.api.ocsp_fast import OCSPFastPath
 from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
 from govsign.api.routes import health, pki, ra, signing
+from govsign.api.tsa_fast import TSAFastPath
 from govsign.config import Settings, load_settings
 from govsign.platform import Platform
 from govsign.runtime import Runtime
@@ -62,6 +63,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_openapi_extras(app)
     # Outermost: the OCSP hot path answers pre-produced responses before any other layer.
     app.add_middleware(OCSPFastPath, runtime_of=lambda: getattr(app.state, "runtime", None))
+    # Also outermost: RFC 3161 time-stamp queries are answered before any other layer.
+    app.add_middleware(TSAFastPath, runtime_of=lambda: getattr(app.state, "runtime", None))
     return app
 
 

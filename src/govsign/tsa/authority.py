@@ -1,8 +1,11 @@
 """RFC 3161 Time-Stamping Authority with the TSA key in the HSM.
 
-Requests are parsed with asn1crypto; replies are TimeStampResp structures whose token is a CMS
-SignedData (RFC 5652) over a TSTInfo, signed by the TSA key through the keystore. Every SET OF
-is emitted in DER order (sorted encodings), which strict decoders such as rfc3161-client check.
+Ordinary requests are read by a small DER walker (:mod:`govsign.tsa.der`), anything else is
+parsed in full with asn1crypto. Replies are TimeStampResp structures whose token is a CMS
+SignedData (RFC 5652) over a TSTInfo, signed by the TSA key through the keystore; they are
+assembled from DER pieces encoded once per TSA credential and the per-request parts, with no
+asn1crypto work per reply, and no shared object mutated (so answering is thread-safe). Every SET
+OF is emitted in DER order (sorted encodings), which strict decoders such as rfc3161-client check.
 
 * Granted: policy = the requested one when accepted, else the default; the messageImprint is
   copied; a random 128-bit serial; genTime in whole seconds with the stated accuracy; the nonce
@@ -16,13 +19,13 @@ is emitted in DER order (sorted encodings), which strict decoders such as rfc316
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
@@ -30,6 +33,7 @@ from asn1crypto import x509 as asn1_x509
 from govsign.clock import Clock
 from govsign.errors import GovsignError, HSMUnavailableError
 from govsign.keystore.api import KeyRef, KeyStore, SignatureScheme
+from govsign.tsa.der import generalized_time, integer, tlv, walk_request
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +76,16 @@ class TSASigner:
 
     @functools.cached_property
     def asn1_certificate(self) -> asn1_x509.Certificate:
+        """The parsed certificate, for readers only: never dump it again or put it into new
+        structures that another thread may encode at the same time (asn1crypto objects are not
+        thread-safe)."""
         return asn1_x509.Certificate.load(self.certificate_der)
 
     @functools.cached_property
-    def signing_certificate_v2(self) -> tsp.SigningCertificateV2:
-        """ESSCertIDv2 of the TSA certificate: SHA-256 (the default, so omitted) and issuerSerial."""
-        certificate = self.asn1_certificate
-        tbs = certificate["tbs_certificate"]
-        return tsp.SigningCertificateV2(
+    def signing_certificate_v2_der(self) -> bytes:
+        """ESSCertIDv2 of the TSA certificate, DER: SHA-256 (the default, so omitted) and issuerSerial."""
+        tbs = asn1_x509.Certificate.load(self.certificate_der)["tbs_certificate"]  # a private copy
+        value = tsp.SigningCertificateV2(
             {
                 "certs": [
                     {
@@ -92,6 +98,7 @@ class TSASigner:
                 ]
             }
         )
+        return bytes(value.dump())
 
 
 class TimeStampResponse(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
@@ -121,6 +128,7 @@ class TimeStampReply:
     """granted, or the PKIFailureInfo name of a rejection (bad_alg, system_failure...)."""
 
 
+@functools.lru_cache(maxsize=256)
 def rejection(failure: str, text: str) -> TimeStampReply:
     """A TimeStampResp with PKIStatus rejection, one failure bit and one sentence of text."""
     status = tsp.PKIStatusInfo(
@@ -130,7 +138,14 @@ def rejection(failure: str, text: str) -> TimeStampReply:
 
 
 class TimeStampAuthority:
-    """Answers RFC 3161 time-stamp requests with one TSA credential."""
+    """Answers RFC 3161 time-stamp requests with one TSA credential.
+
+    Every constant part of a reply (TSA name, accuracy, signer identifier, algorithm identifiers,
+    signingCertificateV2, certificates) is encoded once here; a reply is then the concatenation
+    of those bytes with the per-request ones (message imprint copied from the request, serial,
+    genTime, nonce, messageDigest, signature). Nothing shared is mutated after ``__init__``, so
+    one instance answers from any number of threads at once.
+    """
 
     def __init__(
         self,
@@ -146,15 +161,48 @@ class TimeStampAuthority:
         self._signer = signer
         self._policy = policy
         self._serial_source = serial_source
-        certificate = signer.asn1_certificate
-        self._tsa_name = asn1_x509.GeneralName(name="directory_name", value=certificate.subject)
+        certificate = asn1_x509.Certificate.load(signer.certificate_der)  # this instance's own copy
+        self._not_after: dt.datetime = certificate.not_valid_after
         self._hash = signer.key.algorithm.default_hash
-        scheme = signer.key.algorithm.default_scheme
-        self._signature_algorithm = f"{self._hash.value}_{'rsa' if scheme is SignatureScheme.RSA_PKCS1V15 else 'ecdsa'}"
-        self._sid = cms.SignerIdentifier(
+        self._scheme = signer.key.algorithm.default_scheme
+        self._hash_new = functools.partial(hashlib.new, self._hash.value)
+        signature_algorithm = f"{self._hash.value}_{'rsa' if self._scheme is SignatureScheme.RSA_PKCS1V15 else 'ecdsa'}"
+        self._digest_sizes = {
+            bytes(algos.DigestAlgorithmId(name).dump()): DIGEST_SIZES.get(name) or hashlib.new(name).digest_size
+            for name in policy.accepted_hash_algorithms
+        }
+        self._policies = {
+            bytes(core.ObjectIdentifier(oid).dump()): oid for oid in (policy.policy_oid, *policy.accepted_policies)
+        }
+        self._default_policy = bytes(core.ObjectIdentifier(policy.policy_oid).dump())
+        self._policy_tlvs = {oid: tlv_ for tlv_, oid in self._policies.items()}
+        # TSTInfo: version before the policy; accuracy, (ordering FALSE is the default: omitted), tsa name.
+        self._tst_version = bytes(core.Integer(1).dump())
+        self._tst_accuracy = bytes(tsp.Accuracy({"seconds": policy.accuracy_seconds}).dump())
+        tsa_name = asn1_x509.GeneralName(name="directory_name", value=certificate.subject)
+        self._tst_tsa = tlv(0xA0, bytes(tsa_name.dump()))  # [0] EXPLICIT GeneralName
+        # Signed attributes: contentType and signingCertificateV2 whole, messageDigest but its value.
+        self._attr_content_type = bytes(cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}).dump())
+        size = hashlib.new(self._hash.value).digest_size
+        digest_attr = bytes(cms.CMSAttribute({"type": "message_digest", "values": [b"\0" * size]}).dump())
+        self._attr_digest_prefix = digest_attr[:-size]
+        scv2 = tsp.SigningCertificateV2.load(signer.signing_certificate_v2_der)
+        self._attr_signing_certificate = bytes(
+            cms.CMSAttribute({"type": "signing_certificate_v2", "values": [scv2]}).dump()
+        )
+        # SignerInfo and SignedData around them.
+        sid = cms.SignerIdentifier(
             name="issuer_and_serial_number",
             value=cms.IssuerAndSerialNumber({"issuer": certificate.issuer, "serial_number": certificate.serial_number}),
         )
+        digest_algorithm = algos.DigestAlgorithm({"algorithm": self._hash.value})
+        self._signer_info_head = bytes(core.Integer(1).dump()) + bytes(sid.dump()) + bytes(digest_algorithm.dump())
+        self._signature_algorithm = bytes(algos.SignedDigestAlgorithm({"algorithm": signature_algorithm}).dump())
+        self._signed_data_head = bytes(core.Integer(3).dump()) + tlv(0x31, bytes(digest_algorithm.dump()))
+        self._tst_info_type = bytes(cms.ContentType("tst_info").dump())
+        self._certificates = tlv(0xA0, signer.certificate_der)
+        self._signed_data_type = bytes(cms.ContentType("signed_data").dump())
+        self._granted = bytes(tsp.PKIStatusInfo({"status": "granted"}).dump())
 
     @property
     def signer(self) -> TSASigner:
@@ -164,6 +212,11 @@ class TimeStampAuthority:
     def policy(self) -> TSAPolicy:
         return self._policy
 
+    @property
+    def not_after(self) -> dt.datetime:
+        """The end of the TSA certificate's validity."""
+        return self._not_after
+
     def respond(self, query_der: bytes) -> bytes:
         """The DER TimeStampResp for a DER TimeStampReq; never raises."""
         return self.answer(query_der).der
@@ -171,9 +224,12 @@ class TimeStampAuthority:
     def answer(self, query_der: bytes) -> TimeStampReply:
         """Like :meth:`respond`, with the outcome; never raises."""
         try:
-            request = _parse(query_der)
-            policy_oid = self._check(request)
-            return TimeStampReply(der=self._grant(request, policy_oid), outcome="granted")
+            walked = walk_request(query_der, self._digest_sizes)
+            if walked is not None and (walked.policy is None or walked.policy in self._policies):
+                parts = (walked.imprint, walked.policy or self._default_policy, walked.nonce, walked.cert_req)
+            else:  # anything unusual: the full parse decides (and names the rejection)
+                parts = self._parts(_parse(query_der))
+            return TimeStampReply(der=self._grant(*parts), outcome="granted")
         except _RejectedError as exc:
             return rejection(exc.failure, exc.text)
         except HSMUnavailableError:
@@ -184,6 +240,22 @@ class TimeStampAuthority:
         except Exception:
             log.exception("time-stamp request failed")
             return rejection("system_failure", "The time-stamping authority could not sign the reply.")
+
+    def _parts(self, request: tsp.TimeStampReq) -> tuple[bytes, bytes, bytes, bool]:
+        """(message imprint, policy, nonce, certReq) of a fully parsed request, re-encoded in DER."""
+        policy_oid = self._check(request)
+        imprint = request["message_imprint"]
+        algorithm = imprint["hash_algorithm"]
+        parameters = b"\x05\x00" if isinstance(algorithm["parameters"], core.Null) else b""
+        algorithm_id = tlv(0x30, bytes(core.ObjectIdentifier(algorithm["algorithm"].dotted).dump()) + parameters)
+        imprint_der = tlv(0x30, algorithm_id + tlv(0x04, bytes(imprint["hashed_message"].native)))
+        nonce = request["nonce"].native
+        return (
+            imprint_der,
+            self._policy_tlvs[policy_oid],
+            integer(nonce) if nonce is not None else b"",
+            bool(request["cert_req"].native),
+        )
 
     def _check(self, request: tsp.TimeStampReq) -> str:
         if request["version"].native != "v1":
@@ -206,63 +278,50 @@ class TimeStampAuthority:
             raise _RejectedError("unaccepted_policy", f"The policy {requested.dotted} is not accepted by this TSA.")
         return str(requested.dotted)
 
-    def _grant(self, request: tsp.TimeStampReq, policy_oid: str) -> bytes:
+    def _grant(self, imprint: bytes, policy: bytes, nonce: bytes, cert_req: bool) -> bytes:
+        """The granted TimeStampResp, assembled from DER pieces (every SET OF holds one element,
+        except the signed attributes, sorted here)."""
         gen_time = self._clock.now().replace(microsecond=0)
         serial = self._serial_source()
         if serial <= 0:
             raise ValueError("serial numbers must be positive")
-        info: dict[str, Any] = {
-            "version": "v1",
-            "policy": policy_oid,
-            "message_imprint": tsp.MessageImprint.load(request["message_imprint"].dump()),
-            "serial_number": serial,
-            "gen_time": gen_time,
-            "accuracy": {"seconds": self._policy.accuracy_seconds},
-            "ordering": False,
-            "tsa": self._tsa_name,
-        }
-        if request["nonce"].native is not None:
-            info["nonce"] = request["nonce"].native
-        tst_info_der = bytes(tsp.TSTInfo(info).dump())
-        digest = hashlib.new(self._hash.value, tst_info_der).digest()
-        signed_attrs = cms.CMSAttributes(
-            [
-                cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
-                cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
-                cms.CMSAttribute({"type": "signing_certificate_v2", "values": [self._signer.signing_certificate_v2]}),
-            ]
+        tst_info = tlv(
+            0x30,
+            self._tst_version
+            + policy
+            + imprint
+            + integer(serial)
+            + generalized_time(gen_time)
+            + self._tst_accuracy
+            + nonce
+            + self._tst_tsa,
         )
-        signed_attrs_der = bytes(signed_attrs.dump(force=True))  # SET OF: sorted by asn1crypto on dump
+        digest = self._hash_new(tst_info).digest()
+        attributes = sorted(
+            (
+                self._attr_content_type,
+                self._attr_digest_prefix + digest,
+                self._attr_signing_certificate,
+            )
+        )
+        attributes_content = b"".join(attributes)
         key = self._signer.key
         signature = self._keystore.sign(
-            key, signed_attrs_der, scheme=key.algorithm.default_scheme, hash_algorithm=key.algorithm.default_hash
+            key, tlv(0x31, attributes_content), scheme=self._scheme, hash_algorithm=self._hash
         )
-        signer_info = cms.SignerInfo(
-            {
-                "version": "v1",
-                "sid": self._sid,
-                "digest_algorithm": {"algorithm": self._hash.value},
-                "signed_attrs": cms.CMSAttributes.load(signed_attrs_der),
-                "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": self._signature_algorithm}),
-                "signature": signature,
-            }
+        signer_info = tlv(
+            0x30,
+            self._signer_info_head + tlv(0xA0, attributes_content) + self._signature_algorithm + tlv(0x04, signature),
         )
-        signed_data: dict[str, Any] = {
-            "version": "v3",
-            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": self._hash.value})],
-            "encap_content_info": {
-                "content_type": "tst_info",
-                "content": core.ParsableOctetString(tst_info_der),
-            },
-            "signer_infos": [signer_info],
-        }
-        if request["cert_req"].native:
-            signed_data["certificates"] = [
-                cms.CertificateChoices(name="certificate", value=self._signer.asn1_certificate)
-            ]
-        token = cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
-        response = TimeStampResponse({"status": {"status": "granted"}, "time_stamp_token": token})
-        return bytes(response.dump())
+        signed_data = tlv(
+            0x30,
+            self._signed_data_head
+            + tlv(0x30, self._tst_info_type + tlv(0xA0, tlv(0x04, tst_info)))
+            + (self._certificates if cert_req else b"")
+            + tlv(0x31, signer_info),
+        )
+        token = tlv(0x30, self._signed_data_type + tlv(0xA0, signed_data))
+        return tlv(0x30, self._granted + token)
 
 
 def _parse(query_der: bytes) -> tsp.TimeStampReq:
