@@ -1,0 +1,46 @@
+"""Officials' second factors through the CLI: a TOTP seed shown once and kept in the HSM as a
+sensitive, non-extractable secret; a PIN typed (here: on stdin) and stored only as a slow hash."""
+
+from __future__ import annotations
+
+from .support import GOVSIGN, Deployment, assert_one_sentence_error, run
+
+
+def test_enrol_totp_and_set_pin_for_an_official(deployment: Deployment) -> None:
+    official = deployment.issue(
+        "--profile", "individual", "--subject", "CN=Lê Thị Hai Yếu Tố,O=Bộ Tư pháp,C=VN",
+        "--email", "haiyeuto@moj.gov.vn", "--generate-key", "ec-p256",
+    )["serial"]  # fmt: skip
+    enrolled = deployment.ok("credential", "enrol-totp", official)
+    assert enrolled["credential"] == official
+    assert len(enrolled["secret"]) == 32 and enrolled["otpauth_uri"].startswith("otpauth://totp/govsign")
+    secrets = [o for o in deployment.token_objects() if o.get("label", "").startswith(f"govsign-totp-{official}")]
+    assert len(secrets) == 1, deployment.token_objects()
+    assert "sensitive" in secrets[0].get("Access", ""), secrets[0]
+    assert "extractable" not in secrets[0]["Access"].split(", "), secrets[0]  # imported: sensitive, not extractable
+
+    result = deployment.run("credential", "set-pin", official, "--pin-stdin", env=None)
+    assert result.returncode != 0  # no PIN on stdin
+    with deployment.lock:
+        set_pin = run(
+            [GOVSIGN, "credential", "set-pin", official, "--pin-stdin"],
+            env=deployment.env(),
+            cwd=deployment.workdir,
+            input_text="482915\n",
+        )
+    assert set_pin.returncode == 0, set_pin.describe()
+    factors = deployment.ok("credential", "factors", official)
+    assert factors == {"credential": official, "totp": True, "pin": True, "locked_until": None}
+    rows = deployment.query("SELECT pin_hash FROM credential_factors")
+    assert rows and all("482915" not in str(row[0]) and str(row[0]).startswith("scrypt$") for row in rows)
+    events = deployment.query("SELECT details_json FROM audit_events WHERE action = 'credential.factor.enrol'")
+    text = " ".join(str(row[0]) for row in events)
+    assert "482915" not in text and enrolled["secret"] not in text and len(events) >= 2
+
+    seal = deployment.issue(
+        "--profile", "organization", "--subject", "CN=Văn phòng Hai Yếu Tố,O=Bộ Tư pháp,C=VN",
+        "--generate-key", "ec-p256",
+    )["serial"]  # fmt: skip
+    refused = deployment.run("credential", "enrol-totp", seal)
+    assert refused.returncode == 2
+    assert_one_sentence_error(refused)
