@@ -443,6 +443,8 @@ class Platform:
         object_id: str,
         details: dict[str, Any],
         context: AuditContext | None = None,
+        *,
+        outcome: str = "success",
     ) -> None:
         context = context or AuditContext()
         ports.audit.append(
@@ -451,6 +453,7 @@ class Platform:
                 actor=actor,
                 object_type=object_type,
                 object_id=object_id,
+                outcome=outcome,
                 details=details,
                 client_id=context.client_id,
                 agency_id=context.agency_id,

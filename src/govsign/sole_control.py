@@ -46,7 +46,7 @@ from govsign.errors import (
     RateLimitedError,
 )
 from govsign.keystore.api import SecretRef
-from govsign.pki.ports import AuditContext, AuditEvent, CertificateRecord, CertificateStatus
+from govsign.pki.ports import AuditContext, CertificateRecord, CertificateStatus
 from govsign.platform import Platform
 from govsign.runtime import _record_failure
 from govsign.storage.repositories import CredentialFactorsRecord, SignatureActivationRecord, SQLPorts
@@ -467,21 +467,7 @@ class SoleControl:
         *,
         outcome: str = "success",
     ) -> None:
-        context = context or AuditContext()
-        ports.audit.append(
-            AuditEvent(
-                action=action,
-                actor=actor,
-                object_type="certificate",
-                object_id=serial_hex,
-                outcome=outcome,
-                details=details,
-                client_id=context.client_id,
-                agency_id=context.agency_id,
-                request_id=context.request_id,
-            ),
-            at=self.runtime.clock.now(),
-        )
+        self.platform._audit(ports, action, actor, "certificate", serial_hex, details, context, outcome=outcome)
 
     def _refused(self, action: str, actor: str, serial: str, exc: GovsignError, context: AuditContext | None) -> None:
         _record_failure(self.runtime.database, self.runtime.clock, action, actor, "certificate", serial, exc, context)
