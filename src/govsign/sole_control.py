@@ -315,6 +315,8 @@ class SoleControl:
             if factors.pin_hash and pin is not None and not pin_matches(pin, factors.pin_hash):
                 wrong.append("pin")
             if wrong:
+                if step is not None:  # a matching code is used up even when the PIN was wrong
+                    ports.sole_control.save_factors(record.id, at=now, totp_last_step=step)
                 return self._count_failure(ports, record, factors, now, actor, context, wrong)
             token, token_hash = new_activation_token()
             expires_at = now + dt.timedelta(seconds=self.settings.activation_ttl_seconds)
