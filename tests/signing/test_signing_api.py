@@ -28,6 +28,7 @@ from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
+from govsign.api.signing import SpooledDocument
 from govsign.runtime import Runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
@@ -331,4 +332,68 @@ def test_bad_input_is_refused(world: World, api: TestClient, seal: str) -> None:
         response = api.post("/api/v1/signatures/digests", headers=signer.headers, json={"credential": seal, **body})
         assert_problem(response, 422)
     assert_problem(post_cms(api, signer.headers, b"x", credential="0a1b2c3d"), 404)
+    assert not list((Path(world.runtime.settings.data_dir) / "spool").glob("govsign-doc-*")), "temporary files left"
+
+
+def test_spooled_document_keeps_small_bodies_in_memory_and_spills_large_ones(tmp_path: Path) -> None:
+    small = SpooledDocument.receive(tmp_path / "spool")
+    for chunk in (b"a" * 1000, b"b" * 1000):
+        small.write(chunk)
+    small.close()
+    assert small.in_memory == b"a" * 1000 + b"b" * 1000 and small.path is None and small.size == 2000
+    assert small.digest("sha256") == hashlib.sha256(small.in_memory).digest()
+    with small.open() as handle:
+        assert handle.read() == small.read_all()
+    small.discard()
+
+    body = bytes(range(256)) * (5 * 1024)  # 1.25 MiB, over the in-memory limit
+    large = SpooledDocument.receive(tmp_path / "spool")
+    for start in range(0, len(body), 64 * 1024):
+        large.write(body[start : start + 64 * 1024])
+    large.close()
+    assert large.in_memory is None and large.path is not None and large.path.read_bytes() == body
+    assert large.size == len(body) and large.digest("sha512") == hashlib.sha512(body).digest()
+    with large.open() as handle:
+        assert handle.read() == body
+    large.discard()
+    assert not list((tmp_path / "spool").iterdir())
+
+
+def test_large_documents_are_signed_through_a_file(
+    world: World, api: TestClient, seal: str, chain: list[x509.Certificate], tmp_path: Path
+) -> None:
+    writer = PdfFileWriter()
+    writer.insert_page(
+        PageObject(contents=[], media_box=generic.ArrayObject(map(generic.NumberObject, (0, 0, 595, 842))))
+    )
+    padding = generic.StreamObject(stream_data=bytes(range(256)) * (6 * 1024))  # 1.5 MiB, over the in-memory limit
+    writer.root["/GovsignTestPadding"] = writer.add_object(padding)
+    buffer = BytesIO()
+    writer.write(buffer)
+    pdf = buffer.getvalue()
+    assert len(pdf) > 1024 * 1024
+    response = post_pdf(api, world["signer"].headers, pdf, credential=seal)
+    assert response.status_code == 200, response.text
+    signed = response.content
+    assert signed.startswith(pdf) and response.headers["govsign-signed-sha256"] == hashlib.sha256(signed).hexdigest()
+    (embedded,) = PdfFileReader(BytesIO(signed)).embedded_signatures
+    status = validate_pdf_signature(embedded, validation_context(chain))
+    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+
+    content = bytes(range(256)) * (8 * 1024)  # 2 MiB
+    response = post_cms(api, world["signer"].headers, content, credential=seal)
+    assert response.status_code == 200, response.text
+    assert response.headers["govsign-document-sha256"] == hashlib.sha256(content).hexdigest()
+    openssl = shutil.which("openssl")
+    if openssl is not None:
+        (tmp_path / "chain.pem").write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain[1:]))
+        (tmp_path / "sig.p7s").write_bytes(response.content)
+        (tmp_path / "doc.bin").write_bytes(content)
+        result = subprocess.run(
+            [openssl, "cms", "-verify", "-binary", "-inform", "DER", "-in", str(tmp_path / "sig.p7s"),
+             "-content", str(tmp_path / "doc.bin"), "-CAfile", str(tmp_path / "chain.pem"), "-purpose", "any",
+             "-out", "/dev/null"],
+            capture_output=True, text=True, check=False, timeout=30,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
     assert not list((Path(world.runtime.settings.data_dir) / "spool").glob("govsign-doc-*")), "temporary files left"

@@ -25,6 +25,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -40,11 +41,14 @@ from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
 from govsign.signing.smime import sign_smime
 from govsign.signing.stamp import VisibleStamp
 from govsign.sole_control import SOLE_CONTROL_PROFILE, SoleControl
+from govsign.storage.repositories import SQLPorts
 
 T = TypeVar("T")
 
 SIGNING_PROFILES = frozenset({"organization", "device", SOLE_CONTROL_PROFILE})
 _CHUNK = 1024 * 1024
+#: Request bodies up to this size are kept in memory, larger ones in a temporary file.
+_MEMORY_LIMIT = 1024 * 1024
 
 _STATUS_REFUSALS = {
     CertificateStatus.REVOKED: "The signing certificate is revoked and can no longer sign.",
@@ -67,12 +71,20 @@ def _b64(data: bytes) -> str:
 
 @dataclass
 class SpooledDocument:
-    """A request body written to a private temporary file while it arrives, with its SHA-256
-    (other digests are computed on demand by reading the file again)."""
+    """A request body with its SHA-256 (other digests are computed on demand from the body).
 
-    path: Path
+    :meth:`receive` keeps a body of up to 1 MiB in memory and spills a larger one to a private
+    temporary file as it arrives, so memory stays bounded for large documents while the common
+    small ones cost no file operations. :meth:`create` makes an (empty) file-backed document."""
+
+    path: Path | None = None
+    """The temporary file, when the body is (or is to be) kept in a file."""
     size: int = 0
     _digests: dict[str, bytes] = field(default_factory=dict)
+    _directory: Path | None = None
+    _parts: list[bytes] = field(default_factory=list)
+    _data: bytes | None = None
+    _handle: BinaryIO | None = None
 
     @classmethod
     def create(cls, directory: Path | None = None) -> SpooledDocument:
@@ -80,39 +92,105 @@ class SpooledDocument:
         os.close(fd)
         return cls(path=Path(name))
 
+    @classmethod
+    def receive(cls, directory: Path | None = None) -> SpooledDocument:
+        """An empty document to :meth:`write` a body into, then :meth:`close`."""
+        return cls(_directory=directory)
+
+    def write(self, chunk: bytes) -> None:
+        if self._handle is None and self.path is None and self.size + len(chunk) <= _MEMORY_LIMIT:
+            self._parts.append(chunk)
+        else:
+            if self._handle is None:
+                if self.path is None:
+                    if self._directory is not None:
+                        self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    fd, name = tempfile.mkstemp(prefix="govsign-doc-", dir=self._directory)
+                    self.path = Path(name)
+                    self._handle = os.fdopen(fd, "wb")
+                else:
+                    self._handle = self.path.open("ab")
+                self._handle.writelines(self._parts)
+                self._parts = []
+            self._handle.write(chunk)
+        self.size += len(chunk)
+
+    def close(self) -> None:
+        """The body is complete."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        elif self.path is None:
+            self._data = b"".join(self._parts)
+            self._parts = []
+
+    @property
+    def in_memory(self) -> bytes | None:
+        """The body, when it is kept in memory."""
+        return self._data
+
     def digest(self, algorithm: str) -> bytes:
         if algorithm not in self._digests:
-            hasher = hashlib.new(algorithm)
-            with self.path.open("rb") as handle:
-                while chunk := handle.read(_CHUNK):
-                    hasher.update(chunk)
-            self._digests[algorithm] = hasher.digest()
+            if self._data is not None:
+                self._digests[algorithm] = hashlib.new(algorithm, self._data).digest()
+            else:
+                hasher = hashlib.new(algorithm)
+                with self.open() as handle:
+                    while chunk := handle.read(_CHUNK):
+                        hasher.update(chunk)
+                self._digests[algorithm] = hasher.digest()
         return self._digests[algorithm]
 
     def remember(self, algorithm: str, digest: bytes) -> None:
         self._digests[algorithm] = digest
 
     def read_all(self) -> bytes:
+        if self._data is not None:
+            return self._data
+        assert self.path is not None
         return self.path.read_bytes()
 
     def open(self) -> BinaryIO:
+        if self._data is not None:
+            return BytesIO(self._data)
+        assert self.path is not None
         return self.path.open("rb")
 
     def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        self._data = None
+        self._parts = []
 
 
 @dataclass(frozen=True, kw_only=True)
 class SignedFile:
-    """A signed document written to a temporary file, to be streamed back and deleted."""
+    """A signed document, in memory (small ones) or in a temporary file to be streamed back and
+    deleted."""
 
-    path: Path
+    path: Path | None
     document_sha256: str
     signed_sha256: str
     credential: str
     level: str
+    data: bytes | None = None
+    """The signed document, when it is kept in memory (then ``path`` is None)."""
+
+    @property
+    def size(self) -> int:
+        if self.data is not None:
+            return len(self.data)
+        assert self.path is not None
+        return self.path.stat().st_size
 
     def chunks(self) -> Iterator[bytes]:
+        if self.data is not None:
+            yield self.data
+            return
+        assert self.path is not None
         try:
             with self.path.open("rb") as handle:
                 while chunk := handle.read(_CHUNK):
@@ -142,34 +220,42 @@ class SigningService:
 
     def _check(self, serial: str, activation: str | None, hashes: Callable[[str], tuple[str, list[bytes]]]) -> _Checked:
         """Step 1: the credential after the agency, key, status and profile checks, with the
-        activation used up for an official's credential."""
+        activation used up for an official's credential. Only that writes, so other credentials
+        are checked in a read-only transaction (no write lock); an official's is checked again
+        in the transaction that uses the activation up."""
+        with self.runtime.database.read_only() as ports:
+            checked = self._checked(ports, serial)
+        if checked.record.profile != SOLE_CONTROL_PROFILE:
+            return checked
         with self.runtime.database.unit_of_work() as ports:
-            view = self.runtime.authority(ports).show(serial)
-            record = view.record
-            self.platform.authorize(self.principal, Permission.SIGN, agency_id=record.agency_id, agency_bound=True)
-            if record.key is None:
-                raise InvalidInputError(
-                    "The credential's key is not held in the HSM of this service, so it cannot sign."
-                )
-            refusal = _STATUS_REFUSALS.get(view.status)
-            if refusal is not None:
-                raise ConflictError(refusal)
-            if record.profile not in SIGNING_PROFILES:
-                raise PolicyViolationError(f"Certificates of the {record.profile} profile cannot sign documents.")
-            details: dict[str, Any] = {"status_checked": view.status.value}
-            if record.profile == SOLE_CONTROL_PROFILE:
+            checked = self._checked(ports, serial)
+            if checked.record.profile == SOLE_CONTROL_PROFILE:
                 algorithm, values = hashes(self.sole_control.activation_hash_algorithm(activation))
-                details |= self.sole_control.consume(
-                    ports, record, self.principal, activation, hash_algorithm=algorithm, hashes=values
+                checked.details.update(
+                    self.sole_control.consume(
+                        ports, checked.record, self.principal, activation, hash_algorithm=algorithm, hashes=values
+                    )
                 )
-            chain: list[bytes] = []
-            ca = ports.cas.get_ca(record.issuer_id)
-            while ca is not None:
-                chain.append(ca.certificate_der)
-                ca = ports.cas.get_ca(ca.parent_id) if ca.parent_id else None
-        assert record.key is not None
+        return checked
+
+    def _checked(self, ports: SQLPorts, serial: str) -> _Checked:
+        view = self.runtime.authority(ports).show(serial)
+        record = view.record
+        self.platform.authorize(self.principal, Permission.SIGN, agency_id=record.agency_id, agency_bound=True)
+        if record.key is None:
+            raise InvalidInputError("The credential's key is not held in the HSM of this service, so it cannot sign.")
+        refusal = _STATUS_REFUSALS.get(view.status)
+        if refusal is not None:
+            raise ConflictError(refusal)
+        if record.profile not in SIGNING_PROFILES:
+            raise PolicyViolationError(f"Certificates of the {record.profile} profile cannot sign documents.")
+        chain: list[bytes] = []
+        ca = ports.cas.get_ca(record.issuer_id)
+        while ca is not None:
+            chain.append(ca.certificate_der)
+            ca = ports.cas.get_ca(ca.parent_id) if ca.parent_id else None
         credential = SigningCredential(key=record.key, certificate_der=record.certificate_der, chain_der=tuple(chain))
-        return _Checked(credential=credential, record=record, details=details)
+        return _Checked(credential=credential, record=record, details={"status_checked": view.status.value})
 
     def _record(self, record: CertificateRecord, details: dict[str, Any]) -> None:
         """Step 3: the audit event of a signature that was made."""
@@ -252,26 +338,34 @@ class SigningService:
             stamp=stamp,
         )
         document_sha256 = document.digest("sha256").hex()
-        output = SpooledDocument.create(document.path.parent)
+        body = document.in_memory
+        # a small document is signed in memory; a large one file to file, so memory stays bounded
+        output = None if body is not None else SpooledDocument.create(document.path.parent if document.path else None)
 
         def make(credential: SigningCredential, serial_hex: str) -> tuple[SignedFile, dict[str, Any]]:
             evidence = self._evidence(credential, query.level)
-            with document.open() as source, output.path.open("wb") as sink:
-                sign_pdf(
-                    source,
-                    credential,
-                    self.runtime.keystore,
-                    spec,
-                    self._timestamper(query.level),
-                    evidence=evidence,
-                    signing_time=self.runtime.clock.now(),
-                    stamp_font=self.runtime.settings.stamp_font_file,
-                    output=sink,
-                )
+            arguments: dict[str, Any] = {
+                "evidence": evidence,
+                "signing_time": self.runtime.clock.now(),
+                "stamp_font": self.runtime.settings.stamp_font_file,
+            }
+            timestamper = self._timestamper(query.level)
+            keystore = self.runtime.keystore
+            if output is None:
+                assert body is not None
+                data = sign_pdf(body, credential, keystore, spec, timestamper, **arguments)
+                signed_sha256 = hashlib.sha256(data).hexdigest()
+            else:
+                assert output.path is not None
+                data = None
+                with document.open() as source, output.path.open("wb") as sink:
+                    sign_pdf(source, credential, keystore, spec, timestamper, output=sink, **arguments)
+                signed_sha256 = output.digest("sha256").hex()
             signed = SignedFile(
-                path=output.path,
+                path=output.path if output is not None else None,
+                data=data,
                 document_sha256=document_sha256,
-                signed_sha256=output.digest("sha256").hex(),
+                signed_sha256=signed_sha256,
                 credential=serial_hex,
                 level=query.level,
             )
@@ -288,7 +382,8 @@ class SigningService:
         try:
             return self._sign(query.credential, activation, lambda alg: (alg, [document.digest(alg)]), make)
         except BaseException:
-            output.discard()
+            if output is not None:
+                output.discard()
             raise
 
     def sign_cms(

@@ -26,9 +26,9 @@ import hashlib
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
-from asn1crypto import algos, cms, tsp
+from asn1crypto import algos, cms, core, tsp
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
@@ -100,14 +100,74 @@ def _checked_digest(digest: bytes, digest_algorithm: str) -> tuple[bytes, HashAl
     return bytes(digest), algorithm
 
 
-def _signing_time(moment: dt.datetime) -> cms.Time:
-    """UTCTime for 1950 to 2049, GeneralizedTime otherwise (RFC 5652 section 11.3)."""
+def _signing_time_der(moment: dt.datetime) -> bytes:
+    """DER UTCTime for 1950 to 2049, GeneralizedTime otherwise (RFC 5652 section 11.3), whole seconds."""
     if moment.tzinfo is None:
         raise ValueError("the clock must give aware datetimes")
-    moment = moment.astimezone(dt.UTC).replace(microsecond=0)
+    moment = moment.astimezone(dt.UTC)
     if _UTC_TIME_FIRST <= moment < _UTC_TIME_END:
-        return cms.Time(name="utc_time", value=moment)
-    return cms.Time(name="generalized_time", value=moment)
+        return _tlv(0x17, moment.strftime("%y%m%d%H%M%SZ").encode("ascii"))
+    return _tlv(0x18, f"{moment.year:04d}{moment.strftime('%m%d%H%M%SZ')}".encode("ascii"))
+
+
+# -- DER assembled from pieces ------------------------------------------------------------------
+# A signature's SignedData is spliced together from DER computed once per certificate and algorithm
+# (certificates, sid, signingCertificateV2, algorithm identifiers); per signature only the digest,
+# the time, the signature value and the time-stamp token are new. Building it as asn1crypto objects
+# instead re-serialises the embedded certificates on every signature, which costs tens of milliseconds.
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes((length,))
+    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+def _tlv(tag: int, *contents: bytes) -> bytes:
+    """A DER element with a one-byte tag whose contents are the concatenation of ``contents``."""
+    body = b"".join(contents)
+    return bytes((tag,)) + _der_length(len(body)) + body
+
+
+def _der_sorted(encodings: Iterable[bytes]) -> list[bytes]:
+    """The elements of a SET OF in DER order: ascending encodings, compared as octet strings with the
+    shorter padded with zero octets at its end (X.690 11.6)."""
+    items = list(dict.fromkeys(encodings))
+    width = max((len(item) for item in items), default=0)
+    return sorted(items, key=lambda item: item.ljust(width, b"\0"))
+
+
+def _retag(der: bytes, tag: int) -> bytes:
+    """The same element with another one-byte tag (an IMPLICIT tag of a constructed type)."""
+    return bytes((tag,)) + der[1:]
+
+
+def _oid(dotted: str) -> bytes:
+    # core.ObjectIdentifier has no name map: instantiating a mapped class (CMSAttributeType...)
+    # at import would freeze its reverse map before pyHanko registers its own attribute types.
+    return bytes(core.ObjectIdentifier(dotted).dump())
+
+
+_OID_DATA = _oid("1.2.840.113549.1.7.1")
+_OID_MESSAGE_DIGEST = _oid("1.2.840.113549.1.9.4")
+_OID_SIGNING_TIME = _oid("1.2.840.113549.1.9.5")
+_OID_SIGNING_CERTIFICATE_V2 = _oid("1.2.840.113549.1.9.16.2.47")
+_OID_SIGNATURE_TIME_STAMP = _oid("1.2.840.113549.1.9.16.2.14")
+_ATTRIBUTE_CONTENT_TYPE_DATA = _tlv(0x30, _oid("1.2.840.113549.1.9.3"), _tlv(0x31, _OID_DATA))
+_CONTENT_INFO_SIGNED_DATA = _oid("1.2.840.113549.1.7.2")
+_ENCAP_CONTENT_DATA = _tlv(0x30, _OID_DATA)
+_VERSION_DER = {"v1": b"\x02\x01\x01", "v5": b"\x02\x01\x05"}
+
+
+@functools.lru_cache(maxsize=32)
+def _digest_algorithm_der(algorithm: HashAlgorithm) -> bytes:
+    return bytes(algos.DigestAlgorithm({"algorithm": algorithm.value}).dump())
+
+
+@functools.lru_cache(maxsize=32)
+def _signature_algorithm_der(name: str) -> bytes:
+    return bytes(algos.SignedDigestAlgorithm({"algorithm": name}).dump())
 
 
 def _signing_certificate_v2(certificate_der: bytes, certificate: asn1_x509.Certificate) -> tsp.SigningCertificateV2:
@@ -137,8 +197,8 @@ class _SignerParts:
 
     issuer_and_serial_der: bytes
     """The SignerInfo sid (IssuerAndSerialNumber)."""
-    signing_certificate_v2_der: bytes
-    """The signingCertificateV2 attribute value (SigningCertificateV2)."""
+    signing_certificate_v2_attribute_der: bytes
+    """The signingCertificateV2 signed attribute (Attribute with one SigningCertificateV2 value)."""
 
 
 @functools.lru_cache(maxsize=1024)
@@ -160,33 +220,85 @@ def _load_certificate(der: bytes) -> asn1_x509.Certificate:
 
 @functools.lru_cache(maxsize=256)
 def _signer_parts(certificate_der: bytes) -> _SignerParts:
-    """The signer's sid and ESSCertIDv2, cached per certificate (kept as DER: asn1crypto objects
-    are mutable and must not be shared between signatures or threads)."""
+    """The signer's sid and signingCertificateV2 attribute, cached per certificate (kept as DER:
+    asn1crypto objects are mutable and must not be shared between signatures or threads)."""
     certificate = _load_certificate(certificate_der)
     sid = cms.IssuerAndSerialNumber({"issuer": certificate.issuer, "serial_number": certificate.serial_number})
+    value = bytes(_signing_certificate_v2(certificate_der, certificate).dump())
     return _SignerParts(
         issuer_and_serial_der=bytes(sid.dump()),
-        signing_certificate_v2_der=bytes(_signing_certificate_v2(certificate_der, certificate).dump()),
+        signing_certificate_v2_attribute_der=_tlv(0x30, _OID_SIGNING_CERTIFICATE_V2, _tlv(0x31, value)),
     )
 
 
 @functools.lru_cache(maxsize=256)
 def _certificate_set(ders: tuple[bytes, ...]) -> bytes:
-    """SignedData.certificates (DER) of checked certificates, encoded once per credential: a SET OF,
-    which asn1crypto emits in DER order (sorted encodings)."""
-    return bytes(
-        cms.CertificateSet(
-            [
-                cms.CertificateChoices(name="certificate", value=asn1_x509.Certificate.load(_checked_certificate(der)))
-                for der in ders
-            ]
-        ).dump()
-    )
+    """SignedData.certificates ([0] IMPLICIT CertificateSet, DER) of checked certificates, encoded
+    once per credential: a SET OF in DER order."""
+    return _tlv(0xA0, *_der_sorted(_checked_certificate(der) for der in ders))
 
 
 def _signature_algorithm(key: KeyRef, algorithm: HashAlgorithm) -> str:
     """sha256_rsa (sha256WithRSAEncryption) or sha256_ecdsa (ecdsa-with-SHA256) and so on."""
     return f"{algorithm.value}_{'rsa' if key.algorithm.is_rsa else 'ecdsa'}"
+
+
+def signed_attributes_der(digest: bytes, certificate_der: bytes, signing_time: dt.datetime | None = None) -> bytes:
+    """The DER SignedAttributes (a SET OF, tag 0x31: what the key signs) of a CAdES or PAdES
+    signature: contentType id-data, messageDigest, signingCertificateV2 of the signer's
+    certificate and, when given, signingTime (PAdES has none: its time is the signature
+    dictionary's /M)."""
+    attributes = [
+        _ATTRIBUTE_CONTENT_TYPE_DATA,
+        _tlv(0x30, _OID_MESSAGE_DIGEST, _tlv(0x31, _tlv(0x04, digest))),
+        _signer_parts(certificate_der).signing_certificate_v2_attribute_der,
+    ]
+    if signing_time is not None:
+        attributes.append(_tlv(0x30, _OID_SIGNING_TIME, _tlv(0x31, _signing_time_der(signing_time))))
+    return _tlv(0x31, *_der_sorted(attributes))
+
+
+def signature_time_stamp_attribute_der(token_der: bytes) -> bytes:
+    """The unsigned attribute id-aa-signatureTimeStampToken holding one TimeStampToken (DER)."""
+    return _tlv(0x30, _OID_SIGNATURE_TIME_STAMP, _tlv(0x31, token_der))
+
+
+def signed_data_der(
+    credential: SigningCredential,
+    algorithm: HashAlgorithm,
+    signed_attrs_der: bytes,
+    signature: bytes,
+    *,
+    certificates: Sequence[bytes],
+    unsigned_attributes: Sequence[bytes] = (),
+    crls_der: bytes | None = None,
+    version: Literal["v1", "v5"] = "v1",
+) -> bytes:
+    """A ContentInfo with a detached SignedData (DER) for one SignerInfo (issuerAndSerialNumber),
+    spliced from DER pieces: ``signed_attrs_der`` as made by :func:`signed_attributes_der`,
+    ``certificates`` (DER, checked and encoded once per set), ``unsigned_attributes`` (DER
+    Attributes), ``crls_der`` a complete [1] IMPLICIT RevocationInfoChoices."""
+    digest_algorithm = _digest_algorithm_der(algorithm)
+    signer_info = [
+        _VERSION_DER["v1"],
+        _signer_parts(credential.certificate_der).issuer_and_serial_der,
+        digest_algorithm,
+        _retag(signed_attrs_der, 0xA0),
+        _signature_algorithm_der(_signature_algorithm(credential.key, algorithm)),
+        _tlv(0x04, signature),
+    ]
+    if unsigned_attributes:
+        signer_info.append(_tlv(0xA1, *_der_sorted(unsigned_attributes)))
+    signed_data = [
+        _VERSION_DER[version],
+        _tlv(0x31, digest_algorithm),
+        _ENCAP_CONTENT_DATA,
+        _certificate_set(_unique(certificates)),
+    ]
+    if crls_der is not None:
+        signed_data.append(crls_der)
+    signed_data.append(_tlv(0x31, _tlv(0x30, *signer_info)))
+    return _tlv(0x30, _CONTENT_INFO_SIGNED_DATA, _tlv(0xA0, _tlv(0x30, *signed_data)))
 
 
 def raw_signature(digest: bytes, digest_algorithm: str, credential: SigningCredential, keystore: KeyStore) -> bytes:
@@ -260,8 +372,8 @@ def _checked_evidence(evidence: RevocationEvidence) -> _Validation:
     )
 
 
-def _timestamp_token(signature: bytes, timestamper: TimeStampFunction) -> cms.ContentInfo:
-    """An RFC 3161 TimeStampToken over the signature value (SHA-256 imprint, nonce, certReq);
+def _timestamp_token(signature: bytes, timestamper: TimeStampFunction) -> bytes:
+    """An RFC 3161 TimeStampToken (DER) over the signature value (SHA-256 imprint, nonce, certReq);
     UnavailableError when the service does not grant one that matches the request."""
     imprint = hashlib.new(_TIMESTAMP_DIGEST, signature).digest()
     nonce = secrets.randbits(64) | 1 << 63  # positive, 8 bytes of entropy
@@ -293,7 +405,8 @@ def _timestamp_token(signature: bytes, timestamper: TimeStampFunction) -> cms.Co
             and tst_info["message_imprint"]["hashed_message"].native == imprint
             and tst_info["nonce"].native == nonce
         )
-        token_der = bytes(token.dump())
+        # the token's bytes as received (from a fresh parse, so that nothing is re-encoded)
+        token_der = bytes(tsp.TimeStampResp.load(reply_der)["time_stamp_token"].dump())
     except UnavailableError:
         raise
     except _PARSE_ERRORS:
@@ -304,7 +417,7 @@ def _timestamp_token(signature: bytes, timestamper: TimeStampFunction) -> cms.Co
         raise UnavailableError(
             "The time-stamping service answered with a token that does not match the request; try again later."
         )
-    return cms.ContentInfo.load(token_der)
+    return token_der
 
 
 def _signed_data(
@@ -317,74 +430,57 @@ def _signed_data(
     timestamper: TimeStampFunction | None = None,
     validation: _Validation | None = None,
 ) -> bytes:
-    parts = _signer_parts(credential.certificate_der)
-    attributes = [
-        cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-        cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
-        cms.CMSAttribute(
-            {
-                "type": "signing_certificate_v2",
-                "values": [tsp.SigningCertificateV2.load(parts.signing_certificate_v2_der)],
-            }
-        ),
-    ]
-    if spec.signing_time:
-        attributes.append(cms.CMSAttribute({"type": "signing_time", "values": [_signing_time(clock.now())]}))
-    # A new SET OF is encoded in DER order (sorted) on its first dump; dump(force=True) would re-encode
-    # the parsed SigningCertificateV2 too, which costs tens of milliseconds once pyHanko is imported.
-    signed_attrs_der = bytes(cms.CMSAttributes(attributes).dump())
+    signed_attrs_der = signed_attributes_der(
+        digest, credential.certificate_der, clock.now() if spec.signing_time else None
+    )
     key = credential.key
     scheme = SignatureScheme.RSA_PKCS1V15 if key.algorithm.is_rsa else SignatureScheme.ECDSA
     signature = keystore.sign(key, signed_attrs_der, scheme=scheme, hash_algorithm=algorithm)
-    signer_info_fields: dict[str, Any] = {
-        "version": "v1",
-        "sid": cms.SignerIdentifier(
-            name="issuer_and_serial_number", value=cms.IssuerAndSerialNumber.load(parts.issuer_and_serial_der)
-        ),
-        "digest_algorithm": {"algorithm": algorithm.value},
-        "signed_attrs": cms.CMSAttributes.load(signed_attrs_der),
-        "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": _signature_algorithm(key, algorithm)}),
-        "signature": signature,
-    }
+    unsigned: list[bytes] = []
     if spec.level != "B-B":
         if timestamper is None:  # refused by _level_inputs already
             raise InvalidInputError(f"A {spec.level} signature needs a time-stamping service, and none was given.")
-        token = _timestamp_token(signature, timestamper)
-        # SET OF Attribute, emitted in DER order on dump
-        signer_info_fields["unsigned_attrs"] = cms.CMSAttributes(
-            [cms.CMSAttribute({"type": "signature_time_stamp_token", "values": [token]})]
-        )
+        unsigned.append(signature_time_stamp_attribute_der(_timestamp_token(signature, timestamper)))
     certificate_ders = [credential.certificate_der]
     if spec.include_chain:
         certificate_ders.extend(credential.chain_der)
+    crls_der: bytes | None = None
+    version: Literal["v1", "v5"] = "v1"
     if validation is not None:
         certificate_ders.extend(validation.certificates)
-    certificates = cms.CertificateSet.load(_certificate_set(_unique(certificate_ders)))
-    signed_data: dict[str, Any] = {
-        "version": "v1",
-        "digest_algorithms": [algos.DigestAlgorithm({"algorithm": algorithm.value})],
-        "encap_content_info": {"content_type": "data"},
-        "certificates": certificates,
-        "signer_infos": [cms.SignerInfo(signer_info_fields)],
-    }
-    if validation is not None:
-        revocation = [
-            cms.RevocationInfoChoice(name="crl", value=asn1_crl.CertificateList.load(der)) for der in validation.crls
-        ]
-        revocation.extend(
+        crls_der = _revocation_choices_der(validation)
+        if validation.ocsp_responses:
+            version = "v5"  # an `other` RevocationInfoChoice (RFC 5652 section 5.1)
+    return signed_data_der(
+        credential,
+        algorithm,
+        signed_attrs_der,
+        signature,
+        certificates=certificate_ders,
+        unsigned_attributes=unsigned,
+        crls_der=crls_der,
+        version=version,
+    )
+
+
+def _revocation_choices_der(validation: _Validation) -> bytes | None:
+    """SignedData.crls ([1] IMPLICIT RevocationInfoChoices, a SET OF in DER order): the CRLs as
+    ``crl`` and the OCSP responses as ``other`` (id-ri-ocsp-response) choices."""
+    choices = list(validation.crls)  # a CertificateList is the `crl` choice as it is
+    choices.extend(
+        bytes(
             cms.RevocationInfoChoice(
                 name="other",
                 value=cms.OtherRevocationInfoFormat(
                     {"other_rev_info_format": "ocsp_response", "other_rev_info": asn1_ocsp.OCSPResponse.load(der)}
                 ),
-            )
-            for der in validation.ocsp_responses
+            ).dump()
         )
-        signed_data["crls"] = revocation  # RevocationInfoChoices: a SET OF, emitted in DER order
-        if validation.ocsp_responses:
-            signed_data["version"] = "v5"  # an `other` RevocationInfoChoice (RFC 5652 section 5.1)
-    content_info = cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
-    return bytes(content_info.dump())
+        for der in validation.ocsp_responses
+    )
+    if not choices:
+        return None
+    return _tlv(0xA1, *_der_sorted(choices))
 
 
 def sign_detached(

@@ -2,8 +2,10 @@
 (`/api/v1/credentials/{serial}/...`).
 
 Documents travel as the raw request body (application/pdf, application/octet-stream,
-message/rfc822), are written to a private temporary file as they arrive (hashed on the way),
-and the signed result is streamed back from a file: memory stays bounded for large PDFs. The
+message/rfc822) and are hashed as they arrive. Bodies up to 1 MiB are kept in memory and a
+signed PDF of such a body is answered from memory; larger ones are written to a private
+temporary file, and the signed result is streamed back from a file: memory stays bounded for
+large PDFs. The
 signing parameters are query parameters; an official's signature activation travels in the
 ``Govsign-Activation`` header (never in the URL, which proxies log).
 
@@ -64,23 +66,22 @@ def _binary_response(media_type: str, description: str) -> dict[int | str, dict[
 
 
 async def _spool(request: Request) -> SpooledDocument:
-    """The request body in a private temporary file under the data directory, with its SHA-256
-    (415 unless its media type is the one the endpoint takes)."""
+    """The request body, hashed (SHA-256) as it arrives: in memory up to 1 MiB, beyond that in a
+    private temporary file under the data directory (415 unless its media type is the one the
+    endpoint takes)."""
     accepted = DOCUMENT_ROUTES[request.url.path]
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in accepted:
         raise StarletteHTTPException(415, f"Request bodies must be {' or '.join(sorted(accepted))}.")
     directory = Path(get_platform(request).runtime.settings.data_dir) / "spool"
-    await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
-    document = SpooledDocument.create(directory)
+    document = SpooledDocument.receive(directory)
     hasher = hashlib.sha256()
     try:
-        with document.path.open("wb") as handle:
-            async for chunk in request.stream():
-                if chunk:
-                    hasher.update(chunk)
-                    handle.write(chunk)
-                    document.size += len(chunk)
+        async for chunk in request.stream():
+            if chunk:
+                hasher.update(chunk)
+                document.write(chunk)
+        document.close()
     except BaseException:
         document.discard()
         raise
@@ -114,17 +115,16 @@ async def sign_pdf(
         signed = await asyncio.to_thread(_service(request, principal).sign_pdf, document, query, activation)
     finally:
         document.discard()
-    return StreamingResponse(
-        signed.chunks(),
-        media_type="application/pdf",
-        headers={
-            "Govsign-Document-SHA256": signed.document_sha256,
-            "Govsign-Signed-SHA256": signed.signed_sha256,
-            "Govsign-Credential": signed.credential,
-            "Govsign-Level": signed.level,
-            "Content-Length": str(signed.path.stat().st_size),
-        },
-    )
+    headers = {
+        "Govsign-Document-SHA256": signed.document_sha256,
+        "Govsign-Signed-SHA256": signed.signed_sha256,
+        "Govsign-Credential": signed.credential,
+        "Govsign-Level": signed.level,
+    }
+    if signed.data is not None:
+        return Response(signed.data, media_type="application/pdf", headers=headers)
+    headers["Content-Length"] = str(signed.size)
+    return StreamingResponse(signed.chunks(), media_type="application/pdf", headers=headers)
 
 
 @router.post(
