@@ -4,16 +4,17 @@ Started by ``bench/ocsp`` with the project's venv Python. See ``bench/ocsp --hel
 
 What it does, all on 127.0.0.1, in a temp dir that is removed on exit (also on Ctrl-C):
 
-1. ``govsign init`` (RSA-2048 root, issuing CA and OCSP responder keys) on a fresh SoftHSM2
-   token + SQLite, issue N certificates from ec-p256 CSRs, revoke a few (bench/ocsp_setup.py);
+1. ``govsign init`` (RSA-2048 root and issuing CA keys, an OCSP responder key of ``--responder-key``)
+   on a fresh SoftHSM2 token + SQLite, issue N certificates from ec-p256 CSRs, revoke a few
+   (bench/ocsp_setup.py);
 2. ``govsign serve --workers W`` and wait for /readyz;
 3. ``openssl ocsp`` responder over an index.txt of the same certificates, with the same issuing
-   CA certificate (so the CertIDs match) and a *software* RSA-2048 responder key + self-signed
-   responder certificate (the HSM key is not extractable; the key size and signature algorithm
-   sha256WithRSA are the same, and the load generator does not verify signatures);
+   CA certificate (so the CertIDs match) and a *software* responder key of the same type + self-signed
+   responder certificate (the HSM key is not extractable; the key type and signature algorithm
+   SHA-256 signature algorithm are the same, and the load generator does not verify signatures);
 4. check that every request of every scenario gets a real answer from both servers: successful,
    the expected good/revoked status (with the same revocation time and reason), a valid
-   signature by a 2048-bit RSA responder, the nonce echoed in (c), and for govsign (a)/(b) a
+   signature by a responder key of that type, the nonce echoed in (c), and for govsign (a)/(b) a
    pre-produced response (identical bytes twice);
 5. for each scenario, for each server in turn: wrk warm-up, then a measured wrk run (same
    Lua script, connections, threads and duration), and the CPU time the server, wrk and every
@@ -54,7 +55,7 @@ from urllib.parse import quote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -255,7 +256,7 @@ def openssl_serial(serial: int) -> str:
     return text if len(text) % 2 == 0 else "0" + text
 
 
-def write_openssl_side(work: Path, issuing: x509.Certificate, certs: list[BenchCertificate]) -> None:
+def write_openssl_side(work: Path, issuing: x509.Certificate, certs: list[BenchCertificate], key_type: str) -> None:
     lines = []
     for cert in certs:
         subject = "/" + "/".join(f"{attr.rfc4514_attribute_name}={attr.value}" for attr in cert.certificate.subject)
@@ -269,7 +270,11 @@ def write_openssl_side(work: Path, issuing: x509.Certificate, certs: list[BenchC
     (work / "index.txt").write_text("\n".join(lines) + "\n")
     (work / "index.txt.attr").write_text("unique_subject = no\n")
     (work / "issuing.pem").write_bytes(issuing.public_bytes(serialization.Encoding.PEM))
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
+        ec.generate_private_key(ec.SECP256R1())
+        if key_type == "ec-p256"
+        else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )  # the key type of govsign's responder
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
@@ -345,10 +350,16 @@ def check_response(server: Server, scenario: str, cert: BenchCertificate, issuin
         raise BenchError(f"{where}: no responder certificate in the response")
     signer = response.certificates[0]
     key = signer.public_key()
-    if not isinstance(key, rsa.RSAPublicKey) or key.key_size != 2048:
-        raise BenchError(f"{where}: the responder key is not RSA-2048")
-    assert response.signature_hash_algorithm is not None
-    key.verify(response.signature, response.tbs_response_bytes, padding.PKCS1v15(), response.signature_hash_algorithm)
+    if not isinstance(response.signature_hash_algorithm, hashes.SHA256):
+        raise BenchError(f"{where}: the response is not signed with SHA-256")
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        key.verify(response.signature, response.tbs_response_bytes, ec.ECDSA(response.signature_hash_algorithm))
+    elif isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048:
+        key.verify(
+            response.signature, response.tbs_response_bytes, padding.PKCS1v15(), response.signature_hash_algorithm
+        )
+    else:
+        raise BenchError(f"{where}: the responder key is neither RSA-2048 nor EC P-256")
     if server.name == "govsign":
         signer.verify_directly_issued_by(issuing)
     if scenario == "c":
@@ -470,6 +481,7 @@ def run_wrk(
 
 def report(servers: dict[str, Server], scenarios: list[str], args: argparse.Namespace) -> str:
     govsign, openssl = servers["govsign"], servers["openssl"]
+    key_name = "EC P-256" if args.responder_key == "ec-p256" else "RSA-2048"
     header = (
         "| scenario | govsign req/s | p50 ms | p99 ms | openssl req/s | p50 ms | p99 ms | govsign / openssl | goal |"
     )
@@ -525,9 +537,10 @@ def report(servers: dict[str, Server], scenarios: list[str], args: argparse.Name
         f"over all of them (SHA-1 CertIDs, 16-byte nonces in (c)). wrk, {args.connections} connections, "
         f"{args.threads} threads, {args.duration:g} s per run after a {args.warmup:g} s warm-up, one server loaded at "
         f"a time. govsign: `govsign serve --workers {args.workers}` (uvicorn, uvloop, httptools), OCSP responder "
-        f"key RSA-2048 in SoftHSM2, SQLite. openssl: `openssl ocsp -index index.txt -multi {args.openssl_multi}` "
-        f"({openssl_version()}), a software RSA-2048 responder key (the HSM key cannot be exported), signing every "
-        "response live. Both sign with sha256WithRSAEncryption and include the responder certificate.",
+        f"key {key_name} in SoftHSM2, SQLite. openssl: `openssl ocsp -index index.txt "
+        f"-multi {args.openssl_multi}` ({openssl_version()}), a software {key_name} responder key (the HSM key "
+        "cannot be exported), signing every response live. Both sign with SHA-256 and include the responder "
+        "certificate.",
         f"The load generator shares the machine's {cores} cores with the server under test; that is the same for "
         "both servers, so the ratios are fair, but absolute numbers are lower than with a separate client machine. "
         "CPU ms/request is the server's own CPU time (all its processes) divided by the requests answered; the "
@@ -585,6 +598,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--openssl-multi", type=int, default=2, help="openssl ocsp -multi (2)")
     parser.add_argument("--scenarios", default="abc", help="subset of abc (abc)")
     parser.add_argument("--only", choices=("govsign", "openssl"), help="load only this server (no ratios)")
+    parser.add_argument(
+        "--responder-key",
+        choices=("rsa2048", "ec-p256"),
+        default="rsa2048",
+        help="responder key type, the same for govsign (in the HSM) and openssl (rsa2048, govsign's default)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, index.txt, requests)")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = parser.parse_args()
@@ -637,6 +656,7 @@ def main() -> int:
                 str(work / "setup.json"),
                 str(args.certs),
                 str(args.revoked),
+                args.responder_key,
             ],
             cwd=work,
             env=setup_env,
@@ -662,7 +682,7 @@ def main() -> int:
             for c in data["certificates"]
         ]
         build_requests(issuing, certs)
-        write_openssl_side(work, issuing, certs)
+        write_openssl_side(work, issuing, certs, args.responder_key)
 
         servers = {
             "govsign": Server("govsign", govsign_port, get_prefix="/pki/ocsp/", post_path="/pki/ocsp"),

@@ -4,7 +4,7 @@ Run by bench/ocsp_bench.py with the project's venv Python, in a temp dir, with
 GOVSIGN_DATA_DIR etc. in the environment. It drives the real CLI (``govsign.cli.main.main``)
 in one process, so the ~0.7 s of imports is paid once instead of once per certificate.
 
-Usage: python ocsp_setup.py OUT.json N REVOKED
+Usage: python ocsp_setup.py OUT.json N REVOKED [RESPONDER_KEY]
 Writes {"issuing_ca": {...}, "certificates": [{serial, pem, status, revoked_at, reason}, ...]}.
 """
 
@@ -40,8 +40,9 @@ def cli_json(*argv: str) -> object:
 
 def main() -> None:
     out, count, revoked = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    service_key = sys.argv[4] if len(sys.argv) > 4 else "rsa2048"
     workdir = out.parent
-    init = cli_json("init", "--root-key", "rsa2048", "--issuing-key", "rsa2048", "--service-key", "rsa2048")
+    init = cli_json("init", "--root-key", "rsa2048", "--issuing-key", "rsa2048", "--service-key", service_key)
     assert isinstance(init, dict)
     certificates = []
     for number in range(1, count + 1):

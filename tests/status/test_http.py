@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from email.utils import parsedate_to_datetime
@@ -19,6 +20,8 @@ from fastapi.testclient import TestClient
 
 from govsign.api.app import create_app
 from govsign.config import Settings
+from govsign.keystore.pkcs11 import MODULE_LOCK
+from govsign.metrics import REGISTRY
 from govsign.pki.authority import HierarchyResult
 from govsign.pki.ports import RevocationReason
 from govsign.runtime import Runtime
@@ -199,3 +202,50 @@ def test_if_none_match_with_a_list_or_a_weak_tag_gets_304(client: TestClient, in
     etag = client.get("/pki/crl/issuing-1.crl").headers["etag"]
     assert client.get("/pki/crl/issuing-1.crl", headers={"If-None-Match": f'"older", {etag}'}).status_code == 304
     assert client.get("/pki/crl/issuing-1.crl", headers={"If-None-Match": f"W/{etag}"}).status_code == 304
+
+
+def test_nonce_requests_are_signed_by_the_fast_path_on_the_loop_or_in_a_thread_when_the_hsm_is_busy(
+    client: TestClient, initialized_runtime: Runtime, hierarchy: HierarchyResult
+) -> None:
+    issuing = x509.load_der_x509_certificate(hierarchy.issuing.certificate_der)
+    issued = issue(initialized_runtime, common_name="Hồ Văn Nhanh")
+    local = initialized_runtime.ocsp_fast_path_is_local
+
+    def count(where: str) -> float:
+        value = REGISTRY.get_sample_value("govsign_ocsp_live_total", {"method": "POST", "where": where})
+        return value or 0.0
+
+    def ask() -> None:
+        nonce = os.urandom(20)
+        request = asn1_request([asn1_cert_id(issuing, issued.certificate.serial_number)], raw_nonce_value=nonce)
+        reply = client.post("/pki/ocsp", content=request, headers=OCSP_REQUEST)
+        assert reply.status_code == 200
+        assert reply.headers["cache-control"] == "no-store"
+        response = ocsp.load_der_ocsp_response(reply.content)
+        assert response.certificate_status is ocsp.OCSPCertStatus.GOOD
+        assert response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce
+
+    before = count("loop"), count("thread")
+    ask()
+    assert (count("loop") - before[0], count("thread") - before[1]) == ((1, 0) if local else (0, 1))
+
+    # Another thread holds the PKCS#11 module lock (a key generation, say): the loop does not wait.
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with MODULE_LOCK:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    try:
+        before = count("loop"), count("thread")
+        timer = threading.Timer(0.3, release.set)
+        timer.start()
+        ask()
+        assert (count("loop") - before[0], count("thread") - before[1]) == (0, 1)
+    finally:
+        release.set()
+        holder.join()

@@ -1,10 +1,20 @@
 """The OCSP hot path as a raw ASGI layer in front of FastAPI.
 
-A request for one certificate without a nonce (by GET, or by POST with the right media type
-and a small body) is answered from the pre-produced responses with one database read; routing,
-dependency injection and the JSON middleware are skipped, which makes it several times cheaper.
-Anything else (a nonce, several CertIDs, a miss, a bad request) goes on to the FastAPI route
-unchanged, with the body replayed, so the protocol rules live in one place (routes/pki.py).
+A well-formed OCSP request (by GET, or by POST with the right media type and a body of at most
+MAX_FAST_BODY bytes) is answered here; routing, dependency injection and the JSON middleware are
+skipped, which makes it several times cheaper:
+
+* one certificate without a nonce: from the pre-produced responses, with one database read;
+* anything else (a nonce, several CertIDs, a miss, a bad request): by the same
+  ``Runtime.answer_ocsp`` the route calls. With a local database (SQLite: reads cost
+  microseconds) the answer is computed on the event loop when the PKCS#11 module lock is free at
+  once (SoftHSM2 must be called by one thread at a time anyway; an ECDSA signature costs about
+  0.1 ms); when another thread holds it (a key generation, a PDF signature), or the database is
+  remote, in a worker thread, so that the loop never waits for the HSM or the network.
+
+Other requests (another method or media type, a larger body, a GET path that is not base64) go
+on to the FastAPI route unchanged, with the body replayed, so the HTTP rules (415, 413...) live in
+one place (routes/pki.py).
 """
 
 from __future__ import annotations
@@ -13,8 +23,10 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
-import uuid
+import os
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import format_datetime
 from typing import Any
@@ -22,7 +34,8 @@ from urllib.parse import unquote
 
 from prometheus_client import Counter
 
-from govsign.api.middleware import REQUESTS
+from govsign.api.middleware import LATENCY, REQUESTS
+from govsign.keystore.pkcs11 import MODULE_LOCK
 from govsign.metrics import REGISTRY
 from govsign.pki.ocsp import OCSPAnswer
 
@@ -32,6 +45,20 @@ FAST_ANSWERS = Counter(
     ["method"],
     registry=REGISTRY,
 )
+LIVE_ANSWERS = Counter(
+    "govsign_ocsp_live_total",
+    "OCSP requests answered live by the fast path, by method and where they were computed.",
+    ["method", "where"],
+    registry=REGISTRY,
+)
+
+
+@functools.cache
+def _child(metric: Any, *labels: str) -> Any:
+    """A metric's child for these label values, looked up once (``labels()`` costs microseconds
+    on every call, a noticeable share of a pre-produced answer)."""
+    return metric.labels(*labels)
+
 
 OCSP_PATH = "/pki/ocsp"
 MAX_FAST_BODY = 16 * 1024
@@ -85,25 +112,32 @@ class OCSPFastPath:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
+        started = time.perf_counter()
         if method == "GET" and path.startswith(OCSP_PATH + "/"):
             request_der = decode_ocsp_get(path[len(OCSP_PATH) + 1 :])
-            if request_der is not None:
-                answer = await _pre_produced(runtime, request_der)
-                if answer is not None:
-                    FAST_ANSWERS.labels("GET").inc()
-                    await _send_answer(send, answer, runtime, cacheable=True, method="GET")
-                    return
-            await self.app(scope, receive, send)
+            if request_der is None:
+                await self.app(scope, receive, send)
+                return
+            answer = await _pre_produced(runtime, request_der)
+            if answer is not None:
+                _child(FAST_ANSWERS, "GET").inc()
+            else:
+                answer = await _live(runtime, request_der, "GET")
+            await _send_answer(send, answer, runtime, cacheable=True, method="GET")
+            _child(LATENCY, "GET", OCSP_PATH + "/{encoded}").observe(time.perf_counter() - started)
             return
         if method == "POST" and path == OCSP_PATH and _is_ocsp_post(scope):
             body, more = await _read_body(receive)
-            if not more and body:
-                answer = await _pre_produced(runtime, body)
-                if answer is not None:
-                    FAST_ANSWERS.labels("POST").inc()
-                    await _send_answer(send, answer, runtime, cacheable=False, method="POST")
-                    return
-            await self.app(scope, _replay(body, more, receive), send)
+            if more or len(body) > MAX_FAST_BODY:
+                await self.app(scope, _replay(body, more, receive), send)
+                return
+            answer = await _pre_produced(runtime, body) if body else None
+            if answer is not None:
+                _child(FAST_ANSWERS, "POST").inc()
+            else:
+                answer = await _live(runtime, body, "POST")
+            await _send_answer(send, answer, runtime, cacheable=False, method="POST")
+            _child(LATENCY, "POST", OCSP_PATH).observe(time.perf_counter() - started)
             return
         await self.app(scope, receive, send)
 
@@ -157,19 +191,39 @@ def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
 
 
 async def _pre_produced(runtime: Any, request_der: bytes) -> OCSPAnswer | None:
-    if runtime.ocsp_fast_path_is_local:
-        answer: OCSPAnswer | None = runtime.answer_ocsp_pre_produced(request_der)
-    else:
-        answer = await asyncio.to_thread(runtime.answer_ocsp_pre_produced, request_der)
+    """A fresh pre-produced answer, or None (also when anything fails: the live path then
+    answers, with tryLater or internalError when it must)."""
+    try:
+        if runtime.ocsp_fast_path_is_local:
+            answer: OCSPAnswer | None = runtime.answer_ocsp_pre_produced(request_der)
+        else:
+            answer = await asyncio.to_thread(runtime.answer_ocsp_pre_produced, request_der)
+    except Exception:  # noqa: BLE001 - answered live below, which logs and maps failures
+        return None
+    return answer
+
+
+async def _live(runtime: Any, request_der: bytes, method: str) -> OCSPAnswer:
+    """``Runtime.answer_ocsp`` (never raises): on the event loop when the database is local and
+    the PKCS#11 module lock is free at once, else in a worker thread."""
+    if runtime.ocsp_fast_path_is_local and MODULE_LOCK.acquire(blocking=False):
+        try:
+            answer: OCSPAnswer = runtime.answer_ocsp(request_der)
+        finally:
+            MODULE_LOCK.release()
+        _child(LIVE_ANSWERS, method, "loop").inc()
+        return answer
+    answer = await asyncio.to_thread(runtime.answer_ocsp, request_der)
+    _child(LIVE_ANSWERS, method, "thread").inc()
     return answer
 
 
 async def _send_answer(send: Send, answer: OCSPAnswer, runtime: Any, *, cacheable: bool, method: str) -> None:
-    REQUESTS.labels(method, OCSP_PATH if method == "POST" else OCSP_PATH + "/{encoded}", "200").inc()
+    _child(REQUESTS, method, OCSP_PATH if method == "POST" else OCSP_PATH + "/{encoded}", "200").inc()
     headers = [
         (b"content-type", b"application/ocsp-response"),
         (b"content-length", str(len(answer.der)).encode("ascii")),
-        (b"x-request-id", uuid.uuid4().hex.encode("ascii")),
+        (b"x-request-id", os.urandom(16).hex().encode("ascii")),
     ]
     extra = ocsp_cache_headers(
         answer, runtime.clock.now(), runtime.settings.ocsp_http_max_age_seconds, cacheable=cacheable

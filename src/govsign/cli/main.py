@@ -145,7 +145,10 @@ def init(
     issuing_subject: Annotated[str | None, typer.Option(help="Issuing CA subject (RFC 4514).")] = None,
     issuing_key: Annotated[KeyChoice | None, typer.Option(help="Issuing CA key (default rsa3072).")] = None,
     issuing_validity_years: Annotated[int | None, typer.Option(help="Issuing CA validity (default 10).")] = None,
-    service_key: Annotated[KeyChoice | None, typer.Option(help="OCSP responder and TSA key (default rsa2048).")] = None,
+    service_key: Annotated[
+        KeyChoice | None,
+        typer.Option(help="OCSP responder and TSA key (default: rsa2048 for the responder, ec-p256 for the TSA)."),
+    ] = None,
 ) -> None:
     """Create the token (embedded default), the schema and, once, the CA hierarchy."""
     spec = HierarchySpec(
