@@ -820,7 +820,7 @@ def report(
     lines += [
         f"Setup: govsign `serve --workers {args.workers}` (uvicorn), SQLite, SoftHSM2, the credential an "
         f"organization certificate ({credential}) with an RSA-2048 key generated in the HSM, issued by an RSA-2048 "
-        f"CA; B-T time-stamps by govsign's own TSA (RSA-2048 in the HSM). Load: {args.concurrency} keep-alive "
+        f"CA; B-T time-stamps by govsign's own TSA (EC P-256 in the HSM, the default). Load: {args.concurrency} keep-alive "
         f"`http.client` connections on as many threads in the benchmark process, closed loop, "
         f"{args.duration:g} s per run after a {args.warmup:g} s warm-up. The PDF is a 1-page PDF of {pdf_size} "
         f"bytes; the CMS document 1 MiB of random bytes; the TSA query SHA-256 with a nonce and certReq, the same "

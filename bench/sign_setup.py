@@ -35,7 +35,7 @@ def cli_json(*argv: str) -> object:
 
 def main() -> None:
     out, agency = Path(sys.argv[1]), sys.argv[2]
-    init = cli_json("init", "--root-key", "rsa2048", "--issuing-key", "rsa2048", "--service-key", "rsa2048")
+    init = cli_json("init", "--root-key", "rsa2048", "--issuing-key", "rsa2048")  # service keys: the defaults
     assert isinstance(init, dict)
     cli_json("agency", "add", agency, "--name", "Cơ quan đo hiệu năng (bench)")
     ra = cli_json("client", "add", "bench-ra", "--role", "ra-officer", "--agency", agency)
