@@ -319,7 +319,7 @@ def test_bad_input_is_refused(world: World, api: TestClient, seal: str) -> None:
         response = post_pdf(api, signer.headers, body, credential=seal)
         assert word in assert_problem(response, 422)["detail"], response.text
     assert_problem(post_pdf(api, signer.headers, b"x" * (4 * 1024 * 1024 + 1), credential=seal), 413)
-    assert_problem(post_document(api, "pdf", signer.headers, pdf, media_type="application/json", credential=seal), 415)
+    assert_problem(post_document(api, "pdf", signer.headers, pdf, media_type="text/plain", credential=seal), 415)
     assert_problem(post_pdf(api, signer.headers, pdf, credential=seal, level="B-X"), 422)
     assert_problem(post_pdf(api, signer.headers, pdf), 422)
     assert_problem(post_cms(api, signer.headers, b"", credential=seal), 422)
@@ -397,3 +397,43 @@ def test_large_documents_are_signed_through_a_file(
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
     assert not list((Path(world.runtime.settings.data_dir) / "spool").glob("govsign-doc-*")), "temporary files left"
+
+
+def test_small_documents_can_be_sent_as_json(world: World, api: TestClient, seal: str) -> None:
+    signer = world["signer"].headers
+    pdf = blank_pdf()
+    response = api.post(
+        "/api/v1/signatures/pdf",
+        headers=signer,
+        json={"credential": seal, "document": _b64(pdf), "level": "B-B", "reason": "Ký số"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["document_sha256"] == hashlib.sha256(pdf).hexdigest() and body["level"] == "B-B"
+    assert len(PdfFileReader(BytesIO(base64.b64decode(body["document"]))).embedded_signatures) == 1
+    response = api.post(
+        "/api/v1/signatures/cms", headers=signer, json={"credential": seal, "document": _b64(DOCUMENT), "level": "B-T"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["document_sha256"] == hashlib.sha256(DOCUMENT).hexdigest()
+    message = f"From: <{SEAL_EMAIL}>\r\nSubject: JSON\r\n\r\nHello\r\n".encode()
+    response = api.post(
+        "/api/v1/signatures/smime", headers=signer, json={"credential": seal, "document": _b64(message)}
+    )
+    assert response.status_code == 200, response.text
+    assert b"multipart/signed" in base64.b64decode(response.json()["document"])
+    for body in (
+        {"credential": seal, "document": "not base64!"},
+        {"credential": seal, "document": _b64(b"")},
+        {"credential": seal},
+        {"document": _b64(pdf)},
+        {"credential": seal, "document": _b64(pdf), "unknown": 1},
+    ):
+        assert_problem(api.post("/api/v1/signatures/pdf", headers=signer, json=body), 422)
+    response = api.post(
+        "/api/v1/signatures/pdf",
+        headers={**signer, "Content-Type": "application/json"},
+        content=b'{"credential": "' + seal.encode() + b'", "document": "' + b"A" * (2 * 1024 * 1024) + b'"}',
+    )
+    assert_problem(response, 413)
+    assert_problem(post_pdf(api, signer, pdf), 422)  # a raw body needs the credential in the query

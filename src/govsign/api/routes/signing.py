@@ -16,12 +16,15 @@ The role, agency, credential, status and activation checks are made in
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from govsign.access.policy import Principal
@@ -49,20 +52,98 @@ def _service(request: Request, principal: Principal) -> SigningService:
     return SigningService(get_platform(request), principal, audit_context(request, principal))
 
 
-def _binary_body(media_type: str, description: str) -> dict[str, Any]:
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    return schema
+
+
+def _document_body(media_type: str, json_model: type[BaseModel], description: str) -> dict[str, Any]:
+    """The raw document (streamed; parameters in the query string) or, for small documents, JSON
+    with the document in base64 and the parameters beside it."""
     return {
         "requestBody": {
             "required": True,
             "description": description,
-            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": _inline_schema(json_model)},
+            },
         }
     }
 
 
-def _binary_response(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+def _document_response(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
     return {
-        200: {"description": description, "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}
+        200: {
+            "description": description + " JSON requests get JSON with the result in base64.",
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": _inline_schema(schemas.SignedDocument)},
+            },
+        }
     }
+
+
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+
+
+Q = TypeVar("Q", bound=BaseModel)
+
+
+async def _json_document(
+    request: Request, json_model: type[BaseModel], query_model: type[Q]
+) -> tuple[SpooledDocument, Q]:
+    """A JSON signing request (at most GOVSIGN_MAX_REQUEST_BYTES): the decoded document and the
+    parameters."""
+    limit = get_platform(request).runtime.settings.max_request_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise StarletteHTTPException(
+                413, f"JSON requests are at most {limit} bytes; send larger documents as the raw request body."
+            )
+    try:
+        parsed = json_model.model_validate_json(bytes(body))
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False, include_context=False)) from None
+    data = parsed.model_dump()
+    content = decode_base64(data.pop("document"), "document")
+    if not content:
+        raise InvalidInputError("The document is empty; send the document to sign.")
+    document = SpooledDocument.receive(None)
+    document.write(content)
+    document.close()
+    document.remember("sha256", hashlib.sha256(content).digest())
+    return document, query_model.model_validate(data)
+
+
+async def _document(
+    request: Request, params: BaseModel, json_model: type[BaseModel], query_model: type[Q]
+) -> tuple[SpooledDocument, Q]:
+    if _is_json(request):
+        return await _json_document(request, json_model, query_model)
+    if getattr(params, "credential", None) is None:
+        raise InvalidInputError("The credential query parameter is required with a raw document body.")
+    query = query_model.model_validate(params.model_dump())
+    return await _spool(request), query
+
+
+def _signed_json(document: bytes, document_sha256: str, credential: str, level: str | None) -> JSONResponse:
+    return JSONResponse(
+        schemas.SignedDocument(
+            document=base64.b64encode(document).decode("ascii"),
+            document_sha256=document_sha256,
+            credential=credential,
+            level=level,
+        ).model_dump(mode="json")
+    )
+
+
+def _serial(credential: str) -> str:
+    return credential.replace(":", "").lower()
 
 
 async def _spool(request: Request) -> SpooledDocument:
@@ -72,7 +153,8 @@ async def _spool(request: Request) -> SpooledDocument:
     accepted = DOCUMENT_ROUTES[request.url.path]
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in accepted:
-        raise StarletteHTTPException(415, f"Request bodies must be {' or '.join(sorted(accepted))}.")
+        expected = " or ".join([*sorted(accepted), "application/json"])
+        raise StarletteHTTPException(415, f"Request bodies must be {expected}.")
     directory = Path(get_platform(request).runtime.settings.data_dir) / "spool"
     document = SpooledDocument.receive(directory)
     hasher = hashlib.sha256()
@@ -98,19 +180,19 @@ async def _spool(request: Request) -> SpooledDocument:
     summary="Sign a PDF (PAdES B-B, B-T, B-LT or B-LTA); the body is the PDF, the response the signed PDF.",
     tags=["signatures"],
     response_class=Response,
-    openapi_extra=_binary_body("application/pdf", "The PDF to sign."),
+    openapi_extra=_document_body("application/pdf", schemas.PDFSignatureJSON, "The PDF to sign."),
     responses={
-        **_binary_response("application/pdf", "The signed PDF (an incremental update of the one sent)."),
+        **_document_response("application/pdf", "The signed PDF (an incremental update of the one sent)."),
         **_problems(404, 409, 413, 415, 422),
     },
 )
 async def sign_pdf(
     request: Request,
-    query: Annotated[schemas.PDFSignatureQuery, Query()],
+    params: Annotated[schemas.PDFSignatureParams, Query()],
     principal: Caller,
     activation: ACTIVATION = None,
 ) -> Response:
-    document = await _spool(request)
+    document, query = await _document(request, params, schemas.PDFSignatureJSON, schemas.PDFSignatureQuery)
     try:
         signed = await asyncio.to_thread(_service(request, principal).sign_pdf, document, query, activation)
     finally:
@@ -121,6 +203,9 @@ async def sign_pdf(
         "Govsign-Credential": signed.credential,
         "Govsign-Level": signed.level,
     }
+    if _is_json(request):
+        data = signed.data if signed.data is not None else b"".join(signed.chunks())
+        return _signed_json(data, signed.document_sha256, signed.credential, signed.level)
     if signed.data is not None:
         return Response(signed.data, media_type="application/pdf", headers=headers)
     headers["Content-Length"] = str(signed.size)
@@ -133,25 +218,29 @@ async def sign_pdf(
     summary="Sign any content with a detached CAdES signature (.p7s); the body is the content.",
     tags=["signatures"],
     response_class=Response,
-    openapi_extra=_binary_body("application/octet-stream", "The content to sign (any bytes)."),
+    openapi_extra=_document_body(
+        "application/octet-stream", schemas.CMSSignatureJSON, "The content to sign (any bytes)."
+    ),
     responses={
-        **_binary_response("application/pkcs7-signature", "Detached CMS SignedData, DER."),
+        **_document_response("application/pkcs7-signature", "Detached CMS SignedData, DER."),
         **_problems(404, 409, 413, 415, 422),
     },
 )
 async def sign_cms(
     request: Request,
-    query: Annotated[schemas.CMSSignatureQuery, Query()],
+    params: Annotated[schemas.CMSSignatureParams, Query()],
     principal: Caller,
     activation: ACTIVATION = None,
 ) -> Response:
-    document = await _spool(request)
+    document, query = await _document(request, params, schemas.CMSSignatureJSON, schemas.CMSSignatureQuery)
     try:
         signature, content_sha256 = await asyncio.to_thread(
             _service(request, principal).sign_cms, document, query, activation
         )
     finally:
         document.discard()
+    if _is_json(request):
+        return _signed_json(signature, content_sha256, _serial(query.credential), query.level)
     return Response(
         signature,
         media_type="application/pkcs7-signature",
@@ -168,25 +257,29 @@ async def sign_cms(
     summary="Sign an RFC 5322 e-mail message as S/MIME multipart/signed (RFC 8551).",
     tags=["signatures"],
     response_class=Response,
-    openapi_extra=_binary_body("message/rfc822", "The message; its From address must be the certificate's e-mail."),
+    openapi_extra=_document_body(
+        "message/rfc822", schemas.SMIMESignatureJSON, "The message; its From address must be the certificate's e-mail."
+    ),
     responses={
-        **_binary_response("message/rfc822", "The signed message."),
+        **_document_response("message/rfc822", "The signed message."),
         **_problems(404, 409, 413, 415, 422),
     },
 )
 async def sign_smime(
     request: Request,
-    query: Annotated[schemas.SMIMESignatureQuery, Query()],
+    params: Annotated[schemas.SMIMESignatureParams, Query()],
     principal: Caller,
     activation: ACTIVATION = None,
 ) -> Response:
-    document = await _spool(request)
+    document, query = await _document(request, params, schemas.SMIMESignatureJSON, schemas.SMIMESignatureQuery)
     try:
         signed, message_sha256 = await asyncio.to_thread(
             _service(request, principal).sign_smime, document, query, activation
         )
     finally:
         document.discard()
+    if _is_json(request):
+        return _signed_json(signed, message_sha256, _serial(query.credential), "B-B")
     return Response(signed, media_type="message/rfc822", headers={"Govsign-Document-SHA256": message_sha256})
 
 

@@ -165,10 +165,20 @@ DigestAlgorithmName = Literal["sha256", "sha384", "sha512"]
 Base64Digest = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class PDFSignatureQuery(_Strict):
-    """Query parameters of a PDF signing: the PDF itself is the request body (application/pdf)."""
+OptionalCredential = Annotated[
+    str | None,
+    Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F:]{1,60}$",
+        description="Serial number (hex) of the signing certificate (required).",
+    ),
+]
+Base64Document = Annotated[
+    str, Field(min_length=1, max_length=1_400_000, description="The document, base64 (up to about 1 MB).")
+]
 
-    credential: CredentialSerial
+
+class _PDFOptions(_Strict):
     level: Literal["B-B", "B-T", "B-LT", "B-LTA"] = Field(
         default="B-T",
         description="PAdES baseline level: B-T adds a time-stamp, B-LT revocation data, B-LTA an archive time-stamp.",
@@ -196,18 +206,72 @@ class PDFSignatureQuery(_Strict):
     )
 
 
-class CMSSignatureQuery(_Strict):
-    """Query parameters of a CAdES detached signing: the content is the request body."""
+class PDFSignatureQuery(_PDFOptions):
+    """Parameters of a PDF signing."""
 
     credential: CredentialSerial
+
+
+class PDFSignatureParams(_PDFOptions):
+    """Query parameters of a PDF signing with a raw application/pdf body (credential required)."""
+
+    credential: OptionalCredential
+
+
+class _CMSOptions(_Strict):
     level: Literal["B-B", "B-T", "B-LT"] = Field(default="B-T", description="CAdES baseline level.")
     digest_algorithm: DigestAlgorithmName = Field(default="sha256", description="Digest of the content.")
 
 
-class SMIMESignatureQuery(_Strict):
-    """Query parameters of an S/MIME signing: the RFC 5322 message is the request body."""
+class CMSSignatureQuery(_CMSOptions):
+    """Parameters of a CAdES detached signing."""
 
     credential: CredentialSerial
+
+
+class CMSSignatureParams(_CMSOptions):
+    """Query parameters of a CAdES signing with a raw body (credential required)."""
+
+    credential: OptionalCredential
+
+
+class SMIMESignatureQuery(_Strict):
+    """Parameters of an S/MIME signing."""
+
+    credential: CredentialSerial
+
+
+class SMIMESignatureParams(_Strict):
+    """Query parameters of an S/MIME signing with a raw message/rfc822 body (credential required)."""
+
+    credential: OptionalCredential
+
+
+class PDFSignatureJSON(PDFSignatureQuery):
+    """A PDF signing as JSON (small documents; large ones go as a raw application/pdf body)."""
+
+    document: Base64Document
+
+
+class CMSSignatureJSON(CMSSignatureQuery):
+    """A CAdES signing as JSON (small contents; large ones go as a raw body)."""
+
+    document: Base64Document
+
+
+class SMIMESignatureJSON(SMIMESignatureQuery):
+    """An S/MIME signing as JSON: the RFC 5322 message in base64."""
+
+    document: Base64Document
+
+
+class SignedDocument(BaseModel):
+    """The answer to a JSON signing request."""
+
+    document: str = Field(description="The signed PDF, the detached .p7s, or the signed message, base64.")
+    document_sha256: str = Field(description="SHA-256 (hex) of the document as received.")
+    credential: str = Field(description="Serial number (hex) of the signing certificate.")
+    level: str | None = Field(default=None, description="The signature level made.")
 
 
 class DigestSignatureRequest(_Strict):
