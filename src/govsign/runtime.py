@@ -201,7 +201,7 @@ class Runtime:
             keystore = open_keystore(settings, create=initialize)
         except GovsignError as exc:
             if isinstance(exc, HSMLoginError):
-                _record_failure(
+                record_failure(
                     database, clock or SystemClock(), "hsm.login", "system", "token", settings.hsm_token_label, exc
                 )
             database.dispose()
@@ -624,7 +624,7 @@ class Runtime:
                 except GovsignError:
                     log.error("could not destroy key %s after a failed transaction", generated.label)
             if isinstance(exc, GovsignError) and exc.kind is not ErrorKind.UNAVAILABLE:
-                _record_failure(self.database, self.clock, action, actor, "certificate", object_id, exc, audit_context)
+                record_failure(self.database, self.clock, action, actor, "certificate", object_id, exc, audit_context)
             raise
 
     def close(self) -> None:
@@ -720,7 +720,7 @@ def open_keystore(settings: Settings, *, create: bool) -> PKCS11KeyStore:
     return keystore
 
 
-def _record_failure(
+def record_failure(
     database: Database,
     clock: Clock,
     action: str,

@@ -48,7 +48,7 @@ from govsign.errors import (
 from govsign.keystore.api import SecretRef
 from govsign.pki.ports import AuditContext, CertificateRecord, CertificateStatus
 from govsign.platform import Platform
-from govsign.runtime import _record_failure
+from govsign.runtime import record_failure
 from govsign.storage.repositories import CredentialFactorsRecord, SignatureActivationRecord, SQLPorts
 
 log = logging.getLogger(__name__)
@@ -472,7 +472,7 @@ class SoleControl:
         self.platform._audit(ports, action, actor, "certificate", serial_hex, details, context, outcome=outcome)
 
     def _refused(self, action: str, actor: str, serial: str, exc: GovsignError, context: AuditContext | None) -> None:
-        _record_failure(self.runtime.database, self.runtime.clock, action, actor, "certificate", serial, exc, context)
+        record_failure(self.runtime.database, self.runtime.clock, action, actor, "certificate", serial, exc, context)
 
     def _destroy_quietly(self, ref: SecretRef) -> None:
         try:

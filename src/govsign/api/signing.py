@@ -34,7 +34,7 @@ from govsign.api.schemas import resources as schemas
 from govsign.errors import ConflictError, ErrorKind, GovsignError, InvalidInputError, PolicyViolationError
 from govsign.pki.ports import AuditContext, AuditEvent, CertificateRecord, CertificateStatus
 from govsign.platform import Platform
-from govsign.runtime import _record_failure
+from govsign.runtime import record_failure
 from govsign.signing.cms import CMSSignatureSpec, SigningCredential, raw_signature, sign_digest, sign_digests
 from govsign.signing.evidence import RevocationEvidence
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
@@ -287,7 +287,7 @@ class SigningService:
             self._record(checked.record, {**checked.details, **details})
         except GovsignError as exc:
             if exc.kind is not ErrorKind.UNAVAILABLE:
-                _record_failure(
+                record_failure(
                     self.runtime.database,
                     self.runtime.clock,
                     "signature.create",
