@@ -14,6 +14,7 @@ ever is.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from govsign.keystore.api import SecretRef
 from govsign.pki.ports import AuditContext, CertificateRecord, CertificateStatus
 from govsign.platform import Platform
 from govsign.runtime import record_failure
+from govsign.signing.stamp import check_png
 from govsign.storage.repositories import CredentialFactorsRecord, SignatureActivationRecord, SQLPorts
 
 log = logging.getLogger(__name__)
@@ -223,6 +225,42 @@ class SoleControl:
             pin=bool(factors and factors.pin_hash),
             locked_until=locked,
         )
+
+    def set_stamp_image(
+        self,
+        serial: str,
+        image_png: bytes,
+        *,
+        actor: str,
+        principal: Principal | None = None,
+        context: AuditContext | None = None,
+    ) -> str:
+        """Store the image the credential's visible signatures show (Decree 30: the agency's seal
+        for an organization credential, the official's handwritten signature for an individual
+        one); returns its SHA-256."""
+        try:
+            check_png(image_png)
+            digest = hashlib.sha256(image_png).hexdigest()
+            with self.runtime.database.unit_of_work() as ports:
+                view = self.runtime.authority(ports).show(serial)
+                record = view.record
+                if principal is not None:
+                    self.platform.authorize(
+                        principal, Permission.CERTIFICATE_ENROL, agency_id=record.agency_id, agency_bound=True
+                    )
+                if record.profile not in ("individual", "organization"):
+                    raise PolicyViolationError(
+                        f"Visible signatures are for officials and agency seals, not the {record.profile} profile."
+                    )
+                assert record.id is not None
+                ports.stamp_images.put(record.id, bytes(image_png), digest, self.runtime.clock.now())
+                self._audit(
+                    ports, "credential.stamp-image.set", actor, record.serial_hex, {"image_sha256": digest}, context
+                )
+        except GovsignError as exc:
+            self._refused("credential.stamp-image.set", actor, serial, exc, context)
+            raise
+        return digest
 
     # -- activation -----------------------------------------------------------------------
 

@@ -3,6 +3,9 @@ sensitive, non-extractable secret; a PIN typed (here: on stdin) and stored only 
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 from .support import GOVSIGN, Deployment, assert_one_sentence_error, run
 
 
@@ -42,5 +45,21 @@ def test_enrol_totp_and_set_pin_for_an_official(deployment: Deployment) -> None:
         "--generate-key", "ec-p256",
     )["serial"]  # fmt: skip
     refused = deployment.run("credential", "enrol-totp", seal)
+    assert refused.returncode == 2
+    assert_one_sentence_error(refused)
+
+
+def test_set_stamp_image(deployment: Deployment, tmp_path: Path) -> None:
+    from PIL import Image
+
+    seal = deployment.issue(
+        "--profile", "organization", "--subject", "CN=Văn phòng Con Dấu,O=Bộ Tư pháp,C=VN", "--generate-key", "ec-p256"
+    )["serial"]  # fmt: skip
+    png = tmp_path / "seal.png"
+    Image.new("RGBA", (20, 20), (200, 0, 0, 100)).save(png, format="PNG")
+    stored = deployment.ok("credential", "set-stamp-image", seal, str(png))
+    assert stored == {"credential": seal, "image_sha256": hashlib.sha256(png.read_bytes()).hexdigest()}
+    (tmp_path / "not.png").write_bytes(b"not a png")
+    refused = deployment.run("credential", "set-stamp-image", seal, str(tmp_path / "not.png"))
     assert refused.returncode == 2
     assert_one_sentence_error(refused)

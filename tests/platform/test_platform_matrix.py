@@ -57,6 +57,7 @@ ALLOW: dict[str, tuple[str, str, str, str, str]] = {
     "PUT pin":                ("++",  "+-",       "--",   "--",     "--"),
     "GET factors":            ("++",  "--",       "+-",   "--",     "--"),
     "POST activations":       ("++",  "--",       "+-",   "--",     "--"),
+    "PUT stamp image":        ("++",  "+-",       "--",   "--",     "--"),
 }
 # fmt: on
 
@@ -188,6 +189,19 @@ def _signature(kind: str, body: dict[str, Any] | tuple[str, bytes], query: str =
     return build
 
 
+def _seal_png() -> str:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    ImageDraw.Draw(image).ellipse((2, 2, 38, 38), outline=(200, 0, 0, 255), width=3)
+    output = BytesIO()
+    image.save(output, format="PNG")
+    return base64.b64encode(output.getvalue()).decode()
+
+
+SEAL_PNG = _seal_png()
+
+
 def _official(objects: Objects, agency: str, allowed: bool, *, pin: bool = False) -> str:
     """A fresh official's certificate for allowed calls (with a PIN when asked), the shared one otherwise."""
     if not allowed:
@@ -267,6 +281,12 @@ REQUESTS: dict[str, Callable[[Objects, str, bool], Request]] = {
         {"hashes": [base64.b64encode(bytes(32)).decode()], "pin": PIN},
         None,
     ),
+    "PUT stamp image": lambda o, agency, allowed: (
+        "PUT",
+        f"/api/v1/credentials/{o.seal[agency]}/stamp-image",
+        {"image_png": SEAL_PNG},
+        None,
+    ),
 }
 
 #: Paths with placeholders, for the unauthenticated case (nothing must be looked up before 401).
@@ -294,6 +314,7 @@ ANONYMOUS_PATHS = {
     "PUT pin": ("PUT", "/api/v1/credentials/0a1b2c/factors/pin"),
     "GET factors": ("GET", "/api/v1/credentials/0a1b2c/factors"),
     "POST activations": ("POST", "/api/v1/credentials/0a1b2c/activations"),
+    "PUT stamp image": ("PUT", "/api/v1/credentials/0a1b2c/stamp-image"),
 }
 
 CASES = [

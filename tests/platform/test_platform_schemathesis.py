@@ -226,5 +226,18 @@ def test_real_success_responses_conform_to_the_schema(
             json={"hashes": locked["hashes"], "pin": "739164"},
         ),
     )
+    from PIL import Image
+
+    png = BytesIO()
+    Image.new("RGBA", (30, 30), (200, 0, 0, 128)).save(png, format="PNG")
+    check(
+        "PUT",
+        "/api/v1/credentials/{serial}/stamp-image",
+        direct_api.put(
+            f"/api/v1/credentials/{mail_seal}/stamp-image",
+            headers=officer.headers,
+            json={"image_png": base64.b64encode(png.getvalue()).decode()},
+        ),
+    )
     operations = {(m, t) for m, t, _ in checked}
-    assert len(operations) == 23, sorted(operations)
+    assert len(operations) == 24, sorted(operations)

@@ -275,3 +275,40 @@ def test_an_official_signs_then_the_agency_seals_both_visible_and_valid(world: W
     assert_problem(post_pdf(api, signer, pdf, credential=seal, stamp="true", stamp_title="x"), 422)
     assert_problem(post_pdf(api, signer, pdf, credential=seal, stamp="true", stamp_page=3), 422)
     assert_problem(post_pdf(api, signer, pdf, credential=seal, stamp="true", stamp_box="1,2,3"), 422)
+
+
+def test_a_stored_seal_image_is_drawn_in_the_agency_stamp(world: World, api: TestClient) -> None:
+    from PIL import Image, ImageDraw
+
+    seal = enrol(api, world["ra-officer"], AGENCY_A1, profile="organization")
+    image = Image.new("RGBA", (120, 120), (0, 0, 0, 0))
+    ImageDraw.Draw(image).ellipse((4, 4, 116, 116), outline=(210, 0, 0, 255), width=6)
+    png = BytesIO()
+    image.save(png, format="PNG")
+    url = f"/api/v1/credentials/{seal}/stamp-image"
+    body = {"image_png": _b64(png.getvalue())}
+    assert_problem(api.put(url, headers=world["signer"].headers, json=body), 403)
+    assert_problem(api.put(url, headers=world["ra-officer"].headers, json={"image_png": _b64(b"GIF89a")}), 422)
+    opaque = BytesIO()
+    Image.new("RGB", (10, 10)).save(opaque, format="PNG")
+    assert_problem(api.put(url, headers=world["ra-officer"].headers, json={"image_png": _b64(opaque.getvalue())}), 422)
+    response = api.put(url, headers=world["ra-officer"].headers, json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["image_sha256"] == hashlib.sha256(png.getvalue()).hexdigest()
+
+    signed = post_pdf(api, world["signer"].headers, blank_pdf(), credential=seal, level="B-B", stamp="true")
+    assert signed.status_code == 200, signed.text
+    (embedded,) = PdfFileReader(BytesIO(signed.content)).embedded_signatures
+    appearance = embedded.sig_field["/AP"]["/N"]
+
+    def images(stream: Any) -> int:
+        resources = stream.get("/Resources", {})
+        found = 0
+        for xobject in resources.get("/XObject", {}).values():
+            xobject = xobject.get_object()
+            found += 1 if xobject.get("/Subtype") == "/Image" else images(xobject)
+        return found
+
+    assert images(appearance.get_object()) >= 1
+    events = signature_events(world, seal, action="credential.stamp-image.set")
+    assert [e["outcome"] for e in events] == ["denied", "failure", "failure", "success"]

@@ -300,9 +300,12 @@ class SigningService:
             raise
         return result
 
-    def _profile_of(self, serial: str) -> str:
+    def _stamp_inputs(self, serial: str) -> tuple[str, bytes | None]:
+        """The credential's profile and the image its visible signatures show (if one is set)."""
         with self.runtime.database.read_only() as ports:
-            return self.runtime.authority(ports).show(serial).record.profile
+            record = self.runtime.authority(ports).show(serial).record
+            assert record.id is not None
+            return record.profile, ports.stamp_images.get(record.id)
 
     def _evidence(self, credential: SigningCredential, level: str) -> RevocationEvidence | None:
         if level not in ("B-LT", "B-LTA"):
@@ -317,16 +320,16 @@ class SigningService:
     def sign_pdf(
         self, document: SpooledDocument, query: schemas.PDFSignatureQuery, activation: str | None
     ) -> SignedFile:
-        stamp = (
-            VisibleStamp(
+        stamp: VisibleStamp | None = None
+        if query.stamp:
+            profile, image_png = self._stamp_inputs(query.credential)
+            stamp = VisibleStamp(
                 page=query.stamp_page,
                 box=tuple(float(value) for value in query.stamp_box.split(",")),  # type: ignore[arg-type]
-                kind="individual" if self._profile_of(query.credential) == SOLE_CONTROL_PROFILE else "organization",
+                kind="individual" if profile == SOLE_CONTROL_PROFILE else "organization",
                 title=query.stamp_title,
+                image_png=image_png,
             )
-            if query.stamp
-            else None
-        )
         if query.stamp_title is not None and (stamp is None or stamp.kind != "individual"):
             raise InvalidInputError("A stamp title is shown only on an official's visible signature.")
         spec = PDFSignatureSpec(

@@ -706,6 +706,22 @@ def credential_set_pin(
     output.stdout.print("The PIN is set.")
 
 
+@credential_app.command("set-stamp-image")
+def credential_set_stamp_image(
+    serial: Annotated[str, typer.Argument(help="Serial number (hex) of the official's or agency's certificate.")],
+    image: Annotated[Path, typer.Argument(help="PNG with a transparent background: the seal or the signature.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Store the image the credential's visible signatures show (Decree 30)."""
+    data = read_file(image, "stamp image")
+    with opened() as runtime:
+        digest = SoleControl(Platform(runtime)).set_stamp_image(serial, data, actor=actor())
+    if json_output:
+        output.print_json({"credential": serial, "image_sha256": digest})
+        return
+    output.stdout.print(f"The stamp image of credential {serial} is set (SHA-256 {digest}).")
+
+
 @credential_app.command("factors")
 def credential_factors(
     serial: Annotated[str, typer.Argument(help="Serial number (hex) of the official's certificate.")],

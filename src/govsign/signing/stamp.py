@@ -196,6 +196,11 @@ def _decode_png(data: bytes) -> Any:
     return image.convert("RGBA")
 
 
+def check_png(data: bytes) -> None:
+    """InvalidInputError unless data is a PNG with a transparent background that a stamp can show."""
+    _decode_png(data)
+
+
 def resolve_page(stamp: VisibleStamp, page_count: int) -> int:
     """The 0-based index of the stamp's page in a document of ``page_count`` pages.
 

@@ -288,3 +288,15 @@ class SignatureActivationRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class StampImageRow(Base):
+    """The image a credential's visible signatures show (Decree 30: the agency's seal, or the
+    official's handwritten signature), a transparent PNG."""
+
+    __tablename__ = "stamp_images"
+
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), primary_key=True)
+    image_png: Mapped[bytes] = mapped_column(LargeBinary)
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -44,6 +44,7 @@ from govsign.storage.models import (
     OCSPResponseRow,
     RevocationRow,
     SignatureActivationRow,
+    StampImageRow,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -1129,6 +1130,29 @@ class SQLSoleControlStore:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
+class SQLStampImageStore:
+    """Images shown by credentials' visible signatures."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, certificate_id: int) -> bytes | None:
+        row = self._session.get(StampImageRow, certificate_id)
+        return bytes(row.image_png) if row is not None else None
+
+    def put(self, certificate_id: int, image_png: bytes, image_sha256: str, at: dt.datetime) -> None:
+        row = self._session.get(StampImageRow, certificate_id)
+        if row is None:
+            self._session.add(
+                StampImageRow(
+                    certificate_id=certificate_id, image_png=image_png, image_sha256=image_sha256, updated_at=at
+                )
+            )
+        else:
+            row.image_png, row.image_sha256, row.updated_at = image_png, image_sha256, at
+        self._session.flush()
+
+
 class SQLPorts:
     """The ports of one unit of work, all on the same session (one transaction)."""
 
@@ -1145,3 +1169,4 @@ class SQLPorts:
         self.approvals = SQLApprovalStore(session)
         self.checkpoints = SQLAuditCheckpoints(session)
         self.sole_control = SQLSoleControlStore(session)
+        self.stamp_images = SQLStampImageStore(session)

@@ -400,3 +400,26 @@ async def activate(
         ).model_dump(mode="json")
 
     return JSONResponse(await asyncio.to_thread(grant), status_code=201, headers={"Cache-Control": "no-store"})
+
+
+@router.put(
+    "/credentials/{serial}/stamp-image",
+    operation_id="setStampImage",
+    summary="Store the seal (agency) or signature (official) image shown by the credential's visible signatures.",
+    tags=["sole control"],
+    response_model=schemas.StampImage,
+    responses=_problems(404, 413, 422),
+)
+async def set_stamp_image(
+    serial: SERIAL, body: schemas.StampImageRequest, request: Request, principal: Caller
+) -> JSONResponse:
+    image = decode_base64(body.image_png, "image_png")
+    digest = await asyncio.to_thread(
+        _sole_control(request).set_stamp_image,
+        serial,
+        image,
+        actor=principal.actor,
+        principal=principal,
+        context=audit_context(request, principal),
+    )
+    return JSONResponse(schemas.StampImage(credential=_serial(serial), image_sha256=digest).model_dump(mode="json"))

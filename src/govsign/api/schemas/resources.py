@@ -331,3 +331,15 @@ class Activation(BaseModel):
     hash_algorithm: str
     count: int
     expires_at: dt.datetime
+
+
+class StampImageRequest(_Strict):
+    """The image a credential's visible signatures show: the agency's seal (organization) or the
+    official's handwritten signature (individual), a PNG with a transparent background."""
+
+    image_png: str = Field(min_length=1, max_length=1_300_000, description="The PNG image, base64.")
+
+
+class StampImage(BaseModel):
+    credential: str
+    image_sha256: str = Field(description="SHA-256 (hex) of the stored PNG.")
