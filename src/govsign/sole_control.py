@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,7 +253,7 @@ class SoleControl:
                         f"Visible signatures are for officials and agency seals, not the {record.profile} profile."
                     )
                 assert record.id is not None
-                ports.stamp_images.put(record.id, bytes(image_png), digest, self.runtime.clock.now())
+                ports.stamp_images.put(record.id, bytes(image_png), self.runtime.clock.now())
                 self._audit(
                     ports, "credential.stamp-image.set", actor, record.serial_hex, {"image_sha256": digest}, context
                 )
@@ -406,13 +406,12 @@ class SoleControl:
         record: CertificateRecord,
         principal: Principal,
         token: str | None,
-        *,
-        hash_algorithm: str,
-        hashes: Sequence[bytes],
+        hashes: Callable[[str], tuple[str, Sequence[bytes]]],
     ) -> dict[str, Any]:
         """Use up the activation for this signing, inside the caller's transaction; raise unless
         it exists, belongs to this credential and caller, is unused, unexpired and covers
-        exactly these hashes. Returns what the signature's audit event records of it."""
+        exactly the hashes that ``hashes`` gives for the activation's digest algorithm (sha256
+        when the activation is unknown). Returns what the signature's audit event records of it."""
         if not token:
             raise PolicyViolationError(
                 "Signing with an official's credential needs the official's signature activation for these documents."
@@ -431,27 +430,19 @@ class SoleControl:
             if stored is not None
             else None
         )
+        hash_algorithm, values = hashes(stored.hash_algorithm if stored is not None else "sha256")
         now = self.runtime.clock.now()
         check_activation(
             state,
             credential_serial=record.serial_hex,
             client_id=principal.client_id,
             hash_algorithm=hash_algorithm,
-            hashes=hashes,
+            hashes=values,
             now=now,
         )
         if not ports.sole_control.consume_activation(token_hash, now):
             raise ConflictError("The signature activation has already been used; each activation signs once.")
         return {"activation_sha256": token_hash}
-
-    def activation_hash_algorithm(self, token: str | None) -> str:
-        """The digest algorithm the activation was made with (sha256 when unknown), so the
-        documents are hashed the same way before the check."""
-        if not token:
-            return "sha256"
-        with self.runtime.database.read_only() as ports:
-            stored = ports.sole_control.activation_for_update(activation_token_hash(token))
-        return stored.hash_algorithm if stored is not None else "sha256"
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -230,11 +230,8 @@ class SigningService:
         with self.runtime.database.unit_of_work() as ports:
             checked = self._checked(ports, serial)
             if checked.record.profile == SOLE_CONTROL_PROFILE:
-                algorithm, values = hashes(self.sole_control.activation_hash_algorithm(activation))
                 checked.details.update(
-                    self.sole_control.consume(
-                        ports, checked.record, self.principal, activation, hash_algorithm=algorithm, hashes=values
-                    )
+                    self.sole_control.consume(ports, checked.record, self.principal, activation, hashes)
                 )
         return checked
 

@@ -298,5 +298,4 @@ class StampImageRow(Base):
 
     certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), primary_key=True)
     image_png: Mapped[bytes] = mapped_column(LargeBinary)
-    image_sha256: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

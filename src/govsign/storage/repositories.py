@@ -1140,16 +1140,12 @@ class SQLStampImageStore:
         row = self._session.get(StampImageRow, certificate_id)
         return bytes(row.image_png) if row is not None else None
 
-    def put(self, certificate_id: int, image_png: bytes, image_sha256: str, at: dt.datetime) -> None:
+    def put(self, certificate_id: int, image_png: bytes, at: dt.datetime) -> None:
         row = self._session.get(StampImageRow, certificate_id)
         if row is None:
-            self._session.add(
-                StampImageRow(
-                    certificate_id=certificate_id, image_png=image_png, image_sha256=image_sha256, updated_at=at
-                )
-            )
+            self._session.add(StampImageRow(certificate_id=certificate_id, image_png=image_png, updated_at=at))
         else:
-            row.image_png, row.image_sha256, row.updated_at = image_png, image_sha256, at
+            row.image_png, row.updated_at = image_png, at
         self._session.flush()
 
 

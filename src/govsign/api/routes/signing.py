@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -131,6 +132,24 @@ async def _document(
     return await _spool(request), query
 
 
+T = TypeVar("T")
+
+
+async def _signing(
+    request: Request,
+    params: BaseModel,
+    json_model: type[BaseModel],
+    query_model: type[Q],
+    sign: Callable[[SpooledDocument, Q], T],
+) -> tuple[T, Q]:
+    """Receive the document (raw or JSON), sign it in a worker thread, and always drop it."""
+    document, query = await _document(request, params, json_model, query_model)
+    try:
+        return await asyncio.to_thread(sign, document, query), query
+    finally:
+        document.discard()
+
+
 def _signed_json(document: bytes, document_sha256: str, credential: str, level: str | None) -> JSONResponse:
     return JSONResponse(
         schemas.SignedDocument(
@@ -192,11 +211,14 @@ async def sign_pdf(
     principal: Caller,
     activation: ACTIVATION = None,
 ) -> Response:
-    document, query = await _document(request, params, schemas.PDFSignatureJSON, schemas.PDFSignatureQuery)
-    try:
-        signed = await asyncio.to_thread(_service(request, principal).sign_pdf, document, query, activation)
-    finally:
-        document.discard()
+    service = _service(request, principal)
+    signed, _ = await _signing(
+        request,
+        params,
+        schemas.PDFSignatureJSON,
+        schemas.PDFSignatureQuery,
+        lambda document, query: service.sign_pdf(document, query, activation),
+    )
     headers = {
         "Govsign-Document-SHA256": signed.document_sha256,
         "Govsign-Signed-SHA256": signed.signed_sha256,
@@ -232,13 +254,14 @@ async def sign_cms(
     principal: Caller,
     activation: ACTIVATION = None,
 ) -> Response:
-    document, query = await _document(request, params, schemas.CMSSignatureJSON, schemas.CMSSignatureQuery)
-    try:
-        signature, content_sha256 = await asyncio.to_thread(
-            _service(request, principal).sign_cms, document, query, activation
-        )
-    finally:
-        document.discard()
+    service = _service(request, principal)
+    (signature, content_sha256), query = await _signing(
+        request,
+        params,
+        schemas.CMSSignatureJSON,
+        schemas.CMSSignatureQuery,
+        lambda document, query: service.sign_cms(document, query, activation),
+    )
     if _is_json(request):
         return _signed_json(signature, content_sha256, _serial(query.credential), query.level)
     return Response(
@@ -271,13 +294,14 @@ async def sign_smime(
     principal: Caller,
     activation: ACTIVATION = None,
 ) -> Response:
-    document, query = await _document(request, params, schemas.SMIMESignatureJSON, schemas.SMIMESignatureQuery)
-    try:
-        signed, message_sha256 = await asyncio.to_thread(
-            _service(request, principal).sign_smime, document, query, activation
-        )
-    finally:
-        document.discard()
+    service = _service(request, principal)
+    (signed, message_sha256), query = await _signing(
+        request,
+        params,
+        schemas.SMIMESignatureJSON,
+        schemas.SMIMESignatureQuery,
+        lambda document, query: service.sign_smime(document, query, activation),
+    )
     if _is_json(request):
         return _signed_json(signed, message_sha256, _serial(query.credential), "B-B")
     return Response(signed, media_type="message/rfc822", headers={"Govsign-Document-SHA256": message_sha256})

@@ -25,7 +25,6 @@ def upgrade() -> None:
         "stamp_images",
         sa.Column("certificate_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("image_png", sa.LargeBinary(), nullable=False),
-        sa.Column("image_sha256", sa.String(length=64), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["certificate_id"], ["certificates.id"], name=op.f("fk_stamp_images_certificate_id_certificates")
