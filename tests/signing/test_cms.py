@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import hashlib
 import secrets
 import shutil
@@ -29,7 +28,7 @@ from pyasn1_fasder import decode_der  # type: ignore[import-untyped]
 from govsign.clock import FixedClock, SystemClock
 from govsign.errors import ErrorKind, InvalidInputError, UnavailableError
 from govsign.keystore.api import KeyAlgorithm, KeyStore
-from govsign.pki.authority import CertificateAuthority, HierarchyResult, IssuanceRequest, IssuedCertificate
+from govsign.pki.authority import HierarchyResult
 from govsign.runtime import Runtime
 from govsign.signing import (
     CMSSignatureSpec,
@@ -42,34 +41,16 @@ from govsign.signing import (
 )
 from govsign.tsa.authority import rejection
 
-ACTOR = "test:signing"
+from .credentials import individual_credentials
+
 KEYS = [pytest.param(KeyAlgorithm.EC_P256, id="ec-p256"), pytest.param(KeyAlgorithm.RSA2048, id="rsa2048")]
 DOCUMENT = secrets.token_bytes(1024 * 1024)
-
-
-def _issue(ca: CertificateAuthority, *, request: IssuanceRequest) -> IssuedCertificate:
-    return ca.issue(request)
 
 
 @pytest.fixture(scope="module")
 def credentials(initialized_runtime: Runtime, hierarchy: HierarchyResult) -> dict[KeyAlgorithm, SigningCredential]:
     """An individual certificate with a key generated on the token, per key algorithm."""
-    found: dict[KeyAlgorithm, SigningCredential] = {}
-    for algorithm in (KeyAlgorithm.EC_P256, KeyAlgorithm.RSA2048):
-        subject = f"CN=CMS signer {algorithm.value} {secrets.token_hex(4)},C=VN"
-        request = IssuanceRequest(
-            profile="individual", subject=subject, email="signer@example.gov.vn", generate_key=algorithm, actor=ACTOR
-        )
-        issued = initialized_runtime.execute(
-            functools.partial(_issue, request=request), action="certificate.issue", actor=ACTOR, object_id=subject
-        )
-        assert issued.record.key is not None
-        found[algorithm] = SigningCredential(
-            key=issued.record.key,
-            certificate_der=issued.record.certificate_der,
-            chain_der=(hierarchy.issuing.certificate_der, hierarchy.root.certificate_der),
-        )
-    return found
+    return individual_credentials(initialized_runtime, hierarchy, "CMS signer")
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,7 @@ validation and ``openssl cms -verify`` over the signed byte ranges."""
 
 from __future__ import annotations
 
-import functools
 import re
-import secrets
 import shutil
 import subprocess
 from io import BytesIO
@@ -24,38 +22,20 @@ from pyhanko_certvalidator import ValidationContext
 
 from govsign.errors import InvalidInputError
 from govsign.keystore.api import KeyAlgorithm, KeyStore
-from govsign.pki.authority import CertificateAuthority, HierarchyResult, IssuanceRequest, IssuedCertificate
+from govsign.pki.authority import HierarchyResult
 from govsign.runtime import Runtime
 from govsign.signing import SigningCredential
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
 
-ACTOR = "test:signing"
+from .credentials import individual_credentials
+
 KEYS = [pytest.param(KeyAlgorithm.EC_P256, id="ec-p256"), pytest.param(KeyAlgorithm.RSA2048, id="rsa2048")]
-
-
-def _issue(ca: CertificateAuthority, *, request: IssuanceRequest) -> IssuedCertificate:
-    return ca.issue(request)
 
 
 @pytest.fixture(scope="module")
 def credentials(initialized_runtime: Runtime, hierarchy: HierarchyResult) -> dict[KeyAlgorithm, SigningCredential]:
     """An individual certificate with a key generated on the token, per key algorithm."""
-    found: dict[KeyAlgorithm, SigningCredential] = {}
-    for algorithm in (KeyAlgorithm.EC_P256, KeyAlgorithm.RSA2048):
-        subject = f"CN=PDF signer {algorithm.value} {secrets.token_hex(4)},C=VN"
-        request = IssuanceRequest(
-            profile="individual", subject=subject, email="signer@example.gov.vn", generate_key=algorithm, actor=ACTOR
-        )
-        issued = initialized_runtime.execute(
-            functools.partial(_issue, request=request), action="certificate.issue", actor=ACTOR, object_id=subject
-        )
-        assert issued.record.key is not None
-        found[algorithm] = SigningCredential(
-            key=issued.record.key,
-            certificate_der=issued.record.certificate_der,
-            chain_der=(hierarchy.issuing.certificate_der, hierarchy.root.certificate_der),
-        )
-    return found
+    return individual_credentials(initialized_runtime, hierarchy, "PDF signer")
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,8 @@ from govsign.signing import SigningCredential
 from govsign.signing.evidence import RevocationEvidence
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
 
-from .test_pdf import ACTOR, _blank_pdf, _issue, _openssl_verify_pdf, _qpdf_check, credentials, store
+from .credentials import ACTOR, _issue
+from .test_pdf import _blank_pdf, _openssl_verify_pdf, _qpdf_check, credentials, store
 
 __all__ = ["credentials", "store"]  # fixtures shared with test_pdf
 
