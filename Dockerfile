@@ -42,6 +42,7 @@ WORKDIR /build
 # README.md is the project's readme in pyproject.toml: the build needs it.
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY migrations ./migrations
 RUN /opt/govsign/bin/pip install . \
  && /opt/govsign/bin/govsign --help >/dev/null
 

@@ -28,9 +28,9 @@ What it does, all on 127.0.0.1, in a temp dir that is removed on exit (also on C
    numbers: a warning says so). The per-core figure of a contender is operations per CPU-second
    it used; the goals compare those;
 6. with ``--profile``, after the server is stopped, in a child process with the server's settings
-   and under cProfile: the PDF path of the service (``SigningService.sign_pdf``: credential
+   and under cProfile: the PDF path of the service (``Signatures.sign_pdf``: credential
    checks, pyHanko with the HSM signer, audit event; no HTTP), the CMS path
-   (``SigningService.sign_cms``) and the TSA (``Runtime.answer_timestamp``);
+   (``Signatures.sign_cms``) and the TSA (``TimeStampService.answer``);
 7. print the result as Markdown on stdout (progress goes to stderr), with the goal verdicts.
 """
 
@@ -520,24 +520,24 @@ def profile_child(work: Path, serial: str, seconds: float) -> None:
     import cProfile
     import pstats
 
-    from govsign.api.schemas.resources import CMSSignatureQuery, PDFSignatureQuery
-    from govsign.api.signing import SigningService, SpooledDocument
+    from govsign.audit.events import AuditContext
     from govsign.config import Settings
-    from govsign.pki.ports import AuditContext
-    from govsign.platform import Platform
-    from govsign.runtime import Runtime
+    from govsign.services.authorization import Requester
+    from govsign.services.bootstrap import Services
+    from govsign.services.documents import SpooledDocument
+    from govsign.services.signatures import CMSSigningRequest, PDFSigningRequest
 
     setup = json.loads((work / "setup.json").read_text())
     pdf = (work / "doc.pdf").read_bytes()
     content = (work / "doc.bin").read_bytes()
     query = (work / "query.tsq").read_bytes()
-    runtime = Runtime.open(Settings())
+    services = Services.open(Settings())
     results: dict[str, Any] = {}
     try:
-        platform = Platform(runtime)
-        principal = platform.authenticate_token(setup["signer_token"])
+        principal = services.authentication.authenticate_token(setup["signer_token"])
         assert principal is not None
         context = AuditContext(client_id=principal.client_id, agency_id=principal.agency_id, request_id="bench")
+        requester = Requester.client(principal, context)
         spool = work / "profile-spool"
         spool.mkdir(mode=0o700, exist_ok=True)
 
@@ -552,8 +552,8 @@ def profile_child(work: Path, serial: str, seconds: float) -> None:
         def sign_pdf() -> None:
             document = spooled(pdf)
             try:
-                signed = SigningService(platform, principal, context).sign_pdf(
-                    document, PDFSignatureQuery(credential=serial, level="B-B"), None
+                signed = services.signatures.sign_pdf(
+                    document, PDFSigningRequest(credential=serial, level="B-B"), requester, None
                 )
             finally:
                 document.discard()
@@ -563,14 +563,14 @@ def profile_child(work: Path, serial: str, seconds: float) -> None:
         def sign_cms() -> None:
             document = spooled(content)
             try:
-                SigningService(platform, principal, context).sign_cms(
-                    document, CMSSignatureQuery(credential=serial, level="B-B"), None
+                services.signatures.sign_cms(
+                    document, CMSSigningRequest(credential=serial, level="B-B"), requester, None
                 )
             finally:
                 document.discard()
 
         def timestamp() -> None:
-            runtime.answer_timestamp(query)
+            services.timestamps.answer(query)
 
         for name, one, share in (("pdf", sign_pdf, 1.0), ("cms", sign_cms, 0.5), ("tsa", timestamp, 0.5)):
             budget = seconds * share
@@ -590,7 +590,7 @@ def profile_child(work: Path, serial: str, seconds: float) -> None:
             profiler.disable()
             results[name] = summarise_profile(pstats.Stats(profiler), plain, profiled, PROFILE_MARKS[name])
     finally:
-        runtime.close()
+        services.close()
     (work / "profile.json").write_text(json.dumps(results))
 
 
@@ -623,24 +623,24 @@ def summarise_profile(
 #: Per profiled path, functions whose cumulative time the summary names: (file suffix, function).
 PROFILE_MARKS: dict[str, dict[str, tuple[str, str]]] = {
     "pdf": {
-        "whole service call (SigningService.sign_pdf)": ("govsign/api/signing.py", "sign_pdf"),
-        "step 1, credential checks in the database (_check)": ("govsign/api/signing.py", "_check"),
-        "step 3, audit event (_record)": ("govsign/api/signing.py", "_record"),
+        "whole service call (Signatures.sign_pdf)": ("govsign/services/signatures.py", "sign_pdf"),
+        "step 1, credential checks in the database (_check)": ("govsign/services/signatures.py", "_check"),
+        "step 3, audit event (_record)": ("govsign/services/signatures.py", "_record"),
         "pyHanko PdfSigner.sign_pdf": ("pyhanko/sign/signers/pdf_signer.py", "sign_pdf"),
         "HSM key operation (PKCS11KeyStore.sign)": ("govsign/keystore/pkcs11.py", "sign"),
         "opening the PDF (IncrementalPdfFileWriter)": ("pyhanko/pdf_utils/incremental_writer.py", "__init__"),
         "HSMSigner set-up (certificates parsed)": ("govsign/signing/pdf.py", "__init__"),
     },
     "cms": {
-        "whole service call (SigningService.sign_cms)": ("govsign/api/signing.py", "sign_cms"),
-        "step 1, credential checks in the database (_check)": ("govsign/api/signing.py", "_check"),
-        "step 3, audit event (_record)": ("govsign/api/signing.py", "_record"),
+        "whole service call (Signatures.sign_cms)": ("govsign/services/signatures.py", "sign_cms"),
+        "step 1, credential checks in the database (_check)": ("govsign/services/signatures.py", "_check"),
+        "step 3, audit event (_record)": ("govsign/services/signatures.py", "_record"),
         "CAdES SignedData (signing.cms.sign_digest)": ("govsign/signing/cms.py", "sign_digest"),
         "HSM key operation (PKCS11KeyStore.sign)": ("govsign/keystore/pkcs11.py", "sign"),
         "HSM key operation (PKCS11KeyStore.sign_digest)": ("govsign/keystore/pkcs11.py", "sign_digest"),
     },
     "tsa": {
-        "whole call (Runtime.answer_timestamp)": ("govsign/runtime.py", "answer_timestamp"),
+        "whole call (TimeStampService.answer)": ("govsign/services/status.py", "answer"),
         "TimeStampAuthority.answer": ("govsign/tsa/authority.py", "answer"),
         "token (TimeStampAuthority._grant)": ("govsign/tsa/authority.py", "_grant"),
         "HSM key operation (PKCS11KeyStore.sign)": ("govsign/keystore/pkcs11.py", "sign"),
@@ -648,9 +648,9 @@ PROFILE_MARKS: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 PROFILE_TITLES = {
-    "pdf": "`SigningService.sign_pdf`, PAdES B-B of the 1-page PDF, RSA-2048 in SoftHSM2",
-    "cms": "`SigningService.sign_cms`, CAdES detached B-B of the 1 MB document, RSA-2048 in SoftHSM2",
-    "tsa": "`Runtime.answer_timestamp`, the same RFC 3161 query, RSA-2048 TSA key in SoftHSM2",
+    "pdf": "`Signatures.sign_pdf`, PAdES B-B of the 1-page PDF, RSA-2048 in SoftHSM2",
+    "cms": "`Signatures.sign_cms`, CAdES detached B-B of the 1 MB document, RSA-2048 in SoftHSM2",
+    "tsa": "`TimeStampService.answer`, the same RFC 3161 query, RSA-2048 TSA key in SoftHSM2",
 }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from govsign.errors import ConfigurationError
@@ -33,6 +33,9 @@ SOFTHSM2_LIBRARY_CANDIDATES = (
 TEST_CERTIFICATE_POLICY_OID = "1.3.6.1.4.1.32473.1.1"
 
 _OID_PATTERN = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+
+#: The settings that name a file which must exist, with what that file is.
+_FILE_SETTINGS = {"pkcs11_module": "PKCS#11 library", "hsm_pin_file": "PIN file"}
 
 
 def find_softhsm2_library() -> Path | None:
@@ -174,22 +177,13 @@ class Settings(BaseSettings):
             raise ValueError("must be 1 to 32 bytes long")
         return value
 
-    @field_validator("pkcs11_module")
+    @field_validator(*_FILE_SETTINGS)
     @classmethod
-    def _check_module(cls, value: Path | None) -> Path | None:
+    def _check_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None or str(value) == "":
             return None
         if not value.is_file():
-            raise ValueError(f"no PKCS#11 library at {value}")
-        return value
-
-    @field_validator("hsm_pin_file")
-    @classmethod
-    def _check_pin_file(cls, value: Path | None) -> Path | None:
-        if value is None or str(value) == "":
-            return None
-        if not value.is_file():
-            raise ValueError(f"no PIN file at {value}")
+            raise ValueError(f"no {_FILE_SETTINGS[str(info.field_name)]} at {value}")
         return value
 
     # -- derived values ---------------------------------------------------------------------

@@ -10,15 +10,7 @@ import hmac
 import pytest
 
 from govsign.activation.binding import ActivationScope, ActivationState, check_activation, new_activation_token
-from govsign.activation.factors import (
-    check_new_pin,
-    hash_pin,
-    hotp,
-    match_totp,
-    pin_matches,
-    time_step,
-    totp_enrolment,
-)
+from govsign.activation.factors import check_new_pin, hash_pin, hotp, match_totp, pin_matches, time_step, totp_enrolment
 from govsign.errors import ConflictError, InvalidInputError, PolicyViolationError
 
 RFC_SEED = b"12345678901234567890"

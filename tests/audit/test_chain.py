@@ -2,54 +2,59 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 
 import pytest
 
-from govsign.audit.chain import GENESIS_HASH, canonical_details, event_hash, verify_chain
+from govsign.audit.chain import GENESIS_HASH, LinkedEvent, canonical_details, event_hash, verify_chain
 
 START = dt.datetime(2026, 1, 15, 3, 0, 0, tzinfo=dt.UTC)
 
-Row = tuple[int, dt.datetime, str, str, str, str, str, str, str, str]
+#: A stored event and the hash stored beside it, as verify_chain reads them.
+Row = tuple[LinkedEvent, str]
 
-#: Column positions of a stored row, as verify_chain reads it.
-FIELDS = {
-    "occurred_at": 1,
-    "actor": 2,
-    "action": 3,
-    "object_type": 4,
-    "object_id": 5,
-    "outcome": 6,
-    "details_json": 7,
-    "previous_hash": 8,
-    "event_hash": 9,
-}
+#: The fields of a stored event that a change to is found.
+FIELDS = (
+    "occurred_at",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "outcome",
+    "details_json",
+    "previous_hash",
+    "event_hash",
+)
 
 
 def build_chain(count: int = 5) -> list[Row]:
     rows: list[Row] = []
     previous = GENESIS_HASH
     for sequence in range(1, count + 1):
-        at = START + dt.timedelta(minutes=sequence)
-        details = canonical_details({"profile": "individual", "subject": f"CN=Nguyễn Văn {sequence},C=VN"})
-        fields = {
-            "actor": "operator:lan",
-            "action": "certificate.issue",
-            "object_type": "certificate",
-            "object_id": f"{sequence:032x}",
-            "outcome": "success",
-        }
-        digest = event_hash(sequence=sequence, occurred_at=at, details_json=details, previous_hash=previous, **fields)
-        rows.append((sequence, at, *fields.values(), details, previous, digest))  # type: ignore[arg-type]
+        event = LinkedEvent(
+            sequence=sequence,
+            occurred_at=START + dt.timedelta(minutes=sequence),
+            actor="operator:lan",
+            action="certificate.issue",
+            object_type="certificate",
+            object_id=f"{sequence:032x}",
+            outcome="success",
+            details_json=canonical_details({"profile": "individual", "subject": f"CN=Nguyễn Văn {sequence},C=VN"}),
+            previous_hash=previous,
+        )
+        digest = event_hash(event)
+        rows.append((event, digest))
         previous = digest
     return rows
 
 
-def _with(row: Row, position: int, value: object) -> Row:
-    changed = list(row)
-    changed[position] = value
-    return tuple(changed)  # type: ignore[return-value]
+def _with(row: Row, field: str, value: object) -> Row:
+    event, digest = row
+    if field == "event_hash":
+        return event, str(value)
+    return dataclasses.replace(event, **{field: value}), digest
 
 
 def test_intact_chain_verifies() -> None:
@@ -66,9 +71,9 @@ def test_empty_chain_verifies() -> None:
 
 def test_first_event_links_to_genesis_and_each_to_the_one_before() -> None:
     rows = build_chain()
-    assert rows[0][8] == GENESIS_HASH
+    assert rows[0][0].previous_hash == GENESIS_HASH
     for before, after in itertools.pairwise(rows):
-        assert after[8] == before[9]
+        assert after[0].previous_hash == before[1]
 
 
 NEW_VALUES: dict[str, object] = {
@@ -88,7 +93,7 @@ NEW_VALUES: dict[str, object] = {
 @pytest.mark.parametrize("sequence", [1, 3, 5])
 def test_changing_any_field_is_found_at_that_event(field: str, sequence: int) -> None:
     rows = build_chain()
-    rows[sequence - 1] = _with(rows[sequence - 1], FIELDS[field], NEW_VALUES[field])
+    rows[sequence - 1] = _with(rows[sequence - 1], field, NEW_VALUES[field])
     verdict = verify_chain(rows)
     assert not verdict.intact
     assert verdict.first_broken_sequence == sequence
@@ -97,7 +102,7 @@ def test_changing_any_field_is_found_at_that_event(field: str, sequence: int) ->
 
 def test_changing_one_character_of_the_details_is_found() -> None:
     rows = build_chain()
-    rows[1] = _with(rows[1], FIELDS["details_json"], rows[1][7].replace("Văn", "Vân"))
+    rows[1] = _with(rows[1], "details_json", rows[1][0].details_json.replace("Văn", "Vân"))
     verdict = verify_chain(rows)
     assert (verdict.intact, verdict.first_broken_sequence) == (False, 2)
     assert "altered" in (verdict.problem or "")
@@ -105,20 +110,8 @@ def test_changing_one_character_of_the_details_is_found() -> None:
 
 def test_rehashing_an_altered_event_breaks_the_link_of_the_next() -> None:
     rows = build_chain()
-    sequence, at, actor, action, object_type, object_id, outcome, _details, previous, _digest = rows[2]
-    forged_details = canonical_details({"profile": "forged"})
-    forged = event_hash(
-        sequence=sequence,
-        occurred_at=at,
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        outcome=outcome,
-        details_json=forged_details,
-        previous_hash=previous,
-    )
-    rows[2] = (sequence, at, actor, action, object_type, object_id, outcome, forged_details, previous, forged)
+    forged = dataclasses.replace(rows[2][0], details_json=canonical_details({"profile": "forged"}))
+    rows[2] = (forged, event_hash(forged))
     verdict = verify_chain(rows)
     assert (verdict.intact, verdict.first_broken_sequence) == (False, 4)
     assert "does not link" in (verdict.problem or "")
@@ -150,24 +143,17 @@ def test_reordering_events_is_found() -> None:
 
 def test_renumbering_events_is_found() -> None:
     rows = build_chain()
-    rows[2] = _with(rows[2], 0, 7)
+    rows[2] = _with(rows[2], "sequence", 7)
     verdict = verify_chain(rows)
     assert (verdict.intact, verdict.first_broken_sequence) == (False, 3), "event 3 is gone from its place"
 
 
 def test_hash_does_not_depend_on_the_time_zone_of_the_same_instant() -> None:
-    common = {
-        "sequence": 1,
-        "actor": "a",
-        "action": "b",
-        "object_type": "c",
-        "object_id": "d",
-        "outcome": "success",
-        "details_json": "{}",
-        "previous_hash": GENESIS_HASH,
-    }
+    event = build_chain(1)[0][0]
     vietnam = dt.timezone(dt.timedelta(hours=7))
-    assert event_hash(occurred_at=START, **common) == event_hash(occurred_at=START.astimezone(vietnam), **common)  # type: ignore[arg-type]
+    in_vietnam = dataclasses.replace(event, occurred_at=event.occurred_at.astimezone(vietnam))
+    assert in_vietnam.occurred_at.utcoffset() == dt.timedelta(hours=7)
+    assert event_hash(event) == event_hash(in_vietnam)
 
 
 def test_canonical_details_are_sorted_compact_utf8() -> None:

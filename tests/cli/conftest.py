@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import Deployment, openssl
+
 from .refusal_cases import DATA_CASES, SETTINGS_CASES, Battery, run_battery
-from .support import Deployment, openssl
 
 POSTGRES_URL_VARIABLE = "GOVSIGN_TEST_POSTGRES_URL"
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .support import Deployment, Result, State
+from helpers.cli import Deployment, Result, State
 
 # fmt: off
 ISSUE_EC = ("cert", "issue", "--profile", "individual", "--subject", "CN=Phải từ chối,C=VN", "--generate-key", "ec-p256")

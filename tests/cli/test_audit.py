@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .support import Deployment, Result, assert_ok, assert_one_sentence_error
+from helpers.cli import Deployment, Result, assert_ok, assert_one_sentence_error
 
 _copies = itertools.count(1)
 

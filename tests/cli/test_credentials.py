@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .support import GOVSIGN, Deployment, assert_one_sentence_error, run
+from helpers.cli import GOVSIGN, Deployment, assert_one_sentence_error, run
 
 
 def test_enrol_totp_and_set_pin_for_an_official(deployment: Deployment) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from .support import (
+from helpers.cli import (
     TOKEN_LABEL,
     Deployment,
     assert_lint_clean,

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from .support import (
+from helpers.cli import (
     PRINTABLESTRING_TAG,
     UTF8STRING_TAG,
     VIETNAMESE_SUBJECT,

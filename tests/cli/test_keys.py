@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .support import SOFTHSM_MODULE, TOKEN_LABEL, Deployment
+from helpers.cli import SOFTHSM_MODULE, TOKEN_LABEL, Deployment
 
 REQUIRED_ACCESS = {"sensitive", "always sensitive", "never extractable", "local"}
 

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .support import Deployment, assert_one_sentence_error
+from helpers.cli import Deployment, assert_one_sentence_error
 
 SHOW_FIELDS = {"serial", "status", "revocation_reason", "revoked_at", "certificate_pem"}
 VIETNAM = dt.timezone(dt.timedelta(hours=7))

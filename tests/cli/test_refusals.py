@@ -10,14 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import Deployment, Result, assert_one_sentence_error, assert_same_listing, assert_same_state
+
 from .refusal_cases import DATA_CASES, SETTINGS_CASES, Battery
-from .support import (
-    Deployment,
-    Result,
-    assert_one_sentence_error,
-    assert_same_listing,
-    assert_same_state,
-)
 
 NO_ARGS_ROUGH_EDGE = (
     "cli/main.py main() prints format_message() of click's NoArgsIsHelpError, which is empty: "

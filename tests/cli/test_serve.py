@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .support import GOVSIGN, Deployment, assert_one_sentence_error, free_port
+from helpers.cli import GOVSIGN, Deployment, assert_one_sentence_error, free_port
 
 STARTUP_LIMIT_SECONDS = 30.0
 STOP_LIMIT_SECONDS = 30.0

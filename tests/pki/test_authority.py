@@ -2,7 +2,7 @@
 
 Every successful change writes exactly one audit event with it; every refusal changes nothing
 (no certificate, no revocation, no key in the HSM) and is recorded as one failed audit event.
-The hierarchy is shared by the session (``initialized_runtime``), so all checks are deltas.
+The hierarchy is shared by the session (``initialized_services``), so all checks are deltas.
 """
 
 from __future__ import annotations
@@ -35,24 +35,23 @@ from govsign.errors import (
     UnknownProfileError,
 )
 from govsign.keystore.api import KeyAlgorithm
-from govsign.pki.authority import (
-    CertificateAuthority,
-    HierarchyResult,
-    HierarchySpec,
-    IssuanceRequest,
-    IssuedCertificate,
-)
-from govsign.pki.ports import CertificateStatus, RevocationReason
+from govsign.pki.authority import IssuedCertificate
+from govsign.pki.hierarchy import HierarchyResult, HierarchySpec
+from govsign.pki.issuance import IssuanceRequest
 from govsign.pki.profiles import DOCUMENT_SIGNING_OID
-from govsign.runtime import Runtime
+from govsign.pki.records import CertificateStatus, RevocationReason
+from govsign.services.authorization import Requester
+from govsign.services.bootstrap import Services
+from govsign.services.uow import Work
 from govsign.storage.models import AuditEventRow, CertificateRow, RevocationRow
+from helpers.deployment import Deployment
 
 BASE_URL = "http://pki.example.gov.vn"
 SUBJECT = "UID=CCCD:077190000123,CN=Nguyễn Thị Yến,OU=Văn phòng,O=Tỉnh ủy Bà Rịa – Vũng Tàu,L=Bà Rịa – Vũng Tàu,C=VN"
 ACTOR = "test:authority"
 PROFILES = ["individual", "organization", "device"]
 
-Operation = Callable[[CertificateAuthority], Any]
+Operation = Callable[[Work], Any]
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -66,60 +65,62 @@ class Snapshot:
     hsm_keys: frozenset[bytes]
 
 
-def snapshot(runtime: Runtime) -> Snapshot:
-    with runtime.database.unit_of_work() as ports:
+def snapshot(services: Services) -> Snapshot:
+    with services.database.unit_of_work() as ports:
         session = ports.session
         return Snapshot(
             certificates=int(session.scalar(select(func.count()).select_from(CertificateRow)) or 0),
             revocations=int(session.scalar(select(func.count()).select_from(RevocationRow)) or 0),
             audit_events=ports.audit.count(),
-            hsm_keys=frozenset(key.ref.key_id for key in runtime.keystore.list_private_keys()),
+            hsm_keys=frozenset(key.ref.key_id for key in services.keystore.list_private_keys()),
         )
 
 
-def last_audit_event(runtime: Runtime) -> AuditEventRow:
-    with runtime.database.unit_of_work() as ports:
+def last_audit_event(services: Services) -> AuditEventRow:
+    with services.database.unit_of_work() as ports:
         row = ports.session.scalars(select(AuditEventRow).order_by(AuditEventRow.id.desc()).limit(1)).one()
         ports.session.expunge(row)
         return row
 
 
-def assert_chain_intact(runtime: Runtime) -> None:
-    with runtime.database.unit_of_work() as ports:
+def assert_chain_intact(services: Services) -> None:
+    with services.database.unit_of_work() as ports:
         verdict = ports.audit.verify()
     assert verdict.intact, verdict.problem
 
 
-def execute(runtime: Runtime, operation: Operation) -> Any:
-    return runtime.execute(operation, action="test.operation", actor=ACTOR, object_id="-")
+def execute(services: Services, operation: Operation) -> Any:
+    return services.uow.run(operation, action="test.operation", requester=Requester.operator(ACTOR), object_id="-")
 
 
-def change(runtime: Runtime, operation: Operation, action: str) -> Any:
+def change(services: Services, operation: Operation, action: str) -> Any:
     """Run a change; check it wrote exactly one successful audit event named ``action``."""
-    before = snapshot(runtime)
-    result = execute(runtime, operation)
-    after = snapshot(runtime)
+    before = snapshot(services)
+    result = execute(services, operation)
+    after = snapshot(services)
     assert after.audit_events == before.audit_events + 1
-    event = last_audit_event(runtime)
+    event = last_audit_event(services)
     assert (event.action, event.outcome, event.actor) == (action, "success", ACTOR)
-    assert_chain_intact(runtime)
+    assert_chain_intact(services)
     return result
 
 
-def refuse(runtime: Runtime, operation: Operation, error: type[GovsignError], match: str | None = None) -> GovsignError:
+def refuse(
+    services: Services, operation: Operation, error: type[GovsignError], match: str | None = None
+) -> GovsignError:
     """Run an operation that must be refused; check that it changed nothing but the audit log."""
-    before = snapshot(runtime)
+    before = snapshot(services)
     with pytest.raises(error, match=match) as caught:
-        execute(runtime, operation)
-    after = snapshot(runtime)
+        execute(services, operation)
+    after = snapshot(services)
     assert after.certificates == before.certificates
     assert after.revocations == before.revocations
     assert after.hsm_keys == before.hsm_keys
     assert after.audit_events == before.audit_events + 1  # the refusal, in its own transaction
-    event = last_audit_event(runtime)
+    event = last_audit_event(services)
     assert event.outcome == "failure"
     assert caught.value.kind.value in event.details_json
-    assert_chain_intact(runtime)
+    assert_chain_intact(services)
     return caught.value
 
 
@@ -136,14 +137,16 @@ def make_csr(subject: x509.Name | None = None, key: ec.EllipticCurvePrivateKey |
     return request.public_bytes(serialization.Encoding.PEM)
 
 
-def issue(runtime: Runtime, **fields: Any) -> IssuedCertificate:
+def issue(services: Services, **fields: Any) -> IssuedCertificate:
     fields.setdefault("profile", "individual")
-    if "csr" not in fields and "generate_key" not in fields:
-        fields["generate_key"] = KeyAlgorithm.EC_P256
-    if "generate_key" in fields:
+    if "csr" not in fields and "key_algorithm" not in fields:
+        fields["key_algorithm"] = KeyAlgorithm.EC_P256
+    if "key_algorithm" in fields:
         fields.setdefault("subject", SUBJECT)
-    request = IssuanceRequest(actor=ACTOR, **fields)
-    issued: IssuedCertificate = change(runtime, lambda ca: ca.issue(request), "certificate.issue")
+    request = IssuanceRequest(**fields)
+    issued: IssuedCertificate = change(
+        services, lambda work: work.issuance.issue(request, actor=ACTOR), "certificate.issue"
+    )
     return issued
 
 
@@ -217,8 +220,10 @@ def check_subscriber_certificate(
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_issue_from_csr(initialized_runtime: Runtime, hierarchy: HierarchyResult, profile: str) -> None:
-    issued = issue(initialized_runtime, profile=profile, csr=make_csr(), email="Yen.NT@BaRia-VungTau.GOV.vn")
+def test_issue_from_csr(
+    initialized_services: Services, hierarchy: HierarchyResult, profile: str, initialized: Deployment
+) -> None:
+    issued = issue(initialized_services, profile=profile, csr=make_csr(), email="Yen.NT@BaRia-VungTau.GOV.vn")
     record = issued.record
     assert (record.profile, record.issuer_id, record.status) == (profile, hierarchy.issuing.id, CertificateStatus.VALID)
     assert record.key is None and issued.generated_key is None
@@ -226,9 +231,9 @@ def test_issue_from_csr(initialized_runtime: Runtime, hierarchy: HierarchyResult
     assert record.email == "Yen.NT@baria-vungtau.gov.vn"  # domain lower-cased, local part kept
     assert record.subject == "CN=Nguyễn Thị Yến,O=Tỉnh ủy Bà Rịa – Vũng Tàu,C=VN"  # NFD in the CSR, NFC out
     check_subscriber_certificate(issued.certificate, profile, hierarchy, record.email)
-    assert record.not_before == initialized_runtime.clock.now()
+    assert record.not_before == initialized_services.clock.now()
     days = (record.not_after - record.not_before).days
-    assert days == initialized_runtime.settings.subscriber_default_validity_days
+    assert days == initialized.settings.subscriber_default_validity_days
 
 
 @pytest.mark.parametrize(
@@ -236,28 +241,28 @@ def test_issue_from_csr(initialized_runtime: Runtime, hierarchy: HierarchyResult
     [("individual", KeyAlgorithm.EC_P256), ("organization", KeyAlgorithm.EC_P256), ("device", KeyAlgorithm.RSA2048)],
 )
 def test_issue_with_key_generated_in_the_hsm(
-    initialized_runtime: Runtime, hierarchy: HierarchyResult, profile: str, algorithm: KeyAlgorithm
+    initialized_services: Services, hierarchy: HierarchyResult, profile: str, algorithm: KeyAlgorithm
 ) -> None:
-    before = snapshot(initialized_runtime)
-    issued = issue(initialized_runtime, profile=profile, generate_key=algorithm, validity_days=365)
-    after = snapshot(initialized_runtime)
+    before = snapshot(initialized_services)
+    issued = issue(initialized_services, profile=profile, key_algorithm=algorithm, validity_days=365)
+    after = snapshot(initialized_services)
     key = issued.record.key
     assert key is not None and key == issued.generated_key
     assert key.algorithm is algorithm and issued.record.key_algorithm is algorithm
     assert after.hsm_keys - before.hsm_keys == {key.key_id}
-    (info,) = [k for k in initialized_runtime.keystore.list_private_keys() if k.ref.key_id == key.key_id]
+    (info,) = [k for k in initialized_services.keystore.list_private_keys() if k.ref.key_id == key.key_id]
     assert info.sensitive and info.never_extractable and info.local and not info.extractable
-    assert initialized_runtime.keystore.public_key(key) == issued.certificate.public_key()
+    assert initialized_services.keystore.public_key(key) == issued.certificate.public_key()
     assert issued.record.subject == unicodedata.normalize("NFC", SUBJECT)
     assert (issued.record.not_after - issued.record.not_before).days == 365
     check_subscriber_certificate(issued.certificate, profile, hierarchy, None)
 
 
-def test_issued_certificate_is_found_by_serial(initialized_runtime: Runtime) -> None:
-    issued = issue(initialized_runtime)
+def test_issued_certificate_is_found_by_serial(initialized_services: Services) -> None:
+    issued = issue(initialized_services)
     serial = issued.record.serial_hex
     spaced = ":".join(serial[i : i + 2] for i in range(0, len(serial), 2)).upper()
-    view = execute(initialized_runtime, lambda ca: ca.show(spaced))
+    view = execute(initialized_services, lambda work: work.lifecycle.show(spaced))
     assert view.record.id == issued.record.id
     assert view.status is CertificateStatus.VALID and view.revocation is None
 
@@ -281,17 +286,16 @@ REFUSED_ISSUANCES: list[Any] = [
 
 @pytest.mark.parametrize(("changes", "error", "match"), REFUSED_ISSUANCES)
 def test_refused_issuance_changes_nothing(
-    initialized_runtime: Runtime, changes: dict[str, Any], error: type[GovsignError], match: str
+    initialized_services: Services, changes: dict[str, Any], error: type[GovsignError], match: str
 ) -> None:
     fields: dict[str, Any] = {
         "profile": "individual",
         "subject": SUBJECT,
-        "generate_key": KeyAlgorithm.EC_P256,
-        "actor": ACTOR,
+        "key_algorithm": KeyAlgorithm.EC_P256,
     }
     fields.update(changes)
     request = IssuanceRequest(**fields)
-    refuse(initialized_runtime, lambda ca: ca.issue(request), error, match)
+    refuse(initialized_services, lambda work: work.issuance.issue(request, actor=ACTOR), error, match)
 
 
 @pytest.mark.parametrize(
@@ -313,17 +317,17 @@ def test_refused_issuance_changes_nothing(
         ),
     ],
 )
-def test_refused_csr_changes_nothing(initialized_runtime: Runtime, csr: bytes, error: type[GovsignError]) -> None:
-    request = IssuanceRequest(profile="individual", csr=csr, actor=ACTOR)
-    refuse(initialized_runtime, lambda ca: ca.issue(request), error)
+def test_refused_csr_changes_nothing(initialized_services: Services, csr: bytes, error: type[GovsignError]) -> None:
+    request = IssuanceRequest(profile="individual", csr=csr)
+    refuse(initialized_services, lambda work: work.issuance.issue(request, actor=ACTOR), error)
 
 
-def test_generated_key_is_destroyed_when_the_commit_fails(initialized_runtime: Runtime) -> None:
-    """runtime.execute undoes the HSM side effect of an issuance whose transaction does not commit."""
-    request = IssuanceRequest(profile="individual", subject=SUBJECT, generate_key=KeyAlgorithm.EC_P256, actor=ACTOR)
+def test_generated_key_is_destroyed_when_the_commit_fails(initialized_services: Services) -> None:
+    """A unit of work undoes the HSM side effect of an issuance whose transaction does not commit."""
+    request = IssuanceRequest(profile="individual", subject=SUBJECT, key_algorithm=KeyAlgorithm.EC_P256)
 
-    def issue_then_break_the_commit(ca: CertificateAuthority) -> IssuedCertificate:
-        issued = ca.issue(request)
+    def issue_then_break_the_commit(work: Work) -> IssuedCertificate:
+        issued = work.issuance.issue(request, actor=ACTOR)
         record = issued.record
         duplicate = CertificateRow(  # same issuer and serial: the flush at commit fails
             issuer_id=record.issuer_id,
@@ -340,13 +344,13 @@ def test_generated_key_is_destroyed_when_the_commit_fails(initialized_runtime: R
             spki_sha256="0" * 64,
             created_at=record.created_at,
         )
-        ca._ports.session.add(duplicate)  # type: ignore[attr-defined]  (not flushed until commit)
+        work.ports.session.add(duplicate)  # not flushed until commit
         return issued
 
-    before = snapshot(initialized_runtime)
+    before = snapshot(initialized_services)
     with pytest.raises(IntegrityError):
-        execute(initialized_runtime, issue_then_break_the_commit)
-    after = snapshot(initialized_runtime)
+        execute(initialized_services, issue_then_break_the_commit)
+    after = snapshot(initialized_services)
     assert (after.certificates, after.revocations, after.audit_events) == (
         before.certificates,
         before.revocations,
@@ -359,59 +363,71 @@ def test_generated_key_is_destroyed_when_the_commit_fails(initialized_runtime: R
 
 
 def revoke(serial: str, reason: RevocationReason) -> Operation:
-    return lambda ca: ca.revoke(serial, reason=reason, actor=ACTOR)
+    return lambda work: work.lifecycle.revoke(serial, reason=reason, actor=ACTOR)
 
 
-def test_revoke_and_double_revoke(initialized_runtime: Runtime) -> None:
-    serial = issue(initialized_runtime).record.serial_hex
-    before = snapshot(initialized_runtime)
-    view = change(initialized_runtime, revoke(serial, RevocationReason.KEY_COMPROMISE), "certificate.revoke")
+def test_revoke_and_double_revoke(initialized_services: Services) -> None:
+    serial = issue(initialized_services).record.serial_hex
+    before = snapshot(initialized_services)
+    view = change(initialized_services, revoke(serial, RevocationReason.KEY_COMPROMISE), "certificate.revoke")
     assert view.status is CertificateStatus.REVOKED
     assert view.revocation is not None and view.revocation.reason is RevocationReason.KEY_COMPROMISE
-    assert snapshot(initialized_runtime).revocations == before.revocations + 1
-    shown = execute(initialized_runtime, lambda ca: ca.show(serial))
+    assert snapshot(initialized_services).revocations == before.revocations + 1
+    shown = execute(initialized_services, lambda work: work.lifecycle.show(serial))
     assert shown.status is CertificateStatus.REVOKED
-    assert shown.revocation.revoked_at == initialized_runtime.clock.now()
+    assert shown.revocation.revoked_at == initialized_services.clock.now()
 
-    refuse(initialized_runtime, revoke(serial, RevocationReason.SUPERSEDED), AlreadyRevokedError, "already revoked")
-    refuse(initialized_runtime, revoke(serial, RevocationReason.CERTIFICATE_HOLD), AlreadyRevokedError)
+    refuse(initialized_services, revoke(serial, RevocationReason.SUPERSEDED), AlreadyRevokedError, "already revoked")
+    refuse(initialized_services, revoke(serial, RevocationReason.CERTIFICATE_HOLD), AlreadyRevokedError)
 
 
-def test_hold_release_and_revoke_from_hold(initialized_runtime: Runtime) -> None:
-    serial = issue(initialized_runtime).record.serial_hex
+def test_hold_release_and_revoke_from_hold(initialized_services: Services) -> None:
+    serial = issue(initialized_services).record.serial_hex
 
-    held = change(initialized_runtime, revoke(serial, RevocationReason.CERTIFICATE_HOLD), "certificate.hold")
+    held = change(initialized_services, revoke(serial, RevocationReason.CERTIFICATE_HOLD), "certificate.hold")
     assert held.status is CertificateStatus.ON_HOLD
     refuse(
-        initialized_runtime, revoke(serial, RevocationReason.CERTIFICATE_HOLD), InvalidStateTransitionError, "on hold"
+        initialized_services, revoke(serial, RevocationReason.CERTIFICATE_HOLD), InvalidStateTransitionError, "on hold"
     )
 
-    released = change(initialized_runtime, lambda ca: ca.release(serial, actor=ACTOR), "certificate.release")
+    released = change(
+        initialized_services, lambda work: work.lifecycle.release(serial, actor=ACTOR), "certificate.release"
+    )
     assert released.status is CertificateStatus.VALID
-    assert execute(initialized_runtime, lambda ca: ca.show(serial)).status is CertificateStatus.VALID
+    assert execute(initialized_services, lambda work: work.lifecycle.show(serial)).status is CertificateStatus.VALID
 
-    change(initialized_runtime, revoke(serial, RevocationReason.CERTIFICATE_HOLD), "certificate.hold")
-    revoked = change(initialized_runtime, revoke(serial, RevocationReason.KEY_COMPROMISE), "certificate.revoke")
+    change(initialized_services, revoke(serial, RevocationReason.CERTIFICATE_HOLD), "certificate.hold")
+    revoked = change(initialized_services, revoke(serial, RevocationReason.KEY_COMPROMISE), "certificate.revoke")
     assert revoked.status is CertificateStatus.REVOKED
-    shown = execute(initialized_runtime, lambda ca: ca.show(serial))
+    shown = execute(initialized_services, lambda work: work.lifecycle.show(serial))
     assert shown.status is CertificateStatus.REVOKED
     assert shown.revocation.reason is RevocationReason.KEY_COMPROMISE
-    refuse(initialized_runtime, lambda ca: ca.release(serial, actor=ACTOR), InvalidStateTransitionError, "not on hold")
+    refuse(
+        initialized_services,
+        lambda work: work.lifecycle.release(serial, actor=ACTOR),
+        InvalidStateTransitionError,
+        "not on hold",
+    )
 
 
-def test_release_of_a_certificate_that_is_not_held_is_refused(initialized_runtime: Runtime) -> None:
-    serial = issue(initialized_runtime).record.serial_hex
-    refuse(initialized_runtime, lambda ca: ca.release(serial, actor=ACTOR), InvalidStateTransitionError, "not on hold")
+def test_release_of_a_certificate_that_is_not_held_is_refused(initialized_services: Services) -> None:
+    serial = issue(initialized_services).record.serial_hex
+    refuse(
+        initialized_services,
+        lambda work: work.lifecycle.release(serial, actor=ACTOR),
+        InvalidStateTransitionError,
+        "not on hold",
+    )
 
 
-def test_revoking_an_unknown_serial_is_refused(initialized_runtime: Runtime) -> None:
-    refuse(initialized_runtime, revoke("7" * 32, RevocationReason.UNSPECIFIED), NotFoundError)
-    refuse(initialized_runtime, revoke("not-hex", RevocationReason.UNSPECIFIED), InvalidInputError)
+def test_revoking_an_unknown_serial_is_refused(initialized_services: Services) -> None:
+    refuse(initialized_services, revoke("7" * 32, RevocationReason.UNSPECIFIED), NotFoundError)
+    refuse(initialized_services, revoke("not-hex", RevocationReason.UNSPECIFIED), InvalidInputError)
 
 
-def test_aa_compromise_is_refused_for_certificates(initialized_runtime: Runtime) -> None:
-    serial = issue(initialized_runtime).record.serial_hex
-    refuse(initialized_runtime, revoke(serial, RevocationReason.AA_COMPROMISE), InvalidInputError)
+def test_aa_compromise_is_refused_for_certificates(initialized_services: Services) -> None:
+    serial = issue(initialized_services).record.serial_hex
+    refuse(initialized_services, revoke(serial, RevocationReason.AA_COMPROMISE), InvalidInputError)
 
 
 # -- renew and rekey -----------------------------------------------------------------------------------------
@@ -419,20 +435,20 @@ def test_aa_compromise_is_refused_for_certificates(initialized_runtime: Runtime)
 
 @pytest.mark.parametrize("source", ["csr", "generated"])
 def test_renew_keeps_the_key_with_a_new_serial(
-    initialized_runtime: Runtime, hierarchy: HierarchyResult, source: str
+    initialized_services: Services, hierarchy: HierarchyResult, source: str
 ) -> None:
     old = (
-        issue(initialized_runtime, csr=make_csr(), email="yen@example.gov.vn")
+        issue(initialized_services, csr=make_csr(), email="yen@example.gov.vn")
         if source == "csr"
-        else issue(initialized_runtime)
+        else issue(initialized_services)
     )
-    before = snapshot(initialized_runtime)
+    before = snapshot(initialized_services)
     renewed: IssuedCertificate = change(
-        initialized_runtime,
-        lambda ca: ca.renew(old.record.serial_hex, actor=ACTOR, validity_days=100),
+        initialized_services,
+        lambda work: work.issuance.renew(old.record.serial_hex, actor=ACTOR, validity_days=100),
         "certificate.renew",
     )
-    assert snapshot(initialized_runtime).hsm_keys == before.hsm_keys  # no new key
+    assert snapshot(initialized_services).hsm_keys == before.hsm_keys  # no new key
     assert renewed.record.replaces_id == old.record.id
     assert renewed.record.serial_hex != old.record.serial_hex
     assert renewed.record.spki_sha256 == old.record.spki_sha256
@@ -443,40 +459,40 @@ def test_renew_keeps_the_key_with_a_new_serial(
     check_subscriber_certificate(renewed.certificate, "individual", hierarchy, old.record.email)
 
 
-def test_renew_of_a_revoked_certificate_is_refused(initialized_runtime: Runtime) -> None:
-    serial = issue(initialized_runtime).record.serial_hex
-    change(initialized_runtime, revoke(serial, RevocationReason.SUPERSEDED), "certificate.revoke")
-    refuse(initialized_runtime, lambda ca: ca.renew(serial, actor=ACTOR), InvalidStateTransitionError)
+def test_renew_of_a_revoked_certificate_is_refused(initialized_services: Services) -> None:
+    serial = issue(initialized_services).record.serial_hex
+    change(initialized_services, revoke(serial, RevocationReason.SUPERSEDED), "certificate.revoke")
+    refuse(initialized_services, lambda work: work.issuance.renew(serial, actor=ACTOR), InvalidStateTransitionError)
 
 
-def test_rekey_with_a_key_generated_in_the_hsm(initialized_runtime: Runtime, hierarchy: HierarchyResult) -> None:
-    old = issue(initialized_runtime)
-    before = snapshot(initialized_runtime)
+def test_rekey_with_a_key_generated_in_the_hsm(initialized_services: Services, hierarchy: HierarchyResult) -> None:
+    old = issue(initialized_services)
+    before = snapshot(initialized_services)
     rekeyed: IssuedCertificate = change(
-        initialized_runtime,
-        lambda ca: ca.rekey(old.record.serial_hex, actor=ACTOR, generate_key=KeyAlgorithm.EC_P256),
+        initialized_services,
+        lambda work: work.issuance.rekey(old.record.serial_hex, actor=ACTOR, generate_key=KeyAlgorithm.EC_P256),
         "certificate.rekey",
     )
     assert rekeyed.generated_key is not None
-    assert snapshot(initialized_runtime).hsm_keys - before.hsm_keys == {rekeyed.generated_key.key_id}
+    assert snapshot(initialized_services).hsm_keys - before.hsm_keys == {rekeyed.generated_key.key_id}
     assert rekeyed.record.spki_sha256 != old.record.spki_sha256
     assert rekeyed.record.replaces_id == old.record.id
     assert rekeyed.certificate.subject == old.certificate.subject
     check_subscriber_certificate(rekeyed.certificate, "individual", hierarchy, None)
 
 
-def test_rekey_from_a_new_csr_and_refusal_of_the_same_key(initialized_runtime: Runtime) -> None:
+def test_rekey_from_a_new_csr_and_refusal_of_the_same_key(initialized_services: Services) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    old = issue(initialized_runtime, profile="device", csr=make_csr(key=key))
+    old = issue(initialized_services, profile="device", csr=make_csr(key=key))
     refuse(
-        initialized_runtime,
-        lambda ca: ca.rekey(old.record.serial_hex, actor=ACTOR, csr=make_csr(key=key)),
+        initialized_services,
+        lambda work: work.issuance.rekey(old.record.serial_hex, actor=ACTOR, csr=make_csr(key=key)),
         InvalidInputError,
         "same as the old one",
     )
     rekeyed: IssuedCertificate = change(
-        initialized_runtime,
-        lambda ca: ca.rekey(old.record.serial_hex, actor=ACTOR, csr=make_csr()),
+        initialized_services,
+        lambda work: work.issuance.rekey(old.record.serial_hex, actor=ACTOR, csr=make_csr()),
         "certificate.rekey",
     )
     assert rekeyed.record.profile == "device"
@@ -484,23 +500,23 @@ def test_rekey_from_a_new_csr_and_refusal_of_the_same_key(initialized_runtime: R
     assert rekeyed.record.replaces_id == old.record.id
 
 
-def test_rekey_needs_exactly_one_key_source(initialized_runtime: Runtime) -> None:
-    serial = issue(initialized_runtime).record.serial_hex
-    refuse(initialized_runtime, lambda ca: ca.rekey(serial, actor=ACTOR), InvalidInputError, "either")
+def test_rekey_needs_exactly_one_key_source(initialized_services: Services) -> None:
+    serial = issue(initialized_services).record.serial_hex
+    refuse(initialized_services, lambda work: work.issuance.rekey(serial, actor=ACTOR), InvalidInputError, "either")
     refuse(
-        initialized_runtime,
-        lambda ca: ca.rekey(serial, actor=ACTOR, csr=make_csr(), generate_key=KeyAlgorithm.EC_P256),
+        initialized_services,
+        lambda work: work.issuance.rekey(serial, actor=ACTOR, csr=make_csr(), generate_key=KeyAlgorithm.EC_P256),
         InvalidInputError,
         "either",
     )
 
 
-def test_rekey_of_a_held_certificate_is_refused(initialized_runtime: Runtime) -> None:
-    serial = issue(initialized_runtime).record.serial_hex
-    change(initialized_runtime, revoke(serial, RevocationReason.CERTIFICATE_HOLD), "certificate.hold")
+def test_rekey_of_a_held_certificate_is_refused(initialized_services: Services) -> None:
+    serial = issue(initialized_services).record.serial_hex
+    change(initialized_services, revoke(serial, RevocationReason.CERTIFICATE_HOLD), "certificate.hold")
     refuse(
-        initialized_runtime,
-        lambda ca: ca.rekey(serial, actor=ACTOR, generate_key=KeyAlgorithm.EC_P256),
+        initialized_services,
+        lambda work: work.issuance.rekey(serial, actor=ACTOR, generate_key=KeyAlgorithm.EC_P256),
         InvalidStateTransitionError,
         "on hold",
     )
@@ -510,23 +526,30 @@ def test_rekey_of_a_held_certificate_is_refused(initialized_runtime: Runtime) ->
 
 
 def test_initialize_again_with_the_same_parameters_changes_nothing(
-    initialized_runtime: Runtime, hierarchy: HierarchyResult, hierarchy_spec: HierarchySpec
+    initialized_services: Services, hierarchy: HierarchyResult, hierarchy_spec: HierarchySpec
 ) -> None:
-    before = snapshot(initialized_runtime)
-    again: HierarchyResult = execute(initialized_runtime, lambda ca: ca.initialize(hierarchy_spec, actor=ACTOR))
+    before = snapshot(initialized_services)
+    again: HierarchyResult = execute(
+        initialized_services, lambda work: work.hierarchy.initialize(hierarchy_spec, actor=ACTOR)
+    )
     assert not again.created
     assert (again.root, again.issuing) == (hierarchy.root, hierarchy.issuing)
-    assert snapshot(initialized_runtime) == before
+    assert snapshot(initialized_services) == before
 
 
 def test_initialize_with_other_parameters_is_refused(
-    initialized_runtime: Runtime, hierarchy_spec: HierarchySpec
+    initialized_services: Services, hierarchy_spec: HierarchySpec
 ) -> None:
     other = replace(hierarchy_spec, root_algorithm=KeyAlgorithm.RSA2048)
-    refuse(initialized_runtime, lambda ca: ca.initialize(other, actor=ACTOR), AlreadyInitializedError, "root key")
+    refuse(
+        initialized_services,
+        lambda work: work.hierarchy.initialize(other, actor=ACTOR),
+        AlreadyInitializedError,
+        "root key",
+    )
 
 
-def test_hierarchy_keys_and_certificates(initialized_runtime: Runtime, hierarchy: HierarchyResult) -> None:
+def test_hierarchy_keys_and_certificates(initialized_services: Services, hierarchy: HierarchyResult) -> None:
     root = x509.load_der_x509_certificate(hierarchy.root.certificate_der)
     issuer = issuing_certificate(hierarchy)
     root.verify_directly_issued_by(root)
@@ -534,46 +557,50 @@ def test_hierarchy_keys_and_certificates(initialized_runtime: Runtime, hierarchy
     assert isinstance(issuer.public_key(), rsa.RSAPublicKey)  # RSA signing paths are exercised
     assert issuer.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
     assert issuer.not_valid_after_utc <= root.not_valid_after_utc
-    keys = {key.ref.key_id: key for key in initialized_runtime.keystore.list_private_keys()}
+    keys = {key.ref.key_id: key for key in initialized_services.keystore.list_private_keys()}
     for ca in (hierarchy.root, hierarchy.issuing):
         info = keys[ca.key.key_id]
         assert info.sensitive and info.never_extractable and info.local and not info.extractable
         assert (
-            initialized_runtime.keystore.public_key(ca.key)
+            initialized_services.keystore.public_key(ca.key)
             == x509.load_der_x509_certificate(ca.certificate_der).public_key()
         )
 
 
-def test_revoke_with_an_invalidity_date(initialized_runtime: Runtime) -> None:
-    serial = issue(initialized_runtime).record.serial_hex
+def test_revoke_with_an_invalidity_date(initialized_services: Services) -> None:
+    serial = issue(initialized_services).record.serial_hex
     vietnam = dt.timezone(dt.timedelta(hours=7))
-    invalid_since = (initialized_runtime.clock.now() - dt.timedelta(days=2)).astimezone(vietnam)
+    invalid_since = (initialized_services.clock.now() - dt.timedelta(days=2)).astimezone(vietnam)
     view = change(
-        initialized_runtime,
-        lambda ca: ca.revoke(
+        initialized_services,
+        lambda work: work.lifecycle.revoke(
             serial, reason=RevocationReason.KEY_COMPROMISE, actor=ACTOR, invalidity_date=invalid_since
         ),
         "certificate.revoke",
     )
     assert view.revocation is not None and view.revocation.invalidity_date == invalid_since
-    shown = execute(initialized_runtime, lambda ca: ca.show(serial))
+    shown = execute(initialized_services, lambda work: work.lifecycle.show(serial))
     assert shown.revocation.invalidity_date == invalid_since
     assert shown.revocation.invalidity_date.utcoffset() == dt.timedelta(0)
 
 
-def test_invalidity_date_in_the_future_or_naive_is_refused(initialized_runtime: Runtime) -> None:
-    serial = issue(initialized_runtime).record.serial_hex
-    later = initialized_runtime.clock.now() + dt.timedelta(hours=1)
+def test_invalidity_date_in_the_future_or_naive_is_refused(initialized_services: Services) -> None:
+    serial = issue(initialized_services).record.serial_hex
+    later = initialized_services.clock.now() + dt.timedelta(hours=1)
     refuse(
-        initialized_runtime,
-        lambda ca: ca.revoke(serial, reason=RevocationReason.KEY_COMPROMISE, actor=ACTOR, invalidity_date=later),
+        initialized_services,
+        lambda work: work.lifecycle.revoke(
+            serial, reason=RevocationReason.KEY_COMPROMISE, actor=ACTOR, invalidity_date=later
+        ),
         InvalidInputError,
         "future",
     )
-    naive = (initialized_runtime.clock.now() - dt.timedelta(days=1)).replace(tzinfo=None)
+    naive = (initialized_services.clock.now() - dt.timedelta(days=1)).replace(tzinfo=None)
     refuse(
-        initialized_runtime,
-        lambda ca: ca.revoke(serial, reason=RevocationReason.KEY_COMPROMISE, actor=ACTOR, invalidity_date=naive),
+        initialized_services,
+        lambda work: work.lifecycle.revoke(
+            serial, reason=RevocationReason.KEY_COMPROMISE, actor=ACTOR, invalidity_date=naive
+        ),
         InvalidInputError,
         "time zone",
     )

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 from dataclasses import dataclass, replace
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from govsign.errors import InternalError, LintFailedError
-from govsign.keystore.api import (
-    HashAlgorithm,
-    KeyAlgorithm,
-    KeyInfo,
-    KeyRef,
-    PublicKey,
-    SignatureScheme,
-    TokenInfo,
-)
+from govsign.keystore.api import KeyAlgorithm
 from govsign.keystore.cryptography_keys import hsm_private_key
 from govsign.pki.issuer import (
     CertificateKind,
@@ -36,81 +27,11 @@ from govsign.pki.issuer import (
 from govsign.pki.lint import PKILintCertificateLinter
 from govsign.pki.names import parse_subject
 from govsign.pki.profiles import DEVICE, INDIVIDUAL, ORGANIZATION, CertificateProfile, add_years
+from helpers.keys import SoftwareKeyStore
 
 NOW = dt.datetime(2026, 1, 15, 3, 0, 0, tzinfo=dt.UTC)
 URLS = PublicURLs(base_url="http://pki.example.gov.vn")
 POLICY = "1.3.6.1.4.1.32473.1.1"
-_HASHES = {
-    HashAlgorithm.SHA256: hashes.SHA256(),
-    HashAlgorithm.SHA384: hashes.SHA384(),
-    HashAlgorithm.SHA512: hashes.SHA512(),
-}
-
-
-class SoftwareKeyStore:
-    """A KeyStore whose keys are cryptography keys in memory; counts every signature."""
-
-    def __init__(self) -> None:
-        self.keys: dict[bytes, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey] = {}
-        self.sign_calls = 0
-        self.corrupt_signatures = False
-
-    def generate_key_pair(self, *, label: str, algorithm: KeyAlgorithm) -> KeyRef:
-        key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-        if algorithm.is_rsa:
-            key = rsa.generate_private_key(public_exponent=65537, key_size=algorithm.rsa_bits)
-        else:
-            key = ec.generate_private_key(ec.SECP384R1() if algorithm is KeyAlgorithm.EC_P384 else ec.SECP256R1())
-        ref = KeyRef(label=label, key_id=os.urandom(16), algorithm=algorithm)
-        self.keys[ref.key_id] = key
-        return ref
-
-    def find_key(self, *, label: str, algorithm: KeyAlgorithm) -> KeyRef | None:
-        return None
-
-    def public_key(self, ref: KeyRef) -> PublicKey:
-        return self.keys[ref.key_id].public_key()
-
-    def _sign(self, ref: KeyRef, data: bytes, scheme: SignatureScheme, algorithm: object) -> bytes:
-        self.sign_calls += 1
-        key = self.keys[ref.key_id]
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            signature = key.sign(data, ec.ECDSA(algorithm))  # type: ignore[arg-type]
-        elif scheme is SignatureScheme.RSA_PSS:
-            pss = padding.PSS(mgf=padding.MGF1(_hash_of(algorithm)), salt_length=padding.PSS.DIGEST_LENGTH)
-            signature = key.sign(data, pss, algorithm)  # type: ignore[arg-type]
-        else:
-            signature = key.sign(data, padding.PKCS1v15(), algorithm)  # type: ignore[arg-type]
-        if self.corrupt_signatures:
-            signature = signature[:-1] + bytes([signature[-1] ^ 1])
-        return signature
-
-    def sign(self, ref: KeyRef, message: bytes, *, scheme: SignatureScheme, hash_algorithm: HashAlgorithm) -> bytes:
-        return self._sign(ref, message, scheme, _HASHES[hash_algorithm])
-
-    def sign_digest(
-        self, ref: KeyRef, digest: bytes, *, scheme: SignatureScheme, hash_algorithm: HashAlgorithm
-    ) -> bytes:
-        return self._sign(ref, digest, scheme, utils.Prehashed(_HASHES[hash_algorithm]))
-
-    def destroy_key_pair(self, ref: KeyRef) -> None:
-        self.keys.pop(ref.key_id, None)
-
-    def list_private_keys(self) -> list[KeyInfo]:
-        return []
-
-    def token_info(self) -> TokenInfo:
-        raise NotImplementedError
-
-    def ping(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-def _hash_of(algorithm: object) -> hashes.HashAlgorithm:
-    return algorithm._algorithm if isinstance(algorithm, utils.Prehashed) else algorithm  # type: ignore[return-value]
 
 
 @dataclass

@@ -28,8 +28,8 @@ from pyasn1_fasder import decode_der  # type: ignore[import-untyped]
 from govsign.clock import FixedClock, SystemClock
 from govsign.errors import ErrorKind, InvalidInputError, UnavailableError
 from govsign.keystore.api import KeyAlgorithm, KeyStore
-from govsign.pki.authority import HierarchyResult
-from govsign.runtime import Runtime
+from govsign.pki.hierarchy import HierarchyResult
+from govsign.services.bootstrap import Services
 from govsign.signing import (
     CMSSignatureSpec,
     RevocationEvidence,
@@ -40,22 +40,10 @@ from govsign.signing import (
     sign_digests,
 )
 from govsign.tsa.authority import rejection
-
-from .credentials import individual_credentials
+from helpers.pdf import require_tool
 
 KEYS = [pytest.param(KeyAlgorithm.EC_P256, id="ec-p256"), pytest.param(KeyAlgorithm.RSA2048, id="rsa2048")]
 DOCUMENT = secrets.token_bytes(1024 * 1024)
-
-
-@pytest.fixture(scope="module")
-def credentials(initialized_runtime: Runtime, hierarchy: HierarchyResult) -> dict[KeyAlgorithm, SigningCredential]:
-    """An individual certificate with a key generated on the token, per key algorithm."""
-    return individual_credentials(initialized_runtime, hierarchy, "CMS signer")
-
-
-@pytest.fixture(scope="module")
-def store(initialized_runtime: Runtime) -> KeyStore:
-    return initialized_runtime.keystore
 
 
 @pytest.fixture
@@ -78,9 +66,7 @@ def chain_pem(tmp_path: Path, hierarchy: HierarchyResult) -> Path:
 def _openssl_verify(
     signature: bytes, document: bytes, chain_pem: Path, tmp_path: Path
 ) -> subprocess.CompletedProcess[str]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
+    openssl = require_tool("openssl")
     (tmp_path / "sig.p7s").write_bytes(signature)
     (tmp_path / "doc.bin").write_bytes(document)
     return subprocess.run(
@@ -271,9 +257,7 @@ def _time_stamp_token(signer_info: cms.SignerInfo) -> cms.ContentInfo:
 
 def _openssl_ts_verify(signer_info: cms.SignerInfo, hierarchy: HierarchyResult, tmp_path: Path) -> None:
     """The signature time-stamp verifies over the signature value, against our root."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
+    openssl = require_tool("openssl")
     token = _time_stamp_token(signer_info)
     (tmp_path / "signature-value.bin").write_bytes(signer_info["signature"].native)
     (tmp_path / "token.der").write_bytes(token.dump())
@@ -307,20 +291,20 @@ def _ocsp_request(certificate_der: bytes, issuer_der: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def evidence(
-    initialized_runtime: Runtime, hierarchy: HierarchyResult, credentials: dict[KeyAlgorithm, SigningCredential]
+    initialized_services: Services, hierarchy: HierarchyResult, credentials: dict[KeyAlgorithm, SigningCredential]
 ) -> RevocationEvidence:
     """OCSP responses for the signers from our responder, the root's ARL and the issuing CA's CRL
     (with their delta CRLs: the CRLs name them in Freshest CRL), the OCSP responder's certificate, and the issuing CA's again (embedded once all the same)."""
     responses = []
     for credential in credentials.values():
-        answer = initialized_runtime.answer_ocsp(
+        answer = initialized_services.ocsp.answer(
             _ocsp_request(credential.certificate_der, hierarchy.issuing.certificate_der)
         )
         assert answer.status == "successful"
         responses.append(answer.der)
-    initialized_runtime.publish_crls(force=True)
+    initialized_services.crls.publish(force=True)
     crls = [
-        initialized_runtime.latest_crl(ca_id, delta=delta)
+        initialized_services.crls.latest(ca_id, delta=delta)
         for ca_id in (hierarchy.root.id, hierarchy.issuing.id)
         for delta in (False, True)
     ]
@@ -343,10 +327,10 @@ def test_b_t_signature_time_stamp_verifies(
     clock: FixedClock,
     chain_pem: Path,
     hierarchy: HierarchyResult,
-    initialized_runtime: Runtime,
+    initialized_services: Services,
     tmp_path: Path,
 ) -> None:
-    timestamper = initialized_runtime.answer_timestamp
+    timestamper = initialized_services.timestamps.answer
     signature = sign_detached(_chunks(DOCUMENT), credentials[algorithm], store, clock, B_T, timestamper=timestamper)
     _assert_strict_der(signature)
     content_info = cms.ContentInfo.load(signature, strict=True)
@@ -371,11 +355,11 @@ def test_b_t_around_client_digests(
     clock: FixedClock,
     chain_pem: Path,
     hierarchy: HierarchyResult,
-    initialized_runtime: Runtime,
+    initialized_services: Services,
     tmp_path: Path,
 ) -> None:
     credential = credentials[KeyAlgorithm.RSA2048]
-    timestamper = initialized_runtime.answer_timestamp
+    timestamper = initialized_services.timestamps.answer
     digest = hashlib.sha256(DOCUMENT).digest()
     single = sign_digest(digest, "sha256", credential, store, clock, B_T, timestamper=timestamper)
     _assert_verified(_openssl_verify(single, DOCUMENT, chain_pem, tmp_path))
@@ -413,13 +397,13 @@ def test_b_lt_embeds_the_validation_data_and_verifies(
     clock: FixedClock,
     chain_pem: Path,
     hierarchy: HierarchyResult,
-    initialized_runtime: Runtime,
+    initialized_services: Services,
     evidence: RevocationEvidence,
     tmp_path: Path,
 ) -> None:
     credential = credentials[algorithm]
     signature = sign_detached(
-        DOCUMENT, credential, store, clock, B_LT, timestamper=initialized_runtime.answer_timestamp, evidence=evidence
+        DOCUMENT, credential, store, clock, B_LT, timestamper=initialized_services.timestamps.answer, evidence=evidence
     )
     _assert_strict_der(signature)
     signed_data = cms.ContentInfo.load(signature, strict=True)["content"]
@@ -452,7 +436,7 @@ def test_b_lt_validates_with_only_the_embedded_revocation_data(
     store: KeyStore,
     clock: FixedClock,
     hierarchy: HierarchyResult,
-    initialized_runtime: Runtime,
+    initialized_services: Services,
     evidence: RevocationEvidence,
 ) -> None:
     """pyHanko does not read SignedData.crls itself: the test hands it exactly what the signature
@@ -462,7 +446,7 @@ def test_b_lt_validates_with_only_the_embedded_revocation_data(
 
     credential = credentials[KeyAlgorithm.EC_P256]
     signature = sign_detached(
-        DOCUMENT, credential, store, clock, B_LT, timestamper=initialized_runtime.answer_timestamp, evidence=evidence
+        DOCUMENT, credential, store, clock, B_LT, timestamper=initialized_services.timestamps.answer, evidence=evidence
     )
     signed_data = cms.ContentInfo.load(signature)["content"]
     crls, responses = _revocation_data(signed_data)
@@ -496,7 +480,7 @@ def test_b_lt_validates_with_only_the_embedded_revocation_data(
     assert status.intact and not status.trusted
 
 
-def _stale_timestamper(runtime: Runtime) -> Callable[[bytes], bytes]:
+def _stale_timestamper(services: Services) -> Callable[[bytes], bytes]:
     """A TSA that answers another request than the one it was sent."""
     other = tsp.TimeStampReq(
         {
@@ -506,18 +490,18 @@ def _stale_timestamper(runtime: Runtime) -> Callable[[bytes], bytes]:
             "cert_req": True,
         }
     ).dump()
-    return lambda _request: runtime.answer_timestamp(other)
+    return lambda _request: services.timestamps.answer(other)
 
 
 def test_levels_refuse_missing_inputs_and_bad_time_stamps(
     credentials: dict[KeyAlgorithm, SigningCredential],
     store: KeyStore,
     clock: FixedClock,
-    initialized_runtime: Runtime,
+    initialized_services: Services,
     evidence: RevocationEvidence,
 ) -> None:
     credential = credentials[KeyAlgorithm.EC_P256]
-    timestamper = initialized_runtime.answer_timestamp
+    timestamper = initialized_services.timestamps.answer
     digest = hashlib.sha256(b"x").digest()
     with pytest.raises(InvalidInputError, match="B-T signature needs a time-stamping service"):
         sign_detached(b"x", credential, store, clock, B_T)
@@ -561,7 +545,7 @@ def test_levels_refuse_missing_inputs_and_bad_time_stamps(
     bad_answers: list[Callable[[bytes], bytes]] = [
         lambda _request: refused,
         lambda _request: b"not DER",
-        _stale_timestamper(initialized_runtime),
+        _stale_timestamper(initialized_services),
     ]
     for answer in bad_answers:
         with pytest.raises(UnavailableError) as raised:

@@ -5,7 +5,6 @@ given, no fetching, revocation checking required)."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import secrets
 from io import BytesIO
 from pathlib import Path
@@ -24,17 +23,17 @@ from pyhanko_certvalidator import ValidationContext
 
 from govsign.errors import ErrorKind, InvalidInputError
 from govsign.keystore.api import KeyAlgorithm, KeyStore
-from govsign.pki.authority import HierarchyResult, IssuanceRequest
-from govsign.pki.ports import RevocationReason
-from govsign.runtime import Runtime
+from govsign.pki.hierarchy import HierarchyResult
+from govsign.pki.issuance import IssuanceRequest
+from govsign.pki.records import RevocationReason
+from govsign.services.authorization import Requester
+from govsign.services.bootstrap import Services
 from govsign.signing import SigningCredential
 from govsign.signing.evidence import RevocationEvidence
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
-
-from .credentials import ACTOR, _issue
-from .test_pdf import _blank_pdf, _openssl_verify_pdf, _qpdf_check, credentials, store
-
-__all__ = ["credentials", "store"]  # fixtures shared with test_pdf
+from helpers.ca import issue
+from helpers.credentials import ACTOR
+from helpers.pdf import blank_pdf, openssl_verify_pdf, qpdf_check
 
 
 def _embedded_only_context(pdf: bytes, hierarchy: HierarchyResult) -> ValidationContext:
@@ -50,8 +49,8 @@ def _embedded_only_context(pdf: bytes, hierarchy: HierarchyResult) -> Validation
     )
 
 
-def _evidence(runtime: Runtime, credential: SigningCredential) -> RevocationEvidence:
-    return runtime.revocation_evidence([credential.certificate_der, *credential.chain_der])
+def _evidence(services: Services, credential: SigningCredential) -> RevocationEvidence:
+    return services.evidence.revocation_evidence([credential.certificate_der, *credential.chain_der])
 
 
 @pytest.mark.parametrize("level", ["B-LT", "B-LTA"])
@@ -60,21 +59,21 @@ def test_long_term_signature_validates_from_the_embedded_data_alone(
     credentials: dict[KeyAlgorithm, SigningCredential],
     store: KeyStore,
     hierarchy: HierarchyResult,
-    initialized_runtime: Runtime,
+    initialized_services: Services,
     tmp_path: Path,
 ) -> None:
     credential = credentials[KeyAlgorithm.RSA2048]
-    evidence = _evidence(initialized_runtime, credential)
+    evidence = _evidence(initialized_services, credential)
     signed = sign_pdf(
-        _blank_pdf(),
+        blank_pdf(),
         credential,
         store,
         PDFSignatureSpec(level=level),  # type: ignore[arg-type]
-        timestamper=LocalTimeStamper(initialized_runtime.answer_timestamp),
+        timestamper=LocalTimeStamper(initialized_services.timestamps.answer),
         evidence=evidence,
     )
-    _qpdf_check(signed, tmp_path)
-    _openssl_verify_pdf(signed, hierarchy, tmp_path)
+    qpdf_check(signed, tmp_path)
+    openssl_verify_pdf(signed, hierarchy, tmp_path)
 
     reader = PdfFileReader(BytesIO(signed))
     dss = DocumentSecurityStore.read_dss(reader)
@@ -99,15 +98,15 @@ def test_validation_from_the_embedded_data_needs_the_dss(
     credentials: dict[KeyAlgorithm, SigningCredential],
     store: KeyStore,
     hierarchy: HierarchyResult,
-    initialized_runtime: Runtime,
+    initialized_services: Services,
 ) -> None:
     """The check above is not vacuous: a B-T signature (no DSS) fails the same validation."""
     signed = sign_pdf(
-        _blank_pdf(),
+        blank_pdf(),
         credentials[KeyAlgorithm.RSA2048],
         store,
         PDFSignatureSpec(level="B-T"),
-        timestamper=LocalTimeStamper(initialized_runtime.answer_timestamp),
+        timestamper=LocalTimeStamper(initialized_services.timestamps.answer),
     )
     with pytest.raises(NoDSSFoundError):
         _embedded_only_context(signed, hierarchy)
@@ -124,10 +123,10 @@ def test_validation_from_the_embedded_data_needs_the_dss(
 
 
 def test_evidence_covers_the_chain_and_the_tsa(
-    credentials: dict[KeyAlgorithm, SigningCredential], hierarchy: HierarchyResult, initialized_runtime: Runtime
+    credentials: dict[KeyAlgorithm, SigningCredential], hierarchy: HierarchyResult, initialized_services: Services
 ) -> None:
     credential = credentials[KeyAlgorithm.EC_P256]
-    evidence = _evidence(initialized_runtime, credential)
+    evidence = _evidence(initialized_services, credential)
     serials = {
         asn1_ocsp.OCSPResponse.load(der)
         .basic_ocsp_response["tbs_response_data"]["responses"][0]["cert_id"]["serial_number"]
@@ -140,11 +139,11 @@ def test_evidence_covers_the_chain_and_the_tsa(
     assert len(evidence.crls) == 2  # the root's ARL and its delta, for the issuing CA
     assert hierarchy.ocsp_responder.certificate_der in evidence.certificates
     assert hierarchy.tsa.certificate_der in evidence.certificates
-    without_tsa = initialized_runtime.revocation_evidence([credential.certificate_der], include_tsa=False)
+    without_tsa = initialized_services.evidence.revocation_evidence([credential.certificate_der], include_tsa=False)
     assert len(without_tsa.ocsp_responses) == 1 and not without_tsa.crls
 
 
-def test_evidence_for_a_foreign_certificate_is_refused(initialized_runtime: Runtime) -> None:
+def test_evidence_for_a_foreign_certificate_is_refused(initialized_services: Services) -> None:
     key = ec.generate_private_key(ec.SECP256R1())  # a throwaway foreign CA, not a signing key
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Foreign CA")])
     now = dt.datetime.now(dt.UTC)
@@ -159,43 +158,43 @@ def test_evidence_for_a_foreign_certificate_is_refused(initialized_runtime: Runt
         .sign(key, hashes.SHA256())
     )
     with pytest.raises(InvalidInputError) as raised:
-        initialized_runtime.revocation_evidence([foreign.public_bytes(serialization.Encoding.DER)])
+        initialized_services.evidence.revocation_evidence([foreign.public_bytes(serialization.Encoding.DER)])
     assert raised.value.kind is ErrorKind.INVALID_INPUT
 
 
 @pytest.mark.parametrize("level", ["B-LT", "B-LTA"])
 def test_long_term_levels_need_evidence_and_a_timestamper(
-    level: str, credentials: dict[KeyAlgorithm, SigningCredential], store: KeyStore, initialized_runtime: Runtime
+    level: str, credentials: dict[KeyAlgorithm, SigningCredential], store: KeyStore, initialized_services: Services
 ) -> None:
     credential = credentials[KeyAlgorithm.EC_P256]
     spec = PDFSignatureSpec(level=level)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="evidence"):
-        sign_pdf(_blank_pdf(), credential, store, spec, LocalTimeStamper(initialized_runtime.answer_timestamp))
+        sign_pdf(blank_pdf(), credential, store, spec, LocalTimeStamper(initialized_services.timestamps.answer))
     with pytest.raises(InvalidInputError, match="time-stamp"):
-        sign_pdf(_blank_pdf(), credential, store, spec, evidence=_evidence(initialized_runtime, credential))
+        sign_pdf(blank_pdf(), credential, store, spec, evidence=_evidence(initialized_services, credential))
 
 
 def test_long_term_signature_with_incomplete_evidence_is_refused(
-    credentials: dict[KeyAlgorithm, SigningCredential], store: KeyStore, initialized_runtime: Runtime
+    credentials: dict[KeyAlgorithm, SigningCredential], store: KeyStore, initialized_services: Services
 ) -> None:
     """Evidence without the TSA's status cannot make an LT signature that validates: refused."""
     credential = credentials[KeyAlgorithm.EC_P256]
-    evidence = initialized_runtime.revocation_evidence(
+    evidence = initialized_services.evidence.revocation_evidence(
         [credential.certificate_der, *credential.chain_der], include_tsa=False
     )
     with pytest.raises(InvalidInputError, match="revocation evidence does not prove"):
         sign_pdf(
-            _blank_pdf(),
+            blank_pdf(),
             credential,
             store,
             PDFSignatureSpec(level="B-LT"),
-            timestamper=LocalTimeStamper(initialized_runtime.answer_timestamp),
+            timestamper=LocalTimeStamper(initialized_services.timestamps.answer),
             evidence=evidence,
         )
 
 
 def test_long_term_signature_by_a_revoked_certificate_is_refused(
-    store: KeyStore, hierarchy: HierarchyResult, initialized_runtime: Runtime
+    store: KeyStore, hierarchy: HierarchyResult, initialized_services: Services
 ) -> None:
     """Our responder says revoked: the evidence shows it and no LT signature is made."""
     subject = f"CN=Revoked signer {secrets.token_hex(4)},C=VN"
@@ -203,17 +202,16 @@ def test_long_term_signature_by_a_revoked_certificate_is_refused(
         profile="individual",
         subject=subject,
         email="gone@example.gov.vn",
-        generate_key=KeyAlgorithm.EC_P256,
-        actor=ACTOR,
+        key_algorithm=KeyAlgorithm.EC_P256,
     )
-    issued = initialized_runtime.execute(
-        functools.partial(_issue, request=request), action="certificate.issue", actor=ACTOR, object_id=subject
-    )
+    issued = issue(initialized_services, request)
     assert issued.record.key is not None
-    initialized_runtime.execute(
-        lambda ca: ca.revoke(issued.record.serial_hex, reason=RevocationReason.KEY_COMPROMISE, actor=ACTOR),
+    initialized_services.uow.run(
+        lambda work: work.lifecycle.revoke(
+            issued.record.serial_hex, reason=RevocationReason.KEY_COMPROMISE, actor=ACTOR
+        ),
         action="certificate.revoke",
-        actor=ACTOR,
+        requester=Requester.operator(ACTOR),
         object_id=issued.record.serial_hex,
     )
     credential = SigningCredential(
@@ -221,13 +219,13 @@ def test_long_term_signature_by_a_revoked_certificate_is_refused(
         certificate_der=issued.record.certificate_der,
         chain_der=(hierarchy.issuing.certificate_der, hierarchy.root.certificate_der),
     )
-    evidence = _evidence(initialized_runtime, credential)
+    evidence = _evidence(initialized_services, credential)
     with pytest.raises(InvalidInputError, match="revoked"):
         sign_pdf(
-            _blank_pdf(),
+            blank_pdf(),
             credential,
             store,
             PDFSignatureSpec(level="B-LT"),
-            timestamper=LocalTimeStamper(initialized_runtime.answer_timestamp),
+            timestamper=LocalTimeStamper(initialized_services.timestamps.answer),
             evidence=evidence,
         )

@@ -20,13 +20,10 @@ from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from govsign.errors import InvalidInputError
 from govsign.keystore.api import KeyAlgorithm, KeyStore
 from govsign.keystore.pkcs11 import PKCS11KeyStore
-from govsign.pki.authority import HierarchyResult
+from govsign.pki.hierarchy import HierarchyResult
 from govsign.signing import SigningCredential
 from govsign.signing.pdf import PDFSignatureSpec, sign_pdf
-
-from .test_pdf import _assert_valid, _blank_pdf, _qpdf_check, credentials, store
-
-__all__ = ["credentials", "store"]  # fixtures shared with test_pdf
+from helpers.pdf import assert_valid, blank_pdf, qpdf_check
 
 MB = 1024 * 1024
 BIG_SIZE = 20 * MB
@@ -97,8 +94,8 @@ def test_twenty_megabyte_pdf_signs_file_to_file_with_bounded_memory(
     with source.open("rb") as original, target.open("rb") as signed:
         assert signed.read(size) == original.read()  # an incremental update of the input
     signed_pdf = target.read_bytes()
-    _qpdf_check(signed_pdf, tmp_path)
-    _assert_valid(signed_pdf, hierarchy, 1)
+    qpdf_check(signed_pdf, tmp_path)
+    assert_valid(signed_pdf, hierarchy, 1)
 
 
 class _WriteOnly(io.RawIOBase):
@@ -119,7 +116,7 @@ class _WriteOnly(io.RawIOBase):
 def test_file_input_and_outputs_give_valid_signatures(
     credentials: dict[KeyAlgorithm, SigningCredential], store: KeyStore, hierarchy: HierarchyResult, tmp_path: Path
 ) -> None:
-    original = _blank_pdf()
+    original = blank_pdf()
     credential = credentials[KeyAlgorithm.EC_P256]
     source = tmp_path / "in.pdf"
     source.write_bytes(original)
@@ -128,17 +125,17 @@ def test_file_input_and_outputs_give_valid_signatures(
         assert sign_pdf(pdf, credential, store, PDFSignatureSpec(), output=output) is None
     to_file = (tmp_path / "out.pdf").read_bytes()
     assert to_file.startswith(original)
-    _assert_valid(to_file, hierarchy, 1)
+    assert_valid(to_file, hierarchy, 1)
 
     write_only = _WriteOnly()
     with source.open("rb") as pdf:
         assert sign_pdf(pdf, credential, store, PDFSignatureSpec(), output=cast(BinaryIO, write_only)) is None
-    _assert_valid(b"".join(write_only.chunks), hierarchy, 1)
+    assert_valid(b"".join(write_only.chunks), hierarchy, 1)
 
     with source.open("rb") as pdf:
         from_file = sign_pdf(pdf, credential, store, PDFSignatureSpec())
     assert from_file.startswith(original)
-    _assert_valid(from_file, hierarchy, 1)
+    assert_valid(from_file, hierarchy, 1)
 
 
 def test_non_seekable_or_non_pdf_file_is_refused(
@@ -146,7 +143,7 @@ def test_non_seekable_or_non_pdf_file_is_refused(
 ) -> None:
     credential = credentials[KeyAlgorithm.EC_P256]
     read_end, write_end = os.pipe()
-    os.write(write_end, _blank_pdf())
+    os.write(write_end, blank_pdf())
     os.close(write_end)
     pipe: BinaryIO
     with os.fdopen(read_end, "rb") as pipe, pytest.raises(InvalidInputError, match="seekable"):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,21 +17,23 @@ from pathlib import Path
 
 import pytest
 
+from helpers.pdf import require_tool
+
 VENV_BIN = Path(sys.executable).parent
 GOVSIGN = VENV_BIN / "govsign"
 
 SIGN_SCRIPT = """
 import io, json, sys
 from govsign.config import load_settings
-from govsign.runtime import Runtime
+from govsign.services.bootstrap import Services
 from govsign.signing.cms import SigningCredential
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.writer import PdfFileWriter
 
-runtime = Runtime.open(load_settings())
+services = Services.open(load_settings())
 serial, out_dir = sys.argv[1], sys.argv[2]
-with runtime.database.read_only() as ports:
+with services.database.read_only() as ports:
     record = ports.certificates.find_by_serial(serial)[0]
     issuing, root = ports.cas.get_ca("issuing-1"), ports.cas.get_ca("root-1")
 credential = SigningCredential(
@@ -47,28 +48,28 @@ writer.insert_page(generic.DictionaryObject({
 buffer = io.BytesIO()
 writer.write(buffer)
 for level in ("B-B", "B-T"):
-    stamper = LocalTimeStamper(runtime.answer_timestamp) if level == "B-T" else None
+    stamper = LocalTimeStamper(services.timestamps.answer) if level == "B-T" else None
     spec = PDFSignatureSpec(reason="Phê duyệt văn bản", location="Hà Nội", level=level)
-    signed = sign_pdf(buffer.getvalue(), credential, runtime.keystore, spec, timestamper=stamper)
+    signed = sign_pdf(buffer.getvalue(), credential, services.keystore, spec, timestamper=stamper)
     open(f"{out_dir}/signed-{level}.pdf", "wb").write(signed)
-runtime.close()
+services.close()
 """
 
 SEAL_SCRIPT = """
 import io, sys
 from govsign.config import load_settings
-from govsign.runtime import Runtime
+from govsign.services.bootstrap import Services
 from govsign.signing.cms import SigningCredential
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.writer import PdfFileWriter
 
-runtime = Runtime.open(load_settings())
+services = Services.open(load_settings())
 official_serial, seal_serial, out_dir = sys.argv[1], sys.argv[2], sys.argv[3]
 
 
 def credential(serial):
-    with runtime.database.read_only() as ports:
+    with services.database.read_only() as ports:
         record = ports.certificates.find_by_serial(serial)[0]
         issuing, root = ports.cas.get_ca("issuing-1"), ports.cas.get_ca("root-1")
     chain = (issuing.certificate_der, root.certificate_der)
@@ -83,14 +84,14 @@ writer.insert_page(generic.DictionaryObject({
 }))
 with open(f"{out_dir}/unsigned.pdf", "wb") as handle:
     writer.write(handle)
-stamper = LocalTimeStamper(runtime.answer_timestamp)
+stamper = LocalTimeStamper(services.timestamps.answer)
 official = PDFSignatureSpec(field_name="Official", reason="Ký duyệt", location="Hà Nội", level="B-T")
 with open(f"{out_dir}/unsigned.pdf", "rb") as pdf, open(f"{out_dir}/official.pdf", "w+b") as out:
-    sign_pdf(pdf, credential(official_serial), runtime.keystore, official, stamper, output=out)
+    sign_pdf(pdf, credential(official_serial), services.keystore, official, stamper, output=out)
 seal = PDFSignatureSpec(field_name="Seal", reason="Đóng dấu cơ quan", location="Hà Nội", level="B-T")
 with open(f"{out_dir}/official.pdf", "rb") as pdf, open(f"{out_dir}/sealed.pdf", "w+b") as out:
-    sign_pdf(pdf, credential(seal_serial), runtime.keystore, seal, stamper, output=out)
-runtime.close()
+    sign_pdf(pdf, credential(seal_serial), services.keystore, seal, stamper, output=out)
+services.close()
 """
 
 
@@ -102,8 +103,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
-    if shutil.which("pdfsig") is None or shutil.which("certutil") is None:
-        pytest.skip("poppler-utils (pdfsig) and libnss3-tools (certutil) are needed")
+    require_tool("pdfsig")
+    require_tool("certutil")
     work = tmp_path_factory.mktemp("pdfsig")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVSIGN_") and k != "SOFTHSM2_CONF"}

@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-import functools
 import secrets
-import shutil
 import subprocess
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,10 +18,12 @@ from cryptography.hazmat.primitives import serialization
 from govsign.clock import FixedClock, SystemClock
 from govsign.errors import InvalidInputError, PolicyViolationError
 from govsign.keystore.api import KeyAlgorithm, KeyStore
-from govsign.pki.authority import CertificateAuthority, HierarchyResult, IssuanceRequest, IssuedCertificate
-from govsign.runtime import Runtime
+from govsign.pki.hierarchy import HierarchyResult
+from govsign.services.bootstrap import Services
 from govsign.signing import CMSSignatureSpec, SigningCredential
 from govsign.signing.smime import SMIMESignatureSpec, canonical_entity, sign_smime
+from helpers.credentials import signing_credential
+from helpers.pdf import require_tool
 
 ACTOR = "test:smime"
 ADDRESS = "can.bo@example.gov.vn"
@@ -40,33 +40,18 @@ VIETNAMESE = "Kính gửi các đồng chí,\nCông văn số 123 về việc tr
 ATTACHMENT = bytes(range(256)) + b"\r\n\n\r\x00" + secrets.token_bytes(4096)
 
 
-def _issue(ca: CertificateAuthority, *, request: IssuanceRequest) -> IssuedCertificate:
-    return ca.issue(request)
-
-
 def _credential(
-    runtime: Runtime, hierarchy: HierarchyResult, algorithm: KeyAlgorithm, email_address: str | None
+    services: Services, hierarchy: HierarchyResult, algorithm: KeyAlgorithm, email_address: str | None
 ) -> SigningCredential:
     subject = f"CN=S/MIME signer {algorithm.value} {secrets.token_hex(4)},C=VN"
-    request = IssuanceRequest(
-        profile="individual", subject=subject, email=email_address, generate_key=algorithm, actor=ACTOR
-    )
-    issued = runtime.execute(
-        functools.partial(_issue, request=request), action="certificate.issue", actor=ACTOR, object_id=subject
-    )
-    assert issued.record.key is not None
-    return SigningCredential(
-        key=issued.record.key,
-        certificate_der=issued.record.certificate_der,
-        chain_der=(hierarchy.issuing.certificate_der, hierarchy.root.certificate_der),
-    )
+    return signing_credential(services, hierarchy, subject=subject, email=email_address, algorithm=algorithm)
 
 
 @pytest.fixture(scope="module")
-def credentials(initialized_runtime: Runtime, hierarchy: HierarchyResult) -> dict[KeyAlgorithm, SigningCredential]:
+def credentials(initialized_services: Services, hierarchy: HierarchyResult) -> dict[KeyAlgorithm, SigningCredential]:
     """An individual certificate with ADDRESS in its subjectAltName, per key algorithm."""
     return {
-        algorithm: _credential(initialized_runtime, hierarchy, algorithm, ADDRESS)
+        algorithm: _credential(initialized_services, hierarchy, algorithm, ADDRESS)
         for algorithm in (KeyAlgorithm.EC_P256, KeyAlgorithm.RSA2048)
     }
 
@@ -74,11 +59,6 @@ def credentials(initialized_runtime: Runtime, hierarchy: HierarchyResult) -> dic
 @pytest.fixture(scope="module")
 def credential(credentials: dict[KeyAlgorithm, SigningCredential]) -> SigningCredential:
     return credentials[KeyAlgorithm.EC_P256]
-
-
-@pytest.fixture(scope="module")
-def store(initialized_runtime: Runtime) -> KeyStore:
-    return initialized_runtime.keystore
 
 
 @pytest.fixture
@@ -95,9 +75,7 @@ def root_pem(tmp_path: Path, hierarchy: HierarchyResult) -> Path:
 
 
 def _openssl_verify(signed: bytes, root_pem: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], bytes]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
+    openssl = require_tool("openssl")
     (tmp_path / "signed.eml").write_bytes(signed)
     out = tmp_path / "content.out"
     out.unlink(missing_ok=True)
@@ -466,22 +444,22 @@ def test_already_signed_message_is_refused(credential: SigningCredential, store:
 
 
 def test_certificate_without_email_is_refused(
-    initialized_runtime: Runtime, hierarchy: HierarchyResult, store: KeyStore, clock: FixedClock
+    initialized_services: Services, hierarchy: HierarchyResult, store: KeyStore, clock: FixedClock
 ) -> None:
-    no_email = _credential(initialized_runtime, hierarchy, KeyAlgorithm.EC_P256, None)
+    no_email = _credential(initialized_services, hierarchy, KeyAlgorithm.EC_P256, None)
     with pytest.raises(PolicyViolationError, match="no e-mail address"):
         sign_smime(_message(body=b"hello\n"), no_email, store, clock)
 
 
 def test_internationalized_from_domain_matches_its_a_label_in_the_certificate(
-    initialized_runtime: Runtime,
+    initialized_services: Services,
     hierarchy: HierarchyResult,
     store: KeyStore,
     clock: FixedClock,
     root_pem: Path,
     tmp_path: Path,
 ) -> None:
-    idna = _credential(initialized_runtime, hierarchy, KeyAlgorithm.EC_P256, "thu.ky@xn--b-8xm.vn")
+    idna = _credential(initialized_services, hierarchy, KeyAlgorithm.EC_P256, "thu.ky@xn--b-8xm.vn")
     message = "From: Thư ký <thu.ky@Bộ.vn>\r\nSubject: IDNA\r\n\r\nhello\r\n".encode()
     content = _verified(sign_smime(message, idna, store, clock), root_pem, tmp_path)
     assert _text(content) == "hello\n"

@@ -4,9 +4,7 @@ pyHanko's validation and by ``qpdf --check``."""
 
 from __future__ import annotations
 
-import functools
 import re
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from io import BytesIO
@@ -16,19 +14,17 @@ from typing import Any
 import pytest
 from asn1crypto import x509 as asn1_x509
 from PIL import Image
-from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
 from govsign.errors import ConfigurationError, InvalidInputError
-from govsign.keystore.api import KeyAlgorithm, KeyStore
-from govsign.pki.authority import CertificateAuthority, HierarchyResult, IssuanceRequest, IssuedCertificate
-from govsign.runtime import Runtime
+from govsign.keystore.api import KeyStore
+from govsign.pki.hierarchy import HierarchyResult
+from govsign.services.bootstrap import Services
 from govsign.signing import SigningCredential
 from govsign.signing.pdf import HSMSigner
 from govsign.signing.stamp import (
@@ -39,6 +35,8 @@ from govsign.signing.stamp import (
     load_font,
     resolve_page,
 )
+from helpers.credentials import signing_credential
+from helpers.pdf import blank_pdf, require_tool
 
 ACTOR = "test:stamp"
 AGENCY = "Ủy ban nhân dân tỉnh Hà Nam"
@@ -49,40 +47,18 @@ ORG_BOX = (60.0, 80.0, 360.0, 200.0)
 PERSON_BOX = (300.0, 240.0, 540.0, 400.0)
 
 
-def _issue(ca: CertificateAuthority, *, request: IssuanceRequest) -> IssuedCertificate:
-    return ca.issue(request)
-
-
 @pytest.fixture(scope="module")
-def stamp_credentials(initialized_runtime: Runtime, hierarchy: HierarchyResult) -> dict[str, SigningCredential]:
+def stamp_credentials(initialized_services: Services, hierarchy: HierarchyResult) -> dict[str, SigningCredential]:
     """An agency seal certificate and an official's certificate, with Vietnamese names."""
-    found: dict[str, SigningCredential] = {}
-    for profile, subject in (
-        ("organization", f"CN={AGENCY},O={AGENCY},C=VN"),
-        ("individual", f"CN={PERSON},O={AGENCY},C=VN"),
-    ):
-        request = IssuanceRequest(
-            profile=profile,
-            subject=subject,
-            email="vanthu@hanam.gov.vn",
-            generate_key=KeyAlgorithm.EC_P256,
-            actor=ACTOR,
+    return {
+        profile: signing_credential(
+            initialized_services, hierarchy, subject=subject, profile=profile, email="vanthu@hanam.gov.vn"
         )
-        issued = initialized_runtime.execute(
-            functools.partial(_issue, request=request), action="certificate.issue", actor=ACTOR, object_id=subject
+        for profile, subject in (
+            ("organization", f"CN={AGENCY},O={AGENCY},C=VN"),
+            ("individual", f"CN={PERSON},O={AGENCY},C=VN"),
         )
-        assert issued.record.key is not None
-        found[profile] = SigningCredential(
-            key=issued.record.key,
-            certificate_der=issued.record.certificate_der,
-            chain_der=(hierarchy.issuing.certificate_der, hierarchy.root.certificate_der),
-        )
-    return found
-
-
-@pytest.fixture(scope="module")
-def store(initialized_runtime: Runtime) -> KeyStore:
-    return initialized_runtime.keystore
+    }
 
 
 def _png(
@@ -95,16 +71,6 @@ def _png(
     ImageDraw.Draw(image).ellipse((4, 4, size[0] - 4, size[1] - 4), fill=(*color, 255))
     output = BytesIO()
     image.save(output, format="PNG", dpi=(dpi, dpi))
-    return output.getvalue()
-
-
-def _blank_pdf(pages: int = 1) -> bytes:
-    writer = PdfFileWriter()  # type: ignore[no-untyped-call]
-    media_box = generic.ArrayObject(map(generic.NumberObject, (0, 0, 595, 842)))
-    for _ in range(pages):
-        writer.insert_page(PageObject(contents=[], media_box=media_box))  # type: ignore[no-untyped-call]
-    output = BytesIO()
-    writer.write(output)  # type: ignore[no-untyped-call]
     return output.getvalue()
 
 
@@ -133,9 +99,7 @@ def _validation_context(hierarchy: HierarchyResult) -> ValidationContext:
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (poppler-utils / qpdf)")
+    path = require_tool(name)
     return path
 
 
@@ -153,7 +117,7 @@ def _count(image: Image.Image, box: tuple[float, float, float, float], kind: str
     """Pixels of a colour kind inside a PDF box (72 dpi rendering, page height 842)."""
     x1, y1, x2, y2 = box
     crop = image.crop((int(x1), int(842 - y2), int(x2), int(842 - y1)))
-    pixels: Any = crop.getdata()
+    pixels: Any = crop.get_flattened_data() if hasattr(crop, "get_flattened_data") else crop.getdata()
     if kind == "red":
         return sum(1 for r, g, b in pixels if r > 150 and g < 90 and b < 90)
     return sum(1 for r, g, b in pixels if b > 130 and r < 90 and g < 130)
@@ -224,7 +188,7 @@ def test_organization_seal_is_red_has_vietnamese_text_and_stays_valid(
         "(ISO 8601: 2026-11-25T14:03:07+07:00)",
     )
     assert appearance.new_field_spec.box == (60, 80, 360, 200)
-    signed = _sign(_blank_pdf(), credential, store, appearance)
+    signed = _sign(blank_pdf(), credential, store, appearance)
 
     _qpdf_check(signed, tmp_path)
     embedded = PdfFileReader(BytesIO(signed)).embedded_signatures[0]
@@ -287,7 +251,7 @@ def test_individual_signature_is_blue_with_title_and_keeps_the_seal_valid(
         "Thời gian ký: 25.11.2026 14:03:07 +07:00",
         "(ISO 8601: 2026-11-25T14:03:07+07:00)",
     )
-    signed = _sign(_blank_pdf(), person, store, appearance)
+    signed = _sign(blank_pdf(), person, store, appearance)
 
     # The agency's seal second, over the left third of the person's signature (Decree 30).
     seal_box = (PERSON_BOX[0] - 60, PERSON_BOX[1] + 10, PERSON_BOX[0] + 80, PERSON_BOX[1] + 130)
@@ -325,7 +289,7 @@ def test_stamp_without_image_is_text_only(
         stamp, field_name="Sig", certificate_der=credential.certificate_der, signing_time=SIGNING_TIME
     )
     assert appearance.lines[0] == f"Ký bởi: {PERSON}"
-    signed = _sign(_blank_pdf(), credential, store, appearance)
+    signed = _sign(blank_pdf(), credential, store, appearance)
     _qpdf_check(signed, tmp_path)
     assert _count(_render(signed, tmp_path), (40, 40, 300, 120), "blue") > 100
 

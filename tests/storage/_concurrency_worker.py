@@ -1,4 +1,4 @@
-"""Child process of test_concurrency: open a Runtime of its own and issue certificates from CSRs."""
+"""Child process of test_concurrency: open a Services of its own and issue certificates from CSRs."""
 
 from __future__ import annotations
 
@@ -19,28 +19,30 @@ def issue_batch(
     stage = "importing govsign"
     try:
         from govsign.config import Settings
-        from govsign.pki.authority import IssuanceRequest
-        from govsign.runtime import Runtime
+        from govsign.pki.issuance import IssuanceRequest
+        from govsign.services.authorization import Requester
+        from govsign.services.bootstrap import Services
 
-        stage = "opening the runtime"
+        stage = "opening the services"
         with open_lock:
-            runtime = Runtime.open(Settings(_env_file=None, **settings))  # type: ignore[call-arg]
+            services = Services.open(Settings(_env_file=None, **settings))  # type: ignore[call-arg]
         try:
             stage = "waiting for the other workers"
             barrier.wait(timeout=120)  # all workers issue at the same time
             stage = "issuing"
             serials = []
             for csr in csrs:
-                request = IssuanceRequest(profile="device", csr=csr, actor=f"test:worker-{index}")
-                issued = runtime.execute(
-                    lambda ca, request=request: ca.issue(request),
+                request = IssuanceRequest(profile="device", csr=csr)
+                worker = Requester.operator(f"test:worker-{index}")
+                issued = services.uow.run(
+                    lambda work, request=request, worker=worker: work.issuance.issue(request, actor=worker.actor),
                     action="certificate.issue",
-                    actor=request.actor,
+                    requester=worker,
                     object_id="-",
                 )
                 serials.append(issued.record.serial_hex)
         finally:
-            runtime.close()
+            services.close()
         results.put((index, "ok", serials))
     except BaseException:
         elapsed = time.monotonic() - started

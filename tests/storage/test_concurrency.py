@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 
-from govsign.runtime import Runtime
+from govsign.services.bootstrap import Services
 from govsign.storage.models import CertificateRow
+from helpers.deployment import Deployment
 
 from ._concurrency_worker import issue_batch
 
@@ -43,8 +44,8 @@ def _csrs(count: int) -> list[bytes]:
     return csrs
 
 
-def _counts(runtime: Runtime) -> tuple[int, int]:
-    with runtime.database.unit_of_work() as ports:
+def _counts(services: Services) -> tuple[int, int]:
+    with services.database.unit_of_work() as ports:
         return ports.certificates.count(), ports.audit.count()
 
 
@@ -101,9 +102,9 @@ def _run_workers(settings: dict[str, Any], batches: list[list[bytes]]) -> dict[i
 
 @pytest.mark.parametrize("db_backend", ["postgresql"], indirect=True)
 def test_concurrent_issuance_from_four_processes(
-    initialized_runtime: Runtime, hsm_data_dir: Path, hsm_pin: str
+    initialized_services: Services, hsm_data_dir: Path, hsm_pin: str, initialized: Deployment
 ) -> None:
-    settings = initialized_runtime.settings
+    settings = initialized.settings
     child_settings = {
         "data_dir": str(hsm_data_dir),
         "database_url": settings.database_url,
@@ -115,17 +116,17 @@ def test_concurrent_issuance_from_four_processes(
     }
     csrs = _csrs(WORKERS * PER_WORKER)
     batches = [csrs[i * PER_WORKER : (i + 1) * PER_WORKER] for i in range(WORKERS)]
-    certificates_before, audit_before = _counts(initialized_runtime)
+    certificates_before, audit_before = _counts(initialized_services)
 
     by_worker = _run_workers(child_settings, batches)
 
     serials = [serial for worker in sorted(by_worker) for serial in by_worker[worker]]
     assert len(serials) == WORKERS * PER_WORKER
     assert len(set(serials)) == WORKERS * PER_WORKER
-    certificates_after, audit_after = _counts(initialized_runtime)
+    certificates_after, audit_after = _counts(initialized_services)
     assert certificates_after - certificates_before == WORKERS * PER_WORKER
     assert audit_after - audit_before == WORKERS * PER_WORKER
-    with initialized_runtime.database.unit_of_work() as ports:
+    with initialized_services.database.unit_of_work() as ports:
         stored = ports.session.execute(
             select(CertificateRow.serial_hex, CertificateRow.profile, CertificateRow.issuer_id).where(
                 CertificateRow.serial_hex.in_(serials)

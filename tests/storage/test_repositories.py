@@ -13,14 +13,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from govsign.audit.chain import GENESIS_HASH
+from govsign.audit.events import AuditEvent
 from govsign.keystore.api import KeyAlgorithm, KeyRef
-from govsign.pki.ports import (
-    AuditEvent,
-    CARecord,
-    CARole,
-    CertificateRecord,
-    CertificateStatus,
-)
+from govsign.pki.records import CARecord, CARole, CertificateRecord, CertificateStatus
 from govsign.storage.engine import Database
 from govsign.storage.migrate import upgrade_to_head
 from govsign.storage.models import AuditEventRow

@@ -76,10 +76,15 @@ class ActivationState:
     """A stored activation as the check sees it."""
 
     credential_serial: str
+    """Serial of the credential it was granted for."""
     client_id: str
+    """The API client it was granted to."""
     scope: ActivationScope
+    """The hashes it covers."""
     expires_at: dt.datetime
+    """When it stops being usable."""
     used_at: dt.datetime | None
+    """When it was used (None while unused)."""
 
 
 def check_activation(

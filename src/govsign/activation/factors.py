@@ -27,8 +27,8 @@ TOTP_DRIFT_STEPS = 1
 
 PIN_MIN_LENGTH = 6
 PIN_MAX_LENGTH = 64
-#: scrypt cost: about 16 MiB and tens of milliseconds per check, so a stolen table is slow to
-#: attack; the online guessing limit is the failure lockout, not this.
+#: scrypt cost: about 16 MiB (128 * N * r bytes) and deliberately slow per check, so a stolen table
+#: is slow to attack; the online guessing limit is the failure lockout, not this.
 _SCRYPT_N = 2**14
 _SCRYPT_R = 8
 _SCRYPT_P = 1

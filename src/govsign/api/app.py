@@ -1,4 +1,4 @@
-"""The FastAPI application: ``create_app(settings)``; the lifespan owns the runtime."""
+"""The FastAPI application: ``create_app(settings)``; the lifespan opens and closes the services."""
 
 from __future__ import annotations
 
@@ -11,27 +11,27 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from govsign import __version__
-from govsign.api.background import run_status_tasks
+from govsign.api.background import run_maintenance
 from govsign.api.middleware import configure_json_logging, install_middleware
-from govsign.api.ocsp_fast import OCSPFastPath
 from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
-from govsign.api.routes import health, pki, ra, signing
-from govsign.api.tsa_fast import TSAFastPath
+from govsign.api.protocols import ProtocolFastPath
+from govsign.api.routes import agencies, approvals, audit, cas, certificates, credentials, crls, health, pki, signatures
 from govsign.config import Settings, load_settings
-from govsign.platform import Platform
-from govsign.runtime import Runtime
+from govsign.services.bootstrap import Services
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await asyncio.to_thread(Runtime.open, settings)
-        app.state.runtime = runtime
-        app.state.platform = await asyncio.to_thread(Platform, runtime)
-        tasks = (
-            asyncio.create_task(run_status_tasks(runtime, app.state.platform)) if settings.background_tasks else None
-        )
+        services = await asyncio.to_thread(Services.open, settings)
+        try:
+            await asyncio.to_thread(services.server_key)  # a bad GOVSIGN_API_SECRET_KEY_FILE stops start-up
+        except BaseException:
+            await asyncio.to_thread(services.close)
+            raise
+        app.state.services = services
+        tasks = asyncio.create_task(run_maintenance(services.maintenance)) if settings.background_tasks else None
         try:
             yield
         finally:
@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
                 tasks.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await tasks
-            await asyncio.to_thread(runtime.close)
+            await asyncio.to_thread(services.close)
 
     app = FastAPI(
         title="govsign",
@@ -52,24 +52,25 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.state.settings = settings
     install_problem_handlers(app)
     install_middleware(
         app, max_request_bytes=settings.max_request_bytes, max_document_bytes=settings.max_document_bytes
     )
-    app.include_router(health.router)
-    app.include_router(pki.router)
-    app.include_router(ra.router)
-    app.include_router(signing.router)
+    for module in (health, pki, certificates, approvals, crls, audit, cas, agencies, signatures, credentials):
+        app.include_router(module.router)
     install_openapi_extras(app)
-    # Outermost: the OCSP hot path answers pre-produced responses before any other layer.
-    app.add_middleware(OCSPFastPath, runtime_of=lambda: getattr(app.state, "runtime", None))
-    # Also outermost: RFC 3161 time-stamp queries are answered before any other layer.
-    app.add_middleware(TSAFastPath, runtime_of=lambda: getattr(app.state, "runtime", None))
+    # Outermost: ordinary OCSP and time-stamp requests are answered before any other layer.
+    app.add_middleware(
+        ProtocolFastPath,
+        services_of=lambda: getattr(app.state, "services", None),
+        settings_of=lambda: settings,
+    )
     return app
 
 
 def create_app_from_environment() -> FastAPI:
     """Factory for uvicorn workers: each process reads the environment, logs JSON and opens its
-    own runtime (one HSM login per process)."""
+    own services (one HSM login per process)."""
     configure_json_logging(os.environ.get("GOVSIGN_LOG_LEVEL", "INFO").upper())
     return create_app(load_settings())

@@ -1,4 +1,4 @@
-"""Request dependencies: the runtime, the platform, and the authenticated caller."""
+"""Request dependencies: the opened services and the authenticated caller."""
 
 from __future__ import annotations
 
@@ -11,29 +11,34 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi import Depends, Request
 
-from govsign.access.policy import Permission, Principal
+from govsign.access.policy import Principal
+from govsign.audit.events import AuditContext
+from govsign.config import Settings
 from govsign.errors import RateLimitedError, UnauthenticatedError
-from govsign.pki.ports import AuditContext
-from govsign.platform import Platform
-from govsign.runtime import Runtime
+from govsign.services.authorization import Requester
+from govsign.services.bootstrap import Services
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-def get_platform(request: Request) -> Platform:
-    platform: Platform = request.app.state.platform
-    return platform
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def media_type(request: Request) -> str:
+    """The request body's media type: its Content-Type without parameters, in lower case."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _source(request: Request) -> str:
     """The address failed authentications are counted for: the peer, or, when the peer is a
     trusted TLS proxy, the client address it forwards (the last X-Forwarded-For hop)."""
     peer = request.client.host if request.client else "unknown"
-    settings = get_platform(request).runtime.settings
-    if peer in settings.trusted_proxy_addresses:
+    if peer in get_settings(request).trusted_proxy_addresses:
         forwarded = request.headers.get("x-forwarded-for", "")
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
         if hops:
@@ -53,26 +58,26 @@ def _certificate_fingerprint(header_value: str) -> str | None:
 async def authenticated(request: Request) -> Principal:
     """The caller, from ``Authorization: Bearer`` or (behind a trusted TLS proxy) its client
     certificate. Failures are counted per source address; too many give 429."""
-    platform = get_platform(request)
+    authentication = get_services(request).authentication
     source = _source(request)
-    wait = platform.limiter.blocked_for(source)
+    wait = authentication.limiter.blocked_for(source)
     if wait:
         raise RateLimitedError("Too many failed authentications from this address; try again later.", wait)
     principal: Principal | None = None
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        principal = await asyncio.to_thread(platform.authenticate_token, token.strip())
+        principal = await asyncio.to_thread(authentication.authenticate_token, token.strip())
     else:
-        settings = platform.runtime.settings
+        settings = get_settings(request)
         header = request.headers.get(settings.client_certificate_header)
         peer = request.client.host if request.client else "unknown"
         if header and peer in settings.trusted_proxy_addresses:
             fingerprint = _certificate_fingerprint(header)
             if fingerprint is not None:
-                principal = await asyncio.to_thread(platform.authenticate_certificate, fingerprint)
+                principal = await asyncio.to_thread(authentication.authenticate_certificate, fingerprint)
     if principal is None:
-        platform.limiter.failed(source)
+        authentication.limiter.failed(source)
         raise UnauthenticatedError("Send a valid API client token as 'Authorization: Bearer <token>'.")
     request.state.principal = principal
     return principal
@@ -81,20 +86,11 @@ async def authenticated(request: Request) -> Principal:
 Caller = Annotated[Principal, Depends(authenticated)]
 
 
-def audit_context(request: Request, principal: Principal) -> AuditContext:
-    return AuditContext(
+def requester(request: Request, principal: Principal) -> Requester:
+    """The authenticated caller as the services see it, with the request's audit context."""
+    context = AuditContext(
         client_id=principal.client_id,
         agency_id=principal.agency_id,
         request_id=getattr(request.state, "request_id", None),
     )
-
-
-def require(permission: Permission) -> object:
-    """A dependency that checks the caller's role has ``permission`` (agency checks come later,
-    once the object's agency is known)."""
-
-    async def check(request: Request, principal: Caller) -> Principal:
-        get_platform(request).authorize(principal, permission, agency_id=None, agency_bound=False)
-        return principal
-
-    return Depends(check)
+    return Requester.client(principal, context)

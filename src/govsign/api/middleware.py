@@ -16,7 +16,7 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from govsign.api.problems import problem
-from govsign.metrics import REGISTRY
+from govsign.services.metrics import REGISTRY
 
 ACCESS_LOG = logging.getLogger("govsign.access")
 REQUEST_ID = contextvars.ContextVar[str | None]("request_id", default=None)

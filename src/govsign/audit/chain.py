@@ -21,32 +21,6 @@ FORBIDDEN_DETAIL_KEYS = frozenset({"pin", "so_pin", "user_pin", "password", "sec
 
 
 @dataclass(frozen=True, kw_only=True)
-class ChainedEvent:
-    """An audit event as stored, with its place in the chain."""
-
-    sequence: int
-    """Position in the chain, from 1, without gaps."""
-    occurred_at: dt.datetime
-    """When it happened (UTC)."""
-    actor: str
-    """Who acted."""
-    action: str
-    """What was done."""
-    object_type: str
-    """Kind of object."""
-    object_id: str
-    """Which object."""
-    outcome: str
-    """success, failure or denied."""
-    details: dict[str, Any]
-    """Further facts."""
-    previous_hash: str
-    """Hash of the event before (GENESIS_HASH for the first)."""
-    event_hash: str
-    """Hash of this event."""
-
-
-@dataclass(frozen=True, kw_only=True)
 class ChainVerdict:
     """The result of checking a chain."""
 
@@ -58,6 +32,41 @@ class ChainVerdict:
     """The first event that does not verify (None when intact)."""
     problem: str | None
     """What is wrong with it, in one sentence."""
+
+    @classmethod
+    def broken(cls, events_checked: int, sequence: int, problem: str) -> ChainVerdict:
+        """The chain is broken at event ``sequence``, for the reason ``problem``."""
+        return cls(intact=False, events_checked=events_checked, first_broken_sequence=sequence, problem=problem)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkedEvent:
+    """One event as the chain stores and hashes it."""
+
+    sequence: int
+    """Its place in the chain, from 1."""
+    occurred_at: dt.datetime
+    """When it happened (hashed as UTC)."""
+    actor: str
+    """Who did it."""
+    action: str
+    """What was done."""
+    object_type: str
+    """Kind of object acted on."""
+    object_id: str
+    """Which object."""
+    outcome: str
+    """success, failure or denied."""
+    details_json: str
+    """The details in canonical JSON (:func:`canonical_details`)."""
+    previous_hash: str
+    """The hash of the event before it (:data:`GENESIS_HASH` for the first)."""
+    client_id: str | None = None
+    """The API client that made the request (hashed when present)."""
+    agency_id: str | None = None
+    """Its agency (hashed when present)."""
+    request_id: str | None = None
+    """The request id (hashed when present)."""
 
 
 def canonical_details(details: dict[str, Any] | None) -> str:
@@ -77,96 +86,50 @@ def _refuse_secrets(value: Any) -> None:
             _refuse_secrets(inner)
 
 
-def event_hash(
-    *,
-    sequence: int,
-    occurred_at: dt.datetime,
-    actor: str,
-    action: str,
-    object_type: str,
-    object_id: str,
-    outcome: str,
-    details_json: str,
-    previous_hash: str,
-    client_id: str | None = None,
-    agency_id: str | None = None,
-    request_id: str | None = None,
-) -> str:
+def event_hash(event: LinkedEvent) -> str:
+    """The event's SHA-256 over its canonical JSON form, hex."""
     body: dict[str, object] = {
-        "seq": sequence,
-        "at": occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "actor": actor,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "outcome": outcome,
-        "details": details_json,
-        "prev": previous_hash,
+        "seq": event.sequence,
+        "at": event.occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "actor": event.actor,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "outcome": event.outcome,
+        "details": event.details_json,
+        "prev": event.previous_hash,
     }
     # Request context is hashed when present (events written by the CLI have none).
-    for key, value in (("client", client_id), ("agency", agency_id), ("request", request_id)):
+    for key, value in (("client", event.client_id), ("agency", event.agency_id), ("request", event.request_id)):
         if value is not None:
             body[key] = value
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def verify_chain(events: Iterable[tuple[Any, ...]]) -> ChainVerdict:
-    """Check stored events given in id order as tuples
-    ``(id, occurred_at, actor, action, object_type, object_id, outcome, details_json, previous_hash, event_hash)``,
-    optionally followed by ``(client_id, agency_id, request_id)``.
-    """
+def verify_chain(events: Iterable[tuple[LinkedEvent, str]]) -> ChainVerdict:
+    """Check stored events, given in sequence order with the hash stored beside each."""
     expected_previous = GENESIS_HASH
     expected_sequence = 1
     checked = 0
-    for row in events:
+    for event, stored in events:
         checked += 1
-        (sequence, occurred_at, actor, action, object_type, object_id, outcome, details_json, previous, stored) = row[
-            :10
-        ]
-        client_id, agency_id, request_id = ((*tuple(row[10:13]), None, None, None))[:3]
+        sequence = event.sequence
         if sequence > expected_sequence:
-            return ChainVerdict(
-                intact=False,
-                events_checked=checked,
-                first_broken_sequence=expected_sequence,
-                problem=f"Audit event {expected_sequence} is missing (the next event is {sequence}); events were deleted.",
+            return ChainVerdict.broken(
+                checked,
+                expected_sequence,
+                f"Audit event {expected_sequence} is missing (the next event is {sequence}); events were deleted.",
             )
         if sequence != expected_sequence:
-            return ChainVerdict(
-                intact=False,
-                events_checked=checked,
-                first_broken_sequence=sequence,
-                problem=f"Audit event {sequence} follows event {expected_sequence - 1}; events are missing or reordered.",
+            problem = f"Audit event {sequence} follows event {expected_sequence - 1}; events are missing or reordered."
+            return ChainVerdict.broken(checked, sequence, problem)
+        if event.previous_hash != expected_previous:
+            return ChainVerdict.broken(
+                checked, sequence, f"Audit event {sequence} does not link to the event before it."
             )
-        if previous != expected_previous:
-            return ChainVerdict(
-                intact=False,
-                events_checked=checked,
-                first_broken_sequence=sequence,
-                problem=f"Audit event {sequence} does not link to the event before it.",
-            )
-        computed = event_hash(
-            sequence=sequence,
-            occurred_at=occurred_at,
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            outcome=outcome,
-            details_json=details_json,
-            previous_hash=previous,
-            client_id=client_id,
-            agency_id=agency_id,
-            request_id=request_id,
-        )
-        if computed != stored:
-            return ChainVerdict(
-                intact=False,
-                events_checked=checked,
-                first_broken_sequence=sequence,
-                problem=f"Audit event {sequence} was altered after it was written.",
-            )
+        if event_hash(event) != stored:
+            return ChainVerdict.broken(checked, sequence, f"Audit event {sequence} was altered after it was written.")
         expected_previous = stored
         expected_sequence += 1
     return ChainVerdict(intact=True, events_checked=checked, first_broken_sequence=None, problem=None)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from govsign.clock import to_vietnam_time
 from govsign.pki.authority import CertificateView, IssuedCertificate
-from govsign.pki.ports import CARecord
+from govsign.pki.records import CARecord, CertificateRecord
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -30,34 +30,31 @@ def print_json(value: Any) -> None:
 
 
 def certificate_json(view: CertificateView) -> dict[str, Any]:
-    record = view.record
     revocation = view.revocation
     return {
-        "serial": record.serial_hex,
+        "serial": view.record.serial_hex,
         "status": view.status.value,
         "revocation_reason": revocation.reason.value if revocation else None,
         "revoked_at": iso_utc(revocation.revoked_at) if revocation else None,
         "invalidity_date": iso_utc(revocation.invalidity_date) if revocation else None,
-        "issuer_id": record.issuer_id,
-        "profile": record.profile,
-        "subject": record.subject,
-        "email": record.email,
-        "not_before": iso_utc(record.not_before),
-        "not_after": iso_utc(record.not_after),
-        "key_algorithm": record.key_algorithm.value,
-        "key_source": "hsm" if record.key is not None else "csr",
-        "key_label": record.key.label if record.key is not None else None,
-        "fingerprint_sha256": record.fingerprint_sha256,
+        **_record_json(view.record),
         "replaces_serial": view.replaces_serial,
         "certificate_pem": view.certificate_pem,
     }
 
 
 def issued_json(issued: IssuedCertificate) -> dict[str, Any]:
-    record = issued.record
     return {
-        "serial": record.serial_hex,
+        "serial": issued.record.serial_hex,
         "status": "valid",
+        **_record_json(issued.record),
+        "certificate_pem": issued.certificate_pem,
+    }
+
+
+def _record_json(record: CertificateRecord) -> dict[str, Any]:
+    """What the JSON of a certificate shows of its record, between its status and its PEM."""
+    return {
         "issuer_id": record.issuer_id,
         "profile": record.profile,
         "subject": record.subject,
@@ -68,7 +65,6 @@ def issued_json(issued: IssuedCertificate) -> dict[str, Any]:
         "key_source": "hsm" if record.key is not None else "csr",
         "key_label": record.key.label if record.key is not None else None,
         "fingerprint_sha256": record.fingerprint_sha256,
-        "certificate_pem": issued.certificate_pem,
     }
 
 

@@ -8,6 +8,7 @@ and references.
 from __future__ import annotations
 
 import enum
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,6 +60,8 @@ class HashAlgorithm(enum.Enum):
 
 
 class SignatureScheme(enum.Enum):
+    """How the token turns a hash into a signature: RSA PKCS#1 v1.5, RSA-PSS or ECDSA."""
+
     RSA_PKCS1V15 = "rsa-pkcs1v15"
     RSA_PSS = "rsa-pss"
     ECDSA = "ecdsa"
@@ -182,6 +185,11 @@ class KeyStore(Protocol):
 
     def ping(self) -> None:
         """Raise :class:`HSMUnavailableError` unless the token answers right now."""
+        ...
+
+    def held(self, *, wait: bool = True) -> AbstractContextManager[bool]:
+        """Hold the HSM across several calls; with ``wait=False``, yield False at once (holding
+        nothing) when another thread is using it."""
         ...
 
     def close(self) -> None:

@@ -14,11 +14,10 @@ linted (DESIGN.md example 3).
 from __future__ import annotations
 
 import threading
-from typing import Any, NoReturn
+from typing import Any, ClassVar, Generic, NoReturn, Self, TypeVar
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from typing_extensions import Buffer
 
 from govsign.errors import InternalError
@@ -69,17 +68,54 @@ def _check_pss(pss: padding.PSS, hash_algorithm: HashAlgorithm) -> None:
         raise InternalError("The HSM keys sign PSS with MGF1 over the signature hash only.")
 
 
-def _no_private_material() -> NoReturn:
-    raise InternalError("Private keys held in the HSM cannot be exported.")
+_PublicT = TypeVar("_PublicT", rsa.RSAPublicKey, ec.EllipticCurvePublicKey)
 
 
-class HSMRSAPrivateKey(rsa.RSAPrivateKey):
-    """An RSA key pair on the token, usable wherever cryptography wants an RSAPrivateKey."""
+class PublicHalfKey(Generic[_PublicT]):
+    """Mixin for cryptography private keys whose process holds only the public half.
+
+    It answers from the public half what a private key may be asked about it, and refuses
+    ``private_numbers()`` and ``private_bytes()`` with ``no_private_material``. Copies are the
+    key itself: a copy of a key that is not in this process has nothing of its own to copy.
+    """
+
+    _public: _PublicT
+    no_private_material: ClassVar[str] = "The private half of this key is not in this process."
+    """The message of the refusal to give out private material."""
+
+    @property
+    def key_size(self) -> int:
+        return self._public.key_size
+
+    def public_key(self) -> _PublicT:
+        return self._public
+
+    def private_numbers(self) -> NoReturn:
+        raise InternalError(self.no_private_material)
+
+    def private_bytes(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise InternalError(self.no_private_material)
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+
+class _HSMKeyPair(PublicHalfKey[_PublicT]):
+    """What the RSA and EC key pairs on the token share: the keystore, the ref and the guard."""
+
+    no_private_material = "Private keys held in the HSM cannot be exported."
+    _public_type: type[_PublicT]
+    """The class of the public half, checked against the key found on the token."""
+    _algorithm_name: ClassVar[str]
+    """The algorithm family, for the error when the key on the token is of another."""
 
     def __init__(self, keystore: KeyStore, ref: KeyRef, *, expected_message: bytes | None = None) -> None:
         public = keystore.public_key(ref)
-        if not isinstance(public, rsa.RSAPublicKey):
-            raise InternalError(f"The HSM key '{ref.label}' is not an RSA key.")
+        if not isinstance(public, self._public_type):
+            raise InternalError(f"The HSM key '{ref.label}' is not an {self._algorithm_name} key.")
         self._keystore = keystore
         self._ref = ref
         self._public = public
@@ -88,6 +124,20 @@ class HSMRSAPrivateKey(rsa.RSAPrivateKey):
     @property
     def ref(self) -> KeyRef:
         return self._ref
+
+    def _sign(self, data: bytes, scheme: SignatureScheme, hash_algorithm: HashAlgorithm, prehashed: bool) -> bytes:
+        """Sign ``data`` (a digest when ``prehashed``) on the token, once the guard allows it."""
+        self._guard.check(data)
+        if prehashed:
+            return self._keystore.sign_digest(self._ref, data, scheme=scheme, hash_algorithm=hash_algorithm)
+        return self._keystore.sign(self._ref, data, scheme=scheme, hash_algorithm=hash_algorithm)
+
+
+class HSMRSAPrivateKey(_HSMKeyPair[rsa.RSAPublicKey], rsa.RSAPrivateKey):
+    """An RSA key pair on the token, usable wherever cryptography wants an RSAPrivateKey."""
+
+    _public_type = rsa.RSAPublicKey
+    _algorithm_name = "RSA"
 
     def sign(
         self,
@@ -103,61 +153,23 @@ class HSMRSAPrivateKey(rsa.RSAPrivateKey):
             scheme = SignatureScheme.RSA_PKCS1V15
         else:
             raise InternalError(f"The HSM keys do not sign with {padding.name} padding.")
-        self._guard.check(data)
-        if prehashed:
-            return self._keystore.sign_digest(self._ref, data, scheme=scheme, hash_algorithm=hash_algorithm)
-        return self._keystore.sign(self._ref, data, scheme=scheme, hash_algorithm=hash_algorithm)
+        return self._sign(data, scheme, hash_algorithm, prehashed)
 
     def decrypt(self, ciphertext: bytes, padding: padding.AsymmetricPadding) -> bytes:
         raise InternalError("Signing keys in the HSM do not decrypt.")
 
-    @property
-    def key_size(self) -> int:
-        return self._public.key_size
 
-    def public_key(self) -> rsa.RSAPublicKey:
-        return self._public
-
-    def private_numbers(self) -> rsa.RSAPrivateNumbers:
-        _no_private_material()
-
-    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
-        _no_private_material()
-
-    def __copy__(self) -> HSMRSAPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> HSMRSAPrivateKey:
-        return self
-
-
-class HSMECPrivateKey(ec.EllipticCurvePrivateKey):
+class HSMECPrivateKey(_HSMKeyPair[ec.EllipticCurvePublicKey], ec.EllipticCurvePrivateKey):
     """An EC key pair on the token, usable wherever cryptography wants an EllipticCurvePrivateKey."""
 
-    def __init__(self, keystore: KeyStore, ref: KeyRef, *, expected_message: bytes | None = None) -> None:
-        public = keystore.public_key(ref)
-        if not isinstance(public, ec.EllipticCurvePublicKey):
-            raise InternalError(f"The HSM key '{ref.label}' is not an EC key.")
-        self._keystore = keystore
-        self._ref = ref
-        self._public = public
-        self._guard = _MessageGuard(expected_message)
-
-    @property
-    def ref(self) -> KeyRef:
-        return self._ref
+    _public_type = ec.EllipticCurvePublicKey
+    _algorithm_name = "EC"
 
     def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise InternalError("The HSM EC keys sign with ECDSA only.")
         hash_algorithm, prehashed = _hash_of(signature_algorithm.algorithm)
-        data = bytes(data)
-        self._guard.check(data)
-        if prehashed:
-            return self._keystore.sign_digest(
-                self._ref, data, scheme=SignatureScheme.ECDSA, hash_algorithm=hash_algorithm
-            )
-        return self._keystore.sign(self._ref, data, scheme=SignatureScheme.ECDSA, hash_algorithm=hash_algorithm)
+        return self._sign(bytes(data), SignatureScheme.ECDSA, hash_algorithm, prehashed)
 
     def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
         raise InternalError("Signing keys in the HSM do not do key agreement.")
@@ -165,25 +177,6 @@ class HSMECPrivateKey(ec.EllipticCurvePrivateKey):
     @property
     def curve(self) -> ec.EllipticCurve:
         return self._public.curve
-
-    @property
-    def key_size(self) -> int:
-        return self._public.key_size
-
-    def public_key(self) -> ec.EllipticCurvePublicKey:
-        return self._public
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        _no_private_material()
-
-    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
-        _no_private_material()
-
-    def __copy__(self) -> HSMECPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> HSMECPrivateKey:
-        return self
 
 
 HSMPrivateKey = HSMRSAPrivateKey | HSMECPrivateKey
@@ -197,7 +190,3 @@ def hsm_private_key(keystore: KeyStore, ref: KeyRef, *, expected_message: bytes 
     if ref.algorithm.is_rsa:
         return HSMRSAPrivateKey(keystore, ref, expected_message=expected_message)
     return HSMECPrivateKey(keystore, ref, expected_message=expected_message)
-
-
-def is_private_key(value: object) -> bool:
-    return isinstance(value, PrivateKeyTypes.__args__)  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ Rules measured on these machines (DESIGN.md, "Pitfalls"):
   off and two threads inside it at once crash the process. Every call into the module goes
   through one process-wide lock; scale with worker processes, not threads.
 * One login per token per process: a second C_Login raises UserAlreadyLoggedIn, and a login per
-  operation costs 3x. We keep one logged-in read/write session per process and reuse it; since
+  operation would add a whole login to every signature. We keep one logged-in read/write session per process and reuse it; since
   all calls are serialized anyway, more sessions would buy nothing.
 * SoftHSM2 2.6 has no CKM_ECDSA_SHA256: ECDSA hashes in software, signs with CKM_ECDSA and
   DER-encodes r||s.
@@ -508,10 +508,19 @@ class PKCS11KeyStore:
         self._call("ping", ping)
 
     @contextmanager
-    def held(self) -> Iterator[None]:
-        """Hold the module lock across several calls (for callers that must not interleave)."""
-        with MODULE_LOCK:
-            yield
+    def held(self, *, wait: bool = True) -> Iterator[bool]:
+        """Hold the HSM across several calls (the module is called by one thread at a time).
+
+        With ``wait=False`` it yields False at once, holding nothing, when another thread is
+        using the HSM: a caller on an event loop then moves its work to a worker thread instead
+        of blocking the loop."""
+        if not MODULE_LOCK.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            MODULE_LOCK.release()
 
 
 def _logged(message: str, exc: Exception) -> str:

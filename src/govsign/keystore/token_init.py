@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import subprocess
 import sys
+from collections.abc import Iterator
 
 from govsign.errors import HSMUnavailableError
 
@@ -56,23 +57,29 @@ def _check(rv: int, what: str) -> None:
         raise RuntimeError(f"{what} failed with CKR 0x{rv:x}")
 
 
+def _token_slots(lib: ctypes.CDLL) -> Iterator[tuple[int, _CKTokenInfo]]:
+    """Each slot with a token present (C_GetSlotList with tokenPresent), with its token info."""
+    count = ctypes.c_ulong(0)
+    _check(lib.C_GetSlotList(ctypes.c_ubyte(1), None, ctypes.byref(count)), "C_GetSlotList")
+    slots = (ctypes.c_ulong * max(count.value, 1))()
+    _check(lib.C_GetSlotList(ctypes.c_ubyte(1), slots, ctypes.byref(count)), "C_GetSlotList")
+    for index in range(count.value):
+        info = _CKTokenInfo()
+        _check(lib.C_GetTokenInfo(slots[index], ctypes.byref(info)), "C_GetTokenInfo")
+        yield slots[index], info
+
+
 def _init_token(module: str, label: str, so_pin: bytes, user_pin: bytes) -> None:
     lib = ctypes.CDLL(module)
     _check(lib.C_Initialize(None), "C_Initialize")
     try:
-        count = ctypes.c_ulong(0)
-        _check(lib.C_GetSlotList(ctypes.c_ubyte(1), None, ctypes.byref(count)), "C_GetSlotList")
-        slots = (ctypes.c_ulong * max(count.value, 1))()
-        _check(lib.C_GetSlotList(ctypes.c_ubyte(1), slots, ctypes.byref(count)), "C_GetSlotList")
         free_slot = None
-        for index in range(count.value):
-            info = _CKTokenInfo()
-            _check(lib.C_GetTokenInfo(slots[index], ctypes.byref(info)), "C_GetTokenInfo")
+        for slot, info in _token_slots(lib):
             if info.flags & CKF_TOKEN_INITIALIZED:
                 if info.label.decode("utf-8", "replace").rstrip() == label:
                     raise RuntimeError(f"a token labelled '{label}' already exists")
             elif free_slot is None:
-                free_slot = slots[index]
+                free_slot = slot
         if free_slot is None:
             raise RuntimeError("the module has no free slot for a new token")
         padded = label.encode("utf-8").ljust(32, b" ")
@@ -81,15 +88,10 @@ def _init_token(module: str, label: str, so_pin: bytes, user_pin: bytes) -> None
             "C_InitToken",
         )
         # SoftHSM2 moves a freshly initialised token to a new slot id: find it by label.
-        _check(lib.C_GetSlotList(ctypes.c_ubyte(1), None, ctypes.byref(count)), "C_GetSlotList")
-        slots = (ctypes.c_ulong * max(count.value, 1))()
-        _check(lib.C_GetSlotList(ctypes.c_ubyte(1), slots, ctypes.byref(count)), "C_GetSlotList")
         token_slot = None
-        for index in range(count.value):
-            info = _CKTokenInfo()
-            _check(lib.C_GetTokenInfo(slots[index], ctypes.byref(info)), "C_GetTokenInfo")
+        for slot, info in _token_slots(lib):
             if info.label == padded.rstrip(b" ") or info.label.rstrip(b" ") == padded.rstrip(b" "):
-                token_slot = slots[index]
+                token_slot = slot
         if token_slot is None:
             raise RuntimeError("the new token did not appear in the slot list")
         session = ctypes.c_ulong(0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from cryptography import x509
@@ -27,7 +27,7 @@ from govsign.keystore.api import KeyStore
 from govsign.keystore.cryptography_keys import hsm_private_key
 from govsign.pki.issuer import PublicURLs, cryptography_hash
 from govsign.pki.placeholder import placeholder_key
-from govsign.pki.ports import CARecord, RevocationReason, RevocationRecord
+from govsign.pki.records import CARecord, RevocationReason, RevocationRecord
 
 _REASON_FLAGS: dict[RevocationReason, x509.ReasonFlags] = {
     RevocationReason.KEY_COMPROMISE: x509.ReasonFlags.key_compromise,
@@ -96,10 +96,15 @@ class CRLState:
     """Per-CA numbering and change tracking, read and written under a row lock."""
 
     ca_id: str
+    """The CA."""
     next_crl_number: int
+    """The number the next CRL (complete or delta) gets."""
     change_seq: int
+    """Counts revocation changes."""
     published_change_seq: int
+    """The change count the last published CRLs include."""
     delta_base_number: int | None
+    """The complete CRL the current delta CRLs apply to."""
 
 
 class CRLStore(Protocol):
@@ -304,32 +309,16 @@ class CRLPublisher:
             return None
         entries = tuple(entry_for(r) for r in self._store.active_revocations(ca.id))
         next_update = min(now + self._policy.validity, ca.not_after)
-        is_arl = ca.parent_id is None
         full_number = state.next_crl_number
-        full = sign_crl(
-            CRLSpec(
-                issuer=ca,
-                number=full_number,
-                this_update=now,
-                next_update=next_update,
-                entries=entries,
-                freshest_crl_url=self._urls.delta_crl(ca.id),
-            ),
-            self._keystore,
-            self._linter,
-            is_arl=is_arl,
-        )
-        stored_full = StoredCRL(
-            ca_id=ca.id,
+        full_spec = CRLSpec(
+            issuer=ca,
             number=full_number,
-            is_delta=False,
-            base_number=None,
             this_update=now,
             next_update=next_update,
-            entry_count=len(entries),
-            der=full.public_bytes(serialization.Encoding.DER),
+            entries=entries,
+            freshest_crl_url=self._urls.delta_crl(ca.id),
         )
-        self._store.add_crl(stored_full)
+        stored_full = self._sign_and_store(full_spec)
 
         base = (
             self._store.crl_by_number(ca.id, state.delta_base_number) if state.delta_base_number is not None else None
@@ -340,32 +329,28 @@ class CRLPublisher:
         released = [int(serial, 16) for serial in self._store.released_holds_since(ca.id, base.this_update)]
         changes = tuple(delta_entries(entries, base_crl, released))
         delta_number = full_number + 1
-        delta = sign_crl(
-            CRLSpec(
-                issuer=ca,
-                number=delta_number,
-                this_update=now,
-                next_update=next_update,
-                entries=changes,
-                delta_base=base.number,
-            ),
-            self._keystore,
-            self._linter,
-            is_arl=is_arl,
+        # The delta CRL has the complete one's issuer and times; it names its base, not a Freshest CRL.
+        stored_delta = self._sign_and_store(
+            replace(full_spec, number=delta_number, entries=changes, delta_base=base.number, freshest_crl_url=None)
         )
-        stored_delta = StoredCRL(
-            ca_id=ca.id,
-            number=delta_number,
-            is_delta=True,
-            base_number=base.number,
-            this_update=now,
-            next_update=next_update,
-            entry_count=len(changes),
-            der=delta.public_bytes(serialization.Encoding.DER),
-        )
-        self._store.add_crl(stored_delta)
         state.next_crl_number = delta_number + 1
         state.published_change_seq = state.change_seq
         state.delta_base_number = base.number
         self._store.save_crl_state(state)
         return PublishedCRLs(full=stored_full, delta=stored_delta)
+
+    def _sign_and_store(self, spec: CRLSpec) -> StoredCRL:
+        """Sign the complete or delta CRL of ``spec`` (an ARL when its CA is a root) and store it."""
+        crl = sign_crl(spec, self._keystore, self._linter, is_arl=spec.issuer.parent_id is None)
+        stored = StoredCRL(
+            ca_id=spec.issuer.id,
+            number=spec.number,
+            is_delta=spec.delta_base is not None,
+            base_number=spec.delta_base,
+            this_update=spec.this_update,
+            next_update=spec.next_update,
+            entry_count=len(spec.entries),
+            der=crl.public_bytes(serialization.Encoding.DER),
+        )
+        self._store.add_crl(stored)
+        return stored

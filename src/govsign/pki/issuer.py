@@ -95,6 +95,8 @@ class IssuerContext:
 
 
 class CertificateKind(enum.Enum):
+    """Where a certificate stands in the hierarchy; decides its CA or end-entity extensions."""
+
     ROOT_CA = "root-ca"
     SUBORDINATE_CA = "subordinate-ca"
     END_ENTITY = "end-entity"
@@ -168,30 +170,9 @@ def _builder(spec: CertificateSpec, issuer: IssuerContext) -> x509.CertificateBu
         builder = builder.add_extension(issuer_aki, critical=False)
         builder = builder.add_extension(policies, critical=False)
         builder = builder.add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(urls.ca_certificate(issuer.ca_id)),
-                    )
-                ]
-            ),
-            critical=False,
+            x509.AuthorityInformationAccess([_ca_issuers(urls, issuer.ca_id)]), critical=False
         )
-        builder = builder.add_extension(_crl_distribution_points(urls.crl(issuer.ca_id)), critical=False)
-        # The parent's ARL names its delta CRLs (Freshest CRL); relying parties such as
-        # pyhanko-certvalidator look for delta CRLs in the certificate, so name them here too.
-        builder = builder.add_extension(
-            x509.FreshestCRL(
-                [
-                    x509.DistributionPoint(
-                        [x509.UniformResourceIdentifier(urls.delta_crl(issuer.ca_id))], None, None, None
-                    )
-                ]
-            ),
-            critical=False,
-        )
-        return builder
+        return _with_crl_pointers(builder, urls, issuer.ca_id)
 
     profile = spec.profile
     if profile is None:
@@ -204,28 +185,14 @@ def _builder(spec: CertificateSpec, issuer: IssuerContext) -> x509.CertificateBu
     builder = builder.add_extension(ski, critical=False)
     builder = builder.add_extension(issuer_aki, critical=False)
     builder = builder.add_extension(policies, critical=False)
-    access = [
-        x509.AccessDescription(
-            AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(urls.ca_certificate(issuer.ca_id))
-        )
-    ]
+    access = [_ca_issuers(urls, issuer.ca_id)]
     if profile.revocation_pointers:
         access.insert(
             0, x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp))
         )
     builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
     if profile.revocation_pointers:
-        builder = builder.add_extension(_crl_distribution_points(urls.crl(issuer.ca_id)), critical=False)
-        builder = builder.add_extension(
-            x509.FreshestCRL(
-                [
-                    x509.DistributionPoint(
-                        [x509.UniformResourceIdentifier(urls.delta_crl(issuer.ca_id))], None, None, None
-                    )
-                ]
-            ),
-            critical=False,
-        )
+        builder = _with_crl_pointers(builder, urls, issuer.ca_id)
     if profile.ocsp_no_check:
         builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
     if spec.email:
@@ -233,8 +200,23 @@ def _builder(spec: CertificateSpec, issuer: IssuerContext) -> x509.CertificateBu
     return builder
 
 
-def _crl_distribution_points(url: str) -> x509.CRLDistributionPoints:
-    return x509.CRLDistributionPoints([x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)])
+def _ca_issuers(urls: PublicURLs, ca_id: str) -> x509.AccessDescription:
+    """The AIA caIssuers entry: where the certificate of the CA ``ca_id`` is published."""
+    return x509.AccessDescription(
+        AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(urls.ca_certificate(ca_id))
+    )
+
+
+def _with_crl_pointers(builder: x509.CertificateBuilder, urls: PublicURLs, ca_id: str) -> x509.CertificateBuilder:
+    """``builder`` with the CRL distribution point of the CA ``ca_id`` and its delta CRLs as
+    Freshest CRL: the issuer's CRL names its delta CRLs too, but relying parties such as
+    pyhanko-certvalidator look for delta CRLs in the certificate, so name them here as well."""
+    builder = builder.add_extension(x509.CRLDistributionPoints([_distribution_point(urls.crl(ca_id))]), critical=False)
+    return builder.add_extension(x509.FreshestCRL([_distribution_point(urls.delta_crl(ca_id))]), critical=False)
+
+
+def _distribution_point(url: str) -> x509.DistributionPoint:
+    return x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)
 
 
 def _key_usage(bits: set[str]) -> x509.KeyUsage:
@@ -263,11 +245,17 @@ class IssuanceToken:
     """A prepared certificate: lint it, then issue it, once."""
 
     spec: CertificateSpec
+    """What the certificate contains."""
     issuer: IssuerContext
+    """The CA that signs it."""
     preview: x509.Certificate
+    """The certificate signed by a placeholder key, for linting."""
     tbs_der: bytes
+    """The TBSCertificate that was linted (the issued one must equal it)."""
     _linted: bool = field(default=False, repr=False)
+    """Whether the preview passed the linter."""
     _issued: bool = field(default=False, repr=False)
+    """Whether the token was used (it is single-use)."""
 
     def lint(self, linter: CertificateLinter | None) -> None:
         """Run our profile checks and (if given) pkilint; raise LintFailedError on any finding."""

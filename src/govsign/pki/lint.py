@@ -179,11 +179,16 @@ def _build_ocsp_response_validator() -> Any:
 
 
 class _PKILintLinter:
-    """Shared machinery: a severity threshold and one lazily built validator container."""
+    """Shared machinery: a severity threshold, one lazily built validator container, and the
+    pkilint loader and root node name of the kind of document linted."""
 
-    def __init__(self, minimum_severity: str, build: Callable[[], Any]) -> None:
+    def __init__(
+        self, minimum_severity: str, build: Callable[[], Any], load_der: Callable[..., Any], root_node_name: str
+    ) -> None:
         self._threshold = _parse_severity(minimum_severity)
         self._validator = _LazyValidator(build)
+        self._load_der = load_der
+        self._root_node_name = root_node_name
 
     @property
     def minimum_severity(self) -> str:
@@ -194,27 +199,30 @@ class _PKILintLinter:
         """Build the validators now (e.g. at start-up) instead of on the first ``lint``."""
         self._validator.get()
 
+    def _lint(self, der: bytes, document_name: str) -> tuple[LintFinding, ...]:
+        return _run(
+            self._validator.get(),
+            self._load_der,
+            der,
+            document_name=document_name,
+            root_node_name=self._root_node_name,
+            threshold=self._threshold,
+        )
+
 
 class PKILintCertificateLinter(_PKILintLinter):
     """Lints DER certificates with pkilint's PKIX certificate validators (as lint_pkix_cert)."""
 
     def __init__(self, minimum_severity: str = "WARNING") -> None:
         """Report findings at ``minimum_severity`` or more severe; ValueError for unknown names."""
-        super().__init__(minimum_severity, _build_certificate_validator)
+        super().__init__(minimum_severity, _build_certificate_validator, loader.load_der_certificate, "certificate")
 
     def lint(self, certificate_der: bytes) -> tuple[LintFinding, ...]:
         """Findings at or above the minimum severity, as ``lint_pkix_cert lint -s SEVERITY``.
 
         Undecodable DER gives one FATAL finding (:data:`UNDECODABLE_DOCUMENT_CODE`).
         """
-        return _run(
-            self._validator.get(),
-            loader.load_der_certificate,
-            certificate_der,
-            document_name="certificate",
-            root_node_name="certificate",
-            threshold=self._threshold,
-        )
+        return self._lint(certificate_der, "certificate")
 
 
 class PKILintCRLLinter(_PKILintLinter):
@@ -222,7 +230,7 @@ class PKILintCRLLinter(_PKILintLinter):
 
     def __init__(self, minimum_severity: str = "WARNING") -> None:
         """Report findings at ``minimum_severity`` or more severe; ValueError for unknown names."""
-        super().__init__(minimum_severity, _build_crl_validator)
+        super().__init__(minimum_severity, _build_crl_validator, loader.load_der_crl, "certificateList")
 
     def lint(self, crl_der: bytes, *, is_arl: bool = False) -> tuple[LintFinding, ...]:
         """Findings at or above the minimum severity, as ``lint_crl lint -t CRL|ARL -p PKIX``.
@@ -231,15 +239,7 @@ class PKILintCRLLinter(_PKILintLinter):
         the BR profile's extra validators, so both types run the same validators; the argument
         is kept so callers state what they lint. Undecodable DER gives one FATAL finding.
         """
-        document_name = "ARL" if is_arl else "CRL"
-        return _run(
-            self._validator.get(),
-            loader.load_der_crl,
-            crl_der,
-            document_name=document_name,
-            root_node_name="certificateList",
-            threshold=self._threshold,
-        )
+        return self._lint(crl_der, "ARL" if is_arl else "CRL")
 
 
 class PKILintOCSPResponseLinter(_PKILintLinter):
@@ -247,18 +247,13 @@ class PKILintOCSPResponseLinter(_PKILintLinter):
 
     def __init__(self, minimum_severity: str = "WARNING") -> None:
         """Report findings at ``minimum_severity`` or more severe; ValueError for unknown names."""
-        super().__init__(minimum_severity, _build_ocsp_response_validator)
+        super().__init__(
+            minimum_severity, _build_ocsp_response_validator, loader.load_der_ocsp_response, "oCSPResponse"
+        )
 
     def lint(self, response_der: bytes) -> tuple[LintFinding, ...]:
         """Findings at or above the minimum severity, as ``lint_ocsp_response lint -s SEVERITY``.
 
         Undecodable DER gives one FATAL finding (:data:`UNDECODABLE_DOCUMENT_CODE`).
         """
-        return _run(
-            self._validator.get(),
-            loader.load_der_ocsp_response,
-            response_der,
-            document_name="OCSP response",
-            root_node_name="oCSPResponse",
-            threshold=self._threshold,
-        )
+        return self._lint(response_der, "OCSP response")

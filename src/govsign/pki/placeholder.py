@@ -14,6 +14,7 @@ from typing_extensions import Buffer
 
 from govsign.errors import InternalError
 from govsign.keystore.api import PublicKey
+from govsign.keystore.cryptography_keys import PublicHalfKey
 
 
 def _placeholder_signature(public_key: PublicKey) -> bytes:
@@ -22,8 +23,13 @@ def _placeholder_signature(public_key: PublicKey) -> bytes:
     return utils.encode_dss_signature(1, 1)
 
 
-class PlaceholderRSAKey(rsa.RSAPrivateKey):
+_NO_KEY = "The placeholder signer has no key."
+
+
+class PlaceholderRSAKey(PublicHalfKey[rsa.RSAPublicKey], rsa.RSAPrivateKey):
     """Records what would be signed and returns a dummy signature; holds no key material."""
+
+    no_private_material = _NO_KEY
 
     def __init__(self, public_key: rsa.RSAPublicKey) -> None:
         self._public = public_key
@@ -36,27 +42,12 @@ class PlaceholderRSAKey(rsa.RSAPrivateKey):
     def decrypt(self, ciphertext: bytes, padding: padding.AsymmetricPadding) -> bytes:
         _refuse()
 
-    @property
-    def key_size(self) -> int:
-        return self._public.key_size
 
-    def public_key(self) -> rsa.RSAPublicKey:
-        return self._public
+class PlaceholderECKey(PublicHalfKey[ec.EllipticCurvePublicKey], ec.EllipticCurvePrivateKey):
+    """The EC counterpart of :class:`PlaceholderRSAKey`."""
 
-    def private_numbers(self) -> rsa.RSAPrivateNumbers:
-        _refuse()
+    no_private_material = _NO_KEY
 
-    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
-        _refuse()
-
-    def __copy__(self) -> PlaceholderRSAKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> PlaceholderRSAKey:
-        return self
-
-
-class PlaceholderECKey(ec.EllipticCurvePrivateKey):
     def __init__(self, public_key: ec.EllipticCurvePublicKey) -> None:
         self._public = public_key
         self.signed: bytes | None = None
@@ -72,28 +63,9 @@ class PlaceholderECKey(ec.EllipticCurvePrivateKey):
     def curve(self) -> ec.EllipticCurve:
         return self._public.curve
 
-    @property
-    def key_size(self) -> int:
-        return self._public.key_size
-
-    def public_key(self) -> ec.EllipticCurvePublicKey:
-        return self._public
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        _refuse()
-
-    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
-        _refuse()
-
-    def __copy__(self) -> PlaceholderECKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> PlaceholderECKey:
-        return self
-
 
 def _refuse() -> NoReturn:
-    raise InternalError("The placeholder signer has no key.")
+    raise InternalError(_NO_KEY)
 
 
 def placeholder_key(public_key: PublicKey) -> PlaceholderRSAKey | PlaceholderECKey:

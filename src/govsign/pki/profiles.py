@@ -55,31 +55,26 @@ class CertificateProfile:
 
 
 _SIGNING_KEY_USAGE = frozenset({"digital_signature", "content_commitment"})
+_SUBSCRIBER_EKUS = (ExtendedKeyUsageOID.EMAIL_PROTECTION, DOCUMENT_SIGNING_OID)
 
-INDIVIDUAL = CertificateProfile(
-    name="individual",
-    description="An official's signing certificate (chữ ký số cá nhân).",
-    subscriber=True,
-    key_usage=_SIGNING_KEY_USAGE,
-    extended_key_usages=(ExtendedKeyUsageOID.EMAIL_PROTECTION, DOCUMENT_SIGNING_OID),
-)
-ORGANIZATION = CertificateProfile(
-    name="organization",
-    description="An agency's seal certificate (chữ ký số cơ quan, tổ chức).",
-    subscriber=True,
-    key_usage=_SIGNING_KEY_USAGE,
-    extended_key_usages=(ExtendedKeyUsageOID.EMAIL_PROTECTION, DOCUMENT_SIGNING_OID),
-)
-DEVICE = CertificateProfile(
-    name="device",
-    description="A device, service or software certificate (thiết bị, dịch vụ, phần mềm).",
-    subscriber=True,
-    key_usage=_SIGNING_KEY_USAGE,
-    extended_key_usages=(
-        ExtendedKeyUsageOID.EMAIL_PROTECTION,
-        DOCUMENT_SIGNING_OID,
-        ExtendedKeyUsageOID.CLIENT_AUTH,
-    ),
+
+def _subscriber(name: str, description: str, *more_ekus: ObjectIdentifier) -> CertificateProfile:
+    """A subscriber profile: the signing key usage, EKU emailProtection and documentSigning, then ``more_ekus``."""
+    return CertificateProfile(
+        name=name,
+        description=description,
+        subscriber=True,
+        key_usage=_SIGNING_KEY_USAGE,
+        extended_key_usages=(*_SUBSCRIBER_EKUS, *more_ekus),
+    )
+
+
+INDIVIDUAL = _subscriber("individual", "An official's signing certificate (chữ ký số cá nhân).")
+ORGANIZATION = _subscriber("organization", "An agency's seal certificate (chữ ký số cơ quan, tổ chức).")
+DEVICE = _subscriber(
+    "device",
+    "A device, service or software certificate (thiết bị, dịch vụ, phần mềm).",
+    ExtendedKeyUsageOID.CLIENT_AUTH,
 )
 OCSP_RESPONDER = CertificateProfile(
     name="ocsp-responder",

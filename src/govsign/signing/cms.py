@@ -34,6 +34,7 @@ from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 
 from govsign.clock import Clock
+from govsign.der import der_sorted, tlv
 from govsign.errors import InvalidInputError, UnavailableError
 from govsign.keystore.api import HashAlgorithm, KeyRef, KeyStore, SignatureScheme
 from govsign.signing.evidence import RevocationEvidence
@@ -49,7 +50,7 @@ CAdESLevel = Literal["B-B", "B-T", "B-LT"]
 CADES_LEVELS: tuple[str, ...] = get_args(CAdESLevel)
 
 #: An RFC 3161 time-stamping service: DER TimeStampReq in, DER TimeStampResp out
-#: (``Runtime.answer_timestamp`` in the service).
+#: (``TimeStampService.answer`` in the service).
 TimeStampFunction = Callable[[bytes], bytes]
 
 #: The digest of the signature-time-stamp's message imprint.
@@ -106,36 +107,15 @@ def _signing_time_der(moment: dt.datetime) -> bytes:
         raise ValueError("the clock must give aware datetimes")
     moment = moment.astimezone(dt.UTC)
     if _UTC_TIME_FIRST <= moment < _UTC_TIME_END:
-        return _tlv(0x17, moment.strftime("%y%m%d%H%M%SZ").encode("ascii"))
-    return _tlv(0x18, f"{moment.year:04d}{moment.strftime('%m%d%H%M%SZ')}".encode("ascii"))
+        return tlv(0x17, moment.strftime("%y%m%d%H%M%SZ").encode("ascii"))
+    return tlv(0x18, f"{moment.year:04d}{moment.strftime('%m%d%H%M%SZ')}".encode("ascii"))
 
 
 # -- DER assembled from pieces ------------------------------------------------------------------
 # A signature's SignedData is spliced together from DER computed once per certificate and algorithm
 # (certificates, sid, signingCertificateV2, algorithm identifiers); per signature only the digest,
 # the time, the signature value and the time-stamp token are new. Building it as asn1crypto objects
-# instead re-serialises the embedded certificates on every signature, which costs tens of milliseconds.
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes((length,))
-    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
-
-
-def _tlv(tag: int, *contents: bytes) -> bytes:
-    """A DER element with a one-byte tag whose contents are the concatenation of ``contents``."""
-    body = b"".join(contents)
-    return bytes((tag,)) + _der_length(len(body)) + body
-
-
-def _der_sorted(encodings: Iterable[bytes]) -> list[bytes]:
-    """The elements of a SET OF in DER order: ascending encodings, compared as octet strings with the
-    shorter padded with zero octets at its end (X.690 11.6)."""
-    items = list(dict.fromkeys(encodings))
-    width = max((len(item) for item in items), default=0)
-    return sorted(items, key=lambda item: item.ljust(width, b"\0"))
+# instead re-serialises the embedded certificates on every signature, work that splicing does once.
 
 
 def _retag(der: bytes, tag: int) -> bytes:
@@ -154,9 +134,9 @@ _OID_MESSAGE_DIGEST = _oid("1.2.840.113549.1.9.4")
 _OID_SIGNING_TIME = _oid("1.2.840.113549.1.9.5")
 _OID_SIGNING_CERTIFICATE_V2 = _oid("1.2.840.113549.1.9.16.2.47")
 _OID_SIGNATURE_TIME_STAMP = _oid("1.2.840.113549.1.9.16.2.14")
-_ATTRIBUTE_CONTENT_TYPE_DATA = _tlv(0x30, _oid("1.2.840.113549.1.9.3"), _tlv(0x31, _OID_DATA))
+_ATTRIBUTE_CONTENT_TYPE_DATA = tlv(0x30, _oid("1.2.840.113549.1.9.3"), tlv(0x31, _OID_DATA))
 _CONTENT_INFO_SIGNED_DATA = _oid("1.2.840.113549.1.7.2")
-_ENCAP_CONTENT_DATA = _tlv(0x30, _OID_DATA)
+_ENCAP_CONTENT_DATA = tlv(0x30, _OID_DATA)
 _VERSION_DER = {"v1": b"\x02\x01\x01", "v5": b"\x02\x01\x05"}
 
 
@@ -227,7 +207,7 @@ def _signer_parts(certificate_der: bytes) -> _SignerParts:
     value = bytes(_signing_certificate_v2(certificate_der, certificate).dump())
     return _SignerParts(
         issuer_and_serial_der=bytes(sid.dump()),
-        signing_certificate_v2_attribute_der=_tlv(0x30, _OID_SIGNING_CERTIFICATE_V2, _tlv(0x31, value)),
+        signing_certificate_v2_attribute_der=tlv(0x30, _OID_SIGNING_CERTIFICATE_V2, tlv(0x31, value)),
     )
 
 
@@ -235,7 +215,7 @@ def _signer_parts(certificate_der: bytes) -> _SignerParts:
 def _certificate_set(ders: tuple[bytes, ...]) -> bytes:
     """SignedData.certificates ([0] IMPLICIT CertificateSet, DER) of checked certificates, encoded
     once per credential: a SET OF in DER order."""
-    return _tlv(0xA0, *_der_sorted(_checked_certificate(der) for der in ders))
+    return tlv(0xA0, *der_sorted(_checked_certificate(der) for der in ders))
 
 
 def _signature_algorithm(key: KeyRef, algorithm: HashAlgorithm) -> str:
@@ -250,17 +230,17 @@ def signed_attributes_der(digest: bytes, certificate_der: bytes, signing_time: d
     dictionary's /M)."""
     attributes = [
         _ATTRIBUTE_CONTENT_TYPE_DATA,
-        _tlv(0x30, _OID_MESSAGE_DIGEST, _tlv(0x31, _tlv(0x04, digest))),
+        tlv(0x30, _OID_MESSAGE_DIGEST, tlv(0x31, tlv(0x04, digest))),
         _signer_parts(certificate_der).signing_certificate_v2_attribute_der,
     ]
     if signing_time is not None:
-        attributes.append(_tlv(0x30, _OID_SIGNING_TIME, _tlv(0x31, _signing_time_der(signing_time))))
-    return _tlv(0x31, *_der_sorted(attributes))
+        attributes.append(tlv(0x30, _OID_SIGNING_TIME, tlv(0x31, _signing_time_der(signing_time))))
+    return tlv(0x31, *der_sorted(attributes))
 
 
 def signature_time_stamp_attribute_der(token_der: bytes) -> bytes:
     """The unsigned attribute id-aa-signatureTimeStampToken holding one TimeStampToken (DER)."""
-    return _tlv(0x30, _OID_SIGNATURE_TIME_STAMP, _tlv(0x31, token_der))
+    return tlv(0x30, _OID_SIGNATURE_TIME_STAMP, tlv(0x31, token_der))
 
 
 def signed_data_der(
@@ -285,20 +265,20 @@ def signed_data_der(
         digest_algorithm,
         _retag(signed_attrs_der, 0xA0),
         _signature_algorithm_der(_signature_algorithm(credential.key, algorithm)),
-        _tlv(0x04, signature),
+        tlv(0x04, signature),
     ]
     if unsigned_attributes:
-        signer_info.append(_tlv(0xA1, *_der_sorted(unsigned_attributes)))
+        signer_info.append(tlv(0xA1, *der_sorted(unsigned_attributes)))
     signed_data = [
         _VERSION_DER[version],
-        _tlv(0x31, digest_algorithm),
+        tlv(0x31, digest_algorithm),
         _ENCAP_CONTENT_DATA,
         _certificate_set(_unique(certificates)),
     ]
     if crls_der is not None:
         signed_data.append(crls_der)
-    signed_data.append(_tlv(0x31, _tlv(0x30, *signer_info)))
-    return _tlv(0x30, _CONTENT_INFO_SIGNED_DATA, _tlv(0xA0, _tlv(0x30, *signed_data)))
+    signed_data.append(tlv(0x31, tlv(0x30, *signer_info)))
+    return tlv(0x30, _CONTENT_INFO_SIGNED_DATA, tlv(0xA0, tlv(0x30, *signed_data)))
 
 
 def raw_signature(digest: bytes, digest_algorithm: str, credential: SigningCredential, keystore: KeyStore) -> bytes:
@@ -480,7 +460,7 @@ def _revocation_choices_der(validation: _Validation) -> bytes | None:
     )
     if not choices:
         return None
-    return _tlv(0xA1, *_der_sorted(choices))
+    return tlv(0xA1, *der_sorted(choices))
 
 
 def sign_detached(

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from io import BytesIO
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, overload
+from typing import Any, BinaryIO, Literal
 
 from asn1crypto import cms, tsp
 from asn1crypto import crl as asn1_crl
@@ -102,7 +102,8 @@ def _parsed_certificates(
     for one that is not DER X.509) and then shared between signatures and threads. That is safe
     because they are only read: fully parsed, nothing is parsed lazily any more, and neither our
     code nor pyHanko re-encodes them in place (no ``dump(force=True)``); the CMS itself is
-    assembled from DER by :meth:`HSMSigner.async_sign`. Parsing them per request cost 0.6 ms."""
+    assembled from DER by :meth:`HSMSigner.async_sign`. Parsing them per request would repeat that
+    work on every signature."""
     return _load_certificate(certificate_der), tuple(_load_certificate(der) for der in chain_der)
 
 
@@ -310,38 +311,6 @@ def _is_random_access(output: BinaryIO) -> bool:
         return False
 
 
-@overload
-def sign_pdf(
-    pdf: bytes | bytearray | BinaryIO,
-    credential: SigningCredential,
-    keystore: KeyStore,
-    spec: PDFSignatureSpec,
-    timestamper: TimeStamper | None = None,
-    *,
-    evidence: RevocationEvidence | None = None,
-    trust_roots: Sequence[bytes] | None = None,
-    signing_time: dt.datetime | None = None,
-    stamp_font: Path | None = None,
-    output: None = None,
-) -> bytes: ...
-
-
-@overload
-def sign_pdf(
-    pdf: bytes | bytearray | BinaryIO,
-    credential: SigningCredential,
-    keystore: KeyStore,
-    spec: PDFSignatureSpec,
-    timestamper: TimeStamper | None = None,
-    *,
-    evidence: RevocationEvidence | None = None,
-    trust_roots: Sequence[bytes] | None = None,
-    signing_time: dt.datetime | None = None,
-    stamp_font: Path | None = None,
-    output: BinaryIO,
-) -> None: ...
-
-
 def sign_pdf(
     pdf: bytes | bytearray | BinaryIO,
     credential: SigningCredential,
@@ -365,7 +334,7 @@ def sign_pdf(
     B-T and above need ``timestamper``. B-LT and B-LTA also need ``evidence``: OCSP responses
     and CRLs that prove the status of every certificate of the signer's chain AND of the
     time-stamp authority's chain (its certificate and the CAs above it), plus the certificates
-    that validation needs (OCSP responder, TSA chain); see ``Runtime.revocation_evidence``.
+    that validation needs (OCSP responder, TSA chain); see ``govsign.services.evidence``.
     Validation uses that evidence only (no fetching) and requires it to be complete, so a
     long-term signature is only made when its DSS proves every status. ``trust_roots`` (DER)
     default to the last certificate of ``credential.chain_der``.

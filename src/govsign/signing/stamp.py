@@ -231,7 +231,9 @@ def find_font(font_path: str | Path | None = None) -> Path:
 @dataclass(frozen=True)
 class _LoadedFont:
     factory: GlyphAccumulatorFactory
+    """Makes pyHanko's font engine for the font file."""
     codepoints: frozenset[int]
+    """The characters the font has glyphs for."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -448,6 +450,7 @@ def build_stamp_appearance(
     "Thời gian ký: dd.mm.yyyy hh:mm:ss +07:00" and the same instant in ISO 8601; individual: the
     title (if any) above the image, then "Ký bởi: <CN>", "Cơ quan: <O>" (if present) and the time.
     ``signing_time`` should be the time pyHanko writes into the signature; it is shown in +07:00.
+    (One function, a little over 60 lines, so the layout reads top to bottom as it is drawn.)
     """
     if not isinstance(field_name, str) or not field_name or "." in field_name:
         raise InvalidInputError("The signature field name must be a non-empty name without dots.")

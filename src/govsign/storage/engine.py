@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.orm import Session, sessionmaker
 
 from govsign.errors import DatabaseUnavailableError
-from govsign.storage.repositories import SQLPorts
+from govsign.storage.ports import SQLPorts
 
 log = logging.getLogger(__name__)
 

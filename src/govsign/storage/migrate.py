@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -9,10 +11,21 @@ from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
+from govsign.errors import ConfigurationError
+
+
+def migrations_directory() -> Path:
+    """Where the migrations are: the ``govsign.migrations`` package (``migrations/`` at the
+    repository root, installed inside the wheel)."""
+    spec = importlib.util.find_spec("govsign.migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigurationError("The govsign installation has no migrations (govsign.migrations is missing).")
+    return Path(next(iter(spec.submodule_search_locations)))
+
 
 def alembic_config() -> Config:
     config = Config()
-    config.set_main_option("script_location", "govsign:migrations")
+    config.set_main_option("script_location", str(migrations_directory()))
     return config
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
-from typing import Any, cast
+from typing import cast
 from urllib.parse import quote
 
 from sqlalchemy import select
@@ -19,9 +19,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from govsign.errors import DatabaseUnavailableError
-from govsign.pki.ports import CertificateRecord, CertificateStatus, RevocationRecord
+from govsign.pki.records import CertificateRecord, CertificateStatus, RevocationRecord
 from govsign.storage.models import CertificateRow, OCSPResponseRow, RevocationRow
-from govsign.storage.repositories import _certificate_record, _revocation_record
+from govsign.storage.records import certificate_record, revocation_record
 
 StoredResponse = tuple[bytes, dt.datetime, dt.datetime]
 
@@ -100,7 +100,7 @@ class OCSPStatusReader:
                 if certificate is None:
                     return None
                 # Core rows have the mapped attributes' names, which the record builders read.
-                record = _certificate_record(cast(CertificateRow, certificate))
+                record = certificate_record(cast(CertificateRow, certificate))
                 if record.status is CertificateStatus.VALID:
                     return record, None
                 revocations = self._revocations.c
@@ -112,13 +112,7 @@ class OCSPStatusReader:
                 ).first()
         except (OperationalError, InterfaceError) as exc:
             raise DatabaseUnavailableError("The database is not available.") from exc
-        return record, _revocation_record(cast(RevocationRow, revocation)) if revocation is not None else None
+        return record, revocation_record(cast(RevocationRow, revocation)) if revocation is not None else None
 
     def stored_response(self, issuer_id: str, serial_hex: str, hash_algorithm: str) -> StoredResponse | None:
         return self._stored.fetch(issuer_id, serial_hex, hash_algorithm)
-
-    def put_response(self, **_values: Any) -> None:
-        raise NotImplementedError("the read-only OCSP port stores nothing")
-
-    def delete_responses(self, certificate_id: int) -> None:
-        raise NotImplementedError("the read-only OCSP port stores nothing")

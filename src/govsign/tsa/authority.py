@@ -1,6 +1,6 @@
 """RFC 3161 Time-Stamping Authority with the TSA key in the HSM.
 
-Ordinary requests are read by a small DER walker (:mod:`govsign.tsa.der`), anything else is
+Ordinary requests are read by a small DER walker (:mod:`govsign.tsa.request`), anything else is
 parsed in full with asn1crypto. Replies are TimeStampResp structures whose token is a CMS
 SignedData (RFC 5652) over a TSTInfo, signed by the TSA key through the keystore; they are
 assembled from DER pieces encoded once per TSA credential and the per-request parts, with no
@@ -31,9 +31,10 @@ from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 
 from govsign.clock import Clock
+from govsign.der import generalized_time, integer, tlv
 from govsign.errors import GovsignError, HSMUnavailableError
 from govsign.keystore.api import KeyRef, KeyStore, SignatureScheme
-from govsign.tsa.der import generalized_time, integer, tlv, walk_request
+from govsign.tsa.request import walk_request
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from govsign.api.deps import get_services, get_settings
 from govsign.api.problems import problem
 from govsign.errors import GovsignError
-from govsign.metrics import REGISTRY
-from govsign.runtime import Runtime
+from govsign.services.metrics import REGISTRY
 
 router = APIRouter(tags=["operations"])
 
@@ -33,9 +33,8 @@ async def healthz() -> dict[str, str]:
     },
 )
 async def readyz(request: Request) -> JSONResponse:
-    runtime: Runtime = request.app.state.runtime
     checks: dict[str, str] = {}
-    for name, check in (("database", runtime.database.check), ("hsm", runtime.keystore.ping)):
+    for name, check in get_services(request).health.checks.items():
         try:
             await asyncio.wait_for(asyncio.to_thread(check), READINESS_TIMEOUT_SECONDS)
             checks[name] = "ok"
@@ -61,8 +60,7 @@ async def readyz(request: Request) -> JSONResponse:
     },
 )
 async def metrics(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    token = runtime.settings.metrics_token
+    token = get_settings(request).metrics_token
     if token is not None:
         sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(sent.encode(), token.get_secret_value().encode()):

@@ -1,8 +1,9 @@
 """Public protocol endpoints: CA certificates, CRLs, OCSP and the RFC 3161 TSA (fixed paths, CONTRACT.md).
 
-Each handler reads bytes, calls the runtime off the event loop and returns bytes with the
+Each handler reads bytes, calls the status services off the event loop and returns bytes with the
 protocol's media type. OCSP and the TSA never answer HTTP 500: failures are OCSP response
-statuses and PKIStatus rejections.
+statuses and PKIStatus rejections. Ordinary OCSP and time-stamp requests are answered before
+these routes by the raw layer of :mod:`govsign.api.protocols`, with the same functions.
 """
 
 from __future__ import annotations
@@ -10,34 +11,39 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from fastapi.types import DecoratedCallable
 
-from govsign.api.ocsp_fast import decode_ocsp_get, http_date, ocsp_cache_headers
+from govsign.api.deps import get_services, get_settings, media_type
 from govsign.api.problems import problem
+from govsign.api.protocols import (
+    MAX_PROTOCOL_BODY,
+    OCSP_REQUEST_MEDIA_TYPE,
+    OCSP_RESPONSE_MEDIA_TYPE,
+    TIMESTAMP_HEADERS,
+    TIMESTAMP_QUERY_MEDIA_TYPE,
+    TIMESTAMP_REPLY_MEDIA_TYPE,
+    answer_ocsp,
+    answer_timestamp,
+    decode_ocsp_get,
+    http_date,
+    ocsp_headers,
+)
 from govsign.pki.ocsp import OCSPAnswer, unsigned_response
-from govsign.runtime import Runtime
 
 router = APIRouter(tags=["public PKI"])
 
-OCSP_REQUEST_MEDIA_TYPE = "application/ocsp-request"
-OCSP_RESPONSE_MEDIA_TYPE = "application/ocsp-response"
-MAX_OCSP_REQUEST_BYTES = 16 * 1024
-TIMESTAMP_QUERY_MEDIA_TYPE = "application/timestamp-query"
-TIMESTAMP_REPLY_MEDIA_TYPE = "application/timestamp-reply"
-MAX_TIMESTAMP_QUERY_BYTES = 16 * 1024
+MAX_OCSP_REQUEST_BYTES = MAX_PROTOCOL_BODY
+MAX_TIMESTAMP_QUERY_BYTES = MAX_PROTOCOL_BODY
 CRL_MAX_AGE_SECONDS = 5
 _CA_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 PKI_RESPONSES: dict[int | str, dict[str, object]] = {
     404: {"description": "No such CA or CRL.", "content": {"application/problem+json": {}}},
 }
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def etag_matches(request: Request, etag: str) -> bool:
@@ -59,7 +65,7 @@ def etag_matches(request: Request, etag: str) -> bool:
 async def ca_certificate(ca_id: str, request: Request) -> Response:
     if not _CA_ID.match(ca_id):
         return problem(404, "not-found", "Not found", "There is no such CA.")
-    der = await asyncio.to_thread(_runtime(request).ca_certificate, ca_id)
+    der = await asyncio.to_thread(get_services(request).hierarchy.ca_certificate, ca_id)
     if der is None:
         return problem(404, "not-found", "Not found", f"There is no CA '{ca_id}'.")
     etag = '"' + hashlib.sha256(der).hexdigest()[:32] + '"'
@@ -88,7 +94,7 @@ async def crl(name: str, request: Request) -> Response:
     ca_id = name.removesuffix("-delta")
     if not _CA_ID.match(ca_id):
         return problem(404, "not-found", "Not found", "There is no such CRL.")
-    stored = await asyncio.to_thread(_runtime(request).latest_crl, ca_id, delta=delta)
+    stored = await asyncio.to_thread(get_services(request).crls.latest, ca_id, delta=delta)
     if stored is None:
         return problem(
             404, "not-found", "Not found", f"No {'delta ' if delta else ''}CRL has been published for '{ca_id}'."
@@ -105,11 +111,10 @@ async def crl(name: str, request: Request) -> Response:
     return Response(stored.der, media_type="application/pkix-crl", headers=headers)
 
 
-def _ocsp_response(answer: OCSPAnswer, runtime: Runtime, *, cacheable: bool) -> Response:
-    headers = ocsp_cache_headers(
-        answer, runtime.clock.now(), runtime.settings.ocsp_http_max_age_seconds, cacheable=cacheable
-    )
-    return Response(answer.der, media_type=OCSP_RESPONSE_MEDIA_TYPE, headers=headers)
+def _ocsp_response(request: Request, answer: OCSPAnswer, *, cacheable: bool) -> Response:
+    max_age = get_settings(request).ocsp_http_max_age_seconds
+    headers = ocsp_headers(answer, get_services(request).clock.now(), max_age, cacheable=cacheable)
+    return Response(answer.der, media_type=headers.pop("Content-Type"), headers=headers)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
@@ -126,42 +131,63 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-@router.post(
-    "/pki/ocsp",
-    operation_id="postOCSPRequest",
-    summary="OCSP over POST (RFC 6960); the body is a DER OCSPRequest.",
-    response_class=Response,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {OCSP_REQUEST_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
-    responses={
-        200: {"content": {OCSP_RESPONSE_MEDIA_TYPE: {}}, "description": "An OCSP response (possibly an error status)."},
-        413: {"description": "The request is too large.", "content": {"application/problem+json": {}}},
-        415: {
-            "description": "The content type is not application/ocsp-request.",
-            "content": {"application/problem+json": {}},
+async def _protocol_body(request: Request, accepted: str, limit: int, what: str) -> bytes | Response:
+    """The DER body of a protocol request (``what``, e.g. "OCSP requests"), or the problem
+    answer (415 unless its media type is ``accepted``, 413 beyond ``limit`` bytes)."""
+    if media_type(request) != accepted:
+        return problem(415, "unsupported-media-type", "Unsupported media type", f"{what} must be sent as {accepted}.")
+    body = await _read_limited(request, limit)
+    if body is None:
+        return problem(413, "too-large", "Request too large", f"{what} are at most {limit} bytes.")
+    return body
+
+
+def _protocol_post(
+    path: str, operation_id: str, summary: str, request_type: str, reply: dict[str, object]
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The route of a protocol request POSTed as a DER body of ``request_type``, answered with
+    ``reply`` (the 200 response) or a problem (413, 415)."""
+    return router.post(
+        path,
+        operation_id=operation_id,
+        summary=summary,
+        response_class=Response,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {request_type: {"schema": {"type": "string", "format": "binary"}}},
+            }
         },
-    },
+        responses={
+            200: reply,
+            413: {"description": "The request is too large.", "content": {"application/problem+json": {}}},
+            415: {
+                "description": f"The content type is not {request_type}.",
+                "content": {"application/problem+json": {}},
+            },
+        },
+    )
+
+
+_OCSP_REPLY: dict[str, object] = {
+    "content": {OCSP_RESPONSE_MEDIA_TYPE: {}},
+    "description": "An OCSP response (possibly an error status).",
+}
+
+
+@_protocol_post(
+    "/pki/ocsp",
+    "postOCSPRequest",
+    "OCSP over POST (RFC 6960); the body is a DER OCSPRequest.",
+    OCSP_REQUEST_MEDIA_TYPE,
+    _OCSP_REPLY,
 )
 async def ocsp_post(request: Request) -> Response:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != OCSP_REQUEST_MEDIA_TYPE:
-        return problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "OCSP requests must be sent as application/ocsp-request.",
-        )
-    body = await _read_limited(request, MAX_OCSP_REQUEST_BYTES)
-    if body is None:
-        return problem(
-            413, "too-large", "Request too large", f"OCSP requests are at most {MAX_OCSP_REQUEST_BYTES} bytes."
-        )
-    runtime = _runtime(request)
-    return _ocsp_response(await asyncio.to_thread(runtime.answer_ocsp, body), runtime, cacheable=False)
+    body = await _protocol_body(request, OCSP_REQUEST_MEDIA_TYPE, MAX_OCSP_REQUEST_BYTES, "OCSP requests")
+    if isinstance(body, Response):
+        return body
+    answer = await answer_ocsp(get_services(request).ocsp, body, "POST")
+    return _ocsp_response(request, answer, cacheable=False)
 
 
 @router.get(
@@ -169,54 +195,29 @@ async def ocsp_post(request: Request) -> Response:
     operation_id="getOCSPRequest",
     summary="OCSP over GET (RFC 6960 appendix A, RFC 5019): the base64 DER request, URL-encoded, in the path.",
     response_class=Response,
-    responses={
-        200: {"content": {OCSP_RESPONSE_MEDIA_TYPE: {}}, "description": "An OCSP response (possibly an error status)."}
-    },
+    responses={200: _OCSP_REPLY},
 )
 async def ocsp_get(encoded: str, request: Request) -> Response:
-    runtime = _runtime(request)
     der = decode_ocsp_get(encoded)
     if der is None:
-        return _ocsp_response(unsigned_response("malformed_request"), runtime, cacheable=False)
-    return _ocsp_response(await asyncio.to_thread(runtime.answer_ocsp, der), runtime, cacheable=True)
+        return _ocsp_response(request, unsigned_response("malformed_request"), cacheable=False)
+    return _ocsp_response(request, await answer_ocsp(get_services(request).ocsp, der, "GET"), cacheable=True)
 
 
-@router.post(
+@_protocol_post(
     "/pki/tsa",
-    operation_id="postTimeStampQuery",
-    summary="RFC 3161 time-stamping over HTTP; the body is a DER TimeStampReq.",
-    response_class=Response,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {TIMESTAMP_QUERY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
-    responses={
-        200: {
-            "content": {TIMESTAMP_REPLY_MEDIA_TYPE: {}},
-            "description": "A TimeStampResp: granted with a token, or a rejection with its PKIFailureInfo.",
-        },
-        413: {"description": "The request is too large.", "content": {"application/problem+json": {}}},
-        415: {
-            "description": "The content type is not application/timestamp-query.",
-            "content": {"application/problem+json": {}},
-        },
+    "postTimeStampQuery",
+    "RFC 3161 time-stamping over HTTP; the body is a DER TimeStampReq.",
+    TIMESTAMP_QUERY_MEDIA_TYPE,
+    {
+        "content": {TIMESTAMP_REPLY_MEDIA_TYPE: {}},
+        "description": "A TimeStampResp: granted with a token, or a rejection with its PKIFailureInfo.",
     },
 )
 async def timestamp_post(request: Request) -> Response:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != TIMESTAMP_QUERY_MEDIA_TYPE:
-        return problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "Time-stamp requests must be sent as application/timestamp-query.",
-        )
-    body = await _read_limited(request, MAX_TIMESTAMP_QUERY_BYTES)
-    if body is None:
-        return problem(
-            413, "too-large", "Request too large", f"Time-stamp requests are at most {MAX_TIMESTAMP_QUERY_BYTES} bytes."
-        )
-    reply = await asyncio.to_thread(_runtime(request).answer_timestamp, body)
-    return Response(reply, media_type=TIMESTAMP_REPLY_MEDIA_TYPE, headers={"Cache-Control": "no-store"})
+    body = await _protocol_body(request, TIMESTAMP_QUERY_MEDIA_TYPE, MAX_TIMESTAMP_QUERY_BYTES, "Time-stamp requests")
+    if isinstance(body, Response):
+        return body
+    reply = await answer_timestamp(get_services(request).timestamps, body)
+    headers = dict(TIMESTAMP_HEADERS)
+    return Response(reply, media_type=headers.pop("Content-Type"), headers=headers)

@@ -145,13 +145,6 @@ class Agency(BaseModel):
     parent_id: str | None = None
 
 
-class CRLPublication(BaseModel):
-    ca_id: str
-    crl_number: int
-    delta_crl_number: int
-    entries: int
-
-
 # -- signing ---------------------------------------------------------------------------------
 
 CredentialSerial = Annotated[

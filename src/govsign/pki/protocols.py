@@ -1,0 +1,56 @@
+"""What the CA needs from storage, and nothing more (DESIGN.md example 5): narrow ports that
+``govsign.storage`` implements on SQLAlchemy, and the audit trail that the application layer gives
+the CA for the events of one unit of work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Protocol
+
+from govsign.pki.records import CARecord, CertificateRecord, CertificateStatus, RevocationRecord
+
+
+class CARegistry(Protocol):
+    def add_ca(self, record: CARecord) -> None: ...
+    def get_ca(self, ca_id: str) -> CARecord | None: ...
+    def list_cas(self) -> list[CARecord]: ...
+
+
+class CertificateStore(Protocol):
+    def add_certificate(self, record: CertificateRecord) -> CertificateRecord: ...
+    def find_by_serial(self, serial_hex: str, issuer_id: str | None = None) -> list[CertificateRecord]: ...
+    def get_for_update(self, certificate_id: int) -> CertificateRecord: ...
+    def get(self, certificate_id: int) -> CertificateRecord | None: ...
+    def set_status(self, certificate_id: int, status: CertificateStatus) -> None: ...
+    def list_certificates(
+        self, *, status: CertificateStatus | None = None, now: dt.datetime, limit: int = 1000
+    ) -> list[CertificateRecord]: ...
+    def find_service_certificate(self, *, issuer_id: str, profile: str) -> CertificateRecord | None: ...
+
+
+class RevocationStore(Protocol):
+    def add_revocation(self, record: RevocationRecord) -> RevocationRecord: ...
+    def active_revocation(self, certificate_id: int) -> RevocationRecord | None: ...
+    def release_hold(self, revocation_id: int, *, released_at: dt.datetime, released_by: str) -> None: ...
+
+
+class AuditTrail(Protocol):
+    """Where the CA records what it did, inside the unit of work that does it (the application
+    layer adds who asked, the request and the time)."""
+
+    def record(
+        self, action: str, *, actor: str, object_type: str, object_id: str, details: Mapping[str, object]
+    ) -> None: ...
+
+
+class CAPorts(Protocol):
+    """Everything the authority needs, as one unit of work offers it."""
+
+    @property
+    def cas(self) -> CARegistry: ...
+    @property
+    def certificates(self) -> CertificateStore: ...
+    @property
+    def revocations(self) -> RevocationStore: ...
