@@ -6,7 +6,7 @@ query as ``application/timestamp-query``; a body of at most 16 KiB) is answered 
 routing, dependency injection and the JSON middleware are skipped, which makes it several times
 cheaper. The status service answers on the event loop when that costs no wait (a local
 database, the HSM free at once: SoftHSM2 is called by one thread at a time anyway, and an ECDSA
-signature costs about 0.1 ms) and in a worker thread otherwise, so the loop never waits for the
+signature is cheap next to a thread hand-off, see bench/README.md) and in a worker thread otherwise, so the loop never waits for the
 HSM or the network.
 
 Anything else (another method or media type, a larger body, a GET path that is not base64, a
