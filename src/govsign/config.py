@@ -35,7 +35,12 @@ TEST_CERTIFICATE_POLICY_OID = "1.3.6.1.4.1.32473.1.1"
 _OID_PATTERN = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 
 #: The settings that name a file which must exist, with what that file is.
-_FILE_SETTINGS = {"pkcs11_module": "PKCS#11 library", "hsm_pin_file": "PIN file"}
+_FILE_SETTINGS = {
+    "pkcs11_module": "PKCS#11 library",
+    "hsm_pin_file": "PIN file",
+    "trust_anchors_file": "trust anchors file",
+    "intermediates_file": "intermediates file",
+}
 
 
 def find_softhsm2_library() -> Path | None:
@@ -112,6 +117,14 @@ class Settings(BaseSettings):
     """Largest document (PDF, content, e-mail) accepted by the signing endpoints; streamed to disk."""
     stamp_font_file: Path | None = None
     """TrueType font with Vietnamese glyphs for visible stamps (default: DejaVu Sans from the system)."""
+    trust_anchors_file: Path | None = None
+    """PEM bundle of extra root certificates trusted when verifying (our own roots always are)."""
+    intermediates_file: Path | None = None
+    """PEM bundle of CA certificates offered for path building when a document embeds only the leaf."""
+    verification_fetch_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    """Bound on each OCSP or CRL fetch during a verification."""
+    verification_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    """Bound on a whole verification; past it the result is INDETERMINATE."""
     activation_ttl_seconds: int = Field(default=300, ge=10, le=300)
     """Lifetime of an official's signature activation (sole control: at most five minutes)."""
     factor_failure_limit: int = Field(default=5, ge=1, le=20)

@@ -13,6 +13,7 @@ change.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -57,13 +58,24 @@ ALLOW: dict[str, tuple[str, str, str, str, str]] = {
     "GET factors":            ("++",  "--",       "+-",   "--",     "--"),
     "POST activations":       ("++",  "--",       "+-",   "--",     "--"),
     "PUT stamp image":        ("++",  "+-",       "--",   "--",     "--"),
+    "POST verifications":     ("++",  "--",       "++",   "++",     "++"),
+    "GET verification":       ("++",  "--",       "++",   "++",     "++"),
 }
 # fmt: on
 
 #: The status of an allowed call.
-SUCCESS = {"POST certificates": 201, "POST renewal": 201, "POST totp": 201, "PUT pin": 204, "POST activations": 201}
+SUCCESS = {
+    "POST certificates": 201,
+    "POST renewal": 201,
+    "POST totp": 201,
+    "PUT pin": 204,
+    "POST activations": 201,
+    "POST verifications": 201,
+}
 SEAL_EMAIL = "vanthu@moj.gov.vn"
 PIN = "739164"
+#: A verification report id for the unauthenticated case (nothing is looked up before 401).
+REPORT_ID = "feedface" * 4
 
 #: Callers: key in the world -> its agency's "own" object agency and "other" object agency.
 CALLERS = {
@@ -114,6 +126,17 @@ class Objects:
             f"/api/v1/certificates/{serial}/revocation", headers=requester.headers, json={"reason": "superseded"}
         )
         assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    @functools.cached_property
+    def report(self) -> str:
+        """A stored verification report (of an unsigned PDF)."""
+        response = self.direct.post(
+            "/api/v1/verifications",
+            headers={**self.admin.headers, "Content-Type": "application/pdf"},
+            content=blank_pdf(media_box=(0, 0, 9, 9)),
+        )
+        assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
     def status_of(self, serial: str) -> str:
@@ -278,6 +301,13 @@ REQUESTS: dict[str, Callable[[Objects, str, bool], Request]] = {
         {"image_png": SEAL_PNG},
         None,
     ),
+    "POST verifications": lambda o, agency, allowed: (
+        "POST",
+        "/api/v1/verifications",
+        ("application/pdf", blank_pdf(media_box=(0, 0, 9, 9))),
+        None,
+    ),
+    "GET verification": lambda o, agency, allowed: ("GET", f"/api/v1/verifications/{o.report}", None, None),
 }
 
 #: Paths with placeholders, for the unauthenticated case (nothing must be looked up before 401).
@@ -306,6 +336,8 @@ ANONYMOUS_PATHS = {
     "GET factors": ("GET", "/api/v1/credentials/0a1b2c/factors"),
     "POST activations": ("POST", "/api/v1/credentials/0a1b2c/activations"),
     "PUT stamp image": ("PUT", "/api/v1/credentials/0a1b2c/stamp-image"),
+    "POST verifications": ("POST", "/api/v1/verifications"),
+    "GET verification": ("GET", f"/api/v1/verifications/{REPORT_ID}"),
 }
 
 CASES = [
@@ -325,7 +357,12 @@ def test_the_tables_cover_every_api_v1_operation(direct_api: TestClient) -> None
     }
     assert len(ALLOW) == len(REQUESTS) == len(ANONYMOUS_PATHS) == len(operations)
     templated = {
-        (method, path.replace("0a1b2c", "{serial}").replace("0123456789abcdef", "{approval_id}"))
+        (
+            method,
+            path.replace(REPORT_ID, "{verification_id}")
+            .replace("0a1b2c", "{serial}")
+            .replace("0123456789abcdef", "{approval_id}"),
+        )
         for method, path in ANONYMOUS_PATHS.values()
     }
     assert templated == operations

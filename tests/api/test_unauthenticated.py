@@ -24,6 +24,7 @@ SAMPLE_VALUES = {
     "ca_id": "issuing-1",
     "name": "issuing-1",
     "encoded": "MAA",
+    "verification_id": "feedface" * 4,
 }
 
 
@@ -60,9 +61,9 @@ def test_every_route_but_the_public_ones_needs_authentication(direct_api: TestCl
     routes = sorted(set(walk_routes(direct_api.app.routes)))
     protected = [(m, p) for m, p in routes if not is_public(p) and p not in DOCS_PATHS]
     public = [(m, p) for m, p in routes if is_public(p)]
-    # The walk found the API: all 24 /api/v1 operations and the public protocol endpoints.
-    assert sum(1 for _, p in protected if p.startswith("/api/v1/")) == 24, protected
-    assert len(protected) == 24, f"routes outside /api/v1 that are neither public nor docs: {protected}"
+    # The walk found the API: all 26 /api/v1 operations and the public protocol endpoints.
+    assert sum(1 for _, p in protected if p.startswith("/api/v1/")) == 26, protected
+    assert len(protected) == 26, f"routes outside /api/v1 that are neither public nor docs: {protected}"
     assert len(public) >= 7, public
 
     for method, path in protected:

@@ -60,6 +60,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.CERTIFICATE_READ,
             Permission.APPROVAL_READ,
             Permission.CA_READ,
+            Permission.VERIFY,
             Permission.AGENCY_READ,
         }
     ),

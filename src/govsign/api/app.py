@@ -16,7 +16,19 @@ from govsign.api.middleware import configure_json_logging, install_middleware
 from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
 from govsign.api.protocols import ProtocolFastPath
-from govsign.api.routes import agencies, approvals, audit, cas, certificates, credentials, crls, health, pki, signatures
+from govsign.api.routes import (
+    agencies,
+    approvals,
+    audit,
+    cas,
+    certificates,
+    credentials,
+    crls,
+    health,
+    pki,
+    signatures,
+    verifications,
+)
 from govsign.config import Settings, load_settings
 from govsign.services.bootstrap import Services
 
@@ -57,7 +69,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_middleware(
         app, max_request_bytes=settings.max_request_bytes, max_document_bytes=settings.max_document_bytes
     )
-    for module in (health, pki, certificates, approvals, crls, audit, cas, agencies, signatures, credentials):
+    routers = (health, pki, certificates, approvals, crls, audit, cas, agencies, signatures, credentials, verifications)
+    for module in routers:
         app.include_router(module.router)
     install_openapi_extras(app)
     # Outermost: ordinary OCSP and time-stamp requests are answered before any other layer.

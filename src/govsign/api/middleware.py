@@ -132,6 +132,9 @@ DOCUMENT_ROUTES: dict[str, frozenset[str]] = {
     "/api/v1/signatures/pdf": frozenset({"application/pdf"}),
     "/api/v1/signatures/cms": frozenset({"application/octet-stream"}),
     "/api/v1/signatures/smime": frozenset({"message/rfc822"}),
+    "/api/v1/verifications": frozenset(
+        {"application/pdf", "application/pkcs7-mime", "application/cms", "message/rfc822", "multipart/form-data"}
+    ),
 }
 
 

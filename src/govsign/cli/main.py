@@ -20,6 +20,7 @@ from govsign.cli.directory import agency_app, client_app
 from govsign.cli.hsm import hsm_app
 from govsign.cli.init import init
 from govsign.cli.serve import serve
+from govsign.cli.verify import verify
 from govsign.errors import ErrorKind, GovsignError
 
 EXIT_CODES = {
@@ -55,6 +56,7 @@ for group, name in (
 ):
     app.add_typer(group, name=name)
 app.command()(serve)
+app.command()(verify)
 
 
 # -- entry point ---------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from govsign.services.sole_control import SoleControl, SoleControlPolicy
 from govsign.services.stamp_images import StampImages
 from govsign.services.status import CRLService, OCSPService, TimeStampService
 from govsign.services.uow import UnitOfWork
+from govsign.services.verifications import TrustSettings, Verifications
 from govsign.storage.engine import Database
 from govsign.storage.migrate import is_at_head, upgrade_to_head
 from govsign.tsa.authority import TSAPolicy
@@ -173,6 +174,21 @@ class Services:
         self.server_key = server_key
         self.hsm = HSMInventory(keystore=keystore)
         self.health = Health(database=database, keystore=keystore)
+        trust = TrustSettings.load(
+            settings.trust_anchors_file,
+            settings.intermediates_file,
+            fetch_timeout=settings.verification_fetch_timeout_seconds,
+            timeout=settings.verification_timeout_seconds,
+        )
+        self.verifications = Verifications(
+            database=database,
+            clock=clock,
+            authorization=self.authorization,
+            audit=self.audit,
+            ocsp=self.ocsp,
+            evidence=self.evidence,
+            trust=trust,
+        )
 
     @classmethod
     def open(cls, settings: Settings, *, initialize: bool = False, clock: Clock | None = None) -> Services:

@@ -62,7 +62,7 @@ class EvidenceService:
             if certificate == ca_certificate:
                 continue  # a self-signed root is a trust anchor: no status to show
             if ca.role is CARole.ROOT:
-                crls.extend(self._current_crls(ca))
+                crls.extend(self.current_crls(ca))
             else:
                 response = self._ocsp_response(certificate, ca_certificate)
                 ocsp_responses.append(response)
@@ -99,7 +99,7 @@ class EvidenceService:
             )
         return answer.der
 
-    def _current_crls(self, ca: CARecord) -> list[bytes]:
+    def current_crls(self, ca: CARecord) -> list[bytes]:
         """The CA's latest complete CRL and the delta CRL on it (the complete CRL names the delta
         in its Freshest CRL extension, so validators need both), published first when missing,
         expired or out of step."""

@@ -299,3 +299,18 @@ class StampImageRow(Base):
     certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), primary_key=True)
     image_png: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class VerificationRow(Base):
+    """A stored verification report: the report (JSON) and the document's hash, never the document."""
+
+    __tablename__ = "verifications"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    client_id: Mapped[str | None] = mapped_column(String(32))
+    document_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    document_type: Mapped[str] = mapped_column(String(16))
+    conclusion: Mapped[str] = mapped_column(String(16))
+    report_json: Mapped[str] = mapped_column(Text)
+    etsi_xml: Mapped[str | None] = mapped_column(Text)

@@ -14,6 +14,7 @@ from govsign.storage.idempotency import SQLIdempotencyStore
 from govsign.storage.ocsp import SQLOCSPStore
 from govsign.storage.sole_control import SQLSoleControlStore
 from govsign.storage.stamp_images import SQLStampImageStore
+from govsign.storage.verifications import SQLVerificationStore
 
 
 class SQLPorts:
@@ -33,3 +34,4 @@ class SQLPorts:
         self.checkpoints = SQLAuditCheckpoints(session)
         self.sole_control = SQLSoleControlStore(session)
         self.stamp_images = SQLStampImageStore(session)
+        self.verifications = SQLVerificationStore(session)

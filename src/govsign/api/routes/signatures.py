@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.types import DecoratedCallable
-from pydantic import BaseModel, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import BaseModel
 
-from govsign.api.deps import Caller, get_services, get_settings, media_type, requester
-from govsign.api.middleware import DOCUMENT_ROUTES
+from govsign.api.deps import Caller, get_services, media_type, requester
+from govsign.api.documents import json_body, spool_body
 from govsign.api.representation import decode_base64
 from govsign.api.routes.parameters import ACTIVATION, problems
 from govsign.api.schemas import resources as schemas
@@ -105,49 +101,12 @@ async def _json_document(
 ) -> tuple[SpooledDocument, Q]:
     """A JSON signing request (at most GOVSIGN_MAX_REQUEST_BYTES): the decoded document and the
     parameters."""
-    limit = get_settings(request).max_request_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise StarletteHTTPException(
-                413, f"JSON requests are at most {limit} bytes; send larger documents as the raw request body."
-            )
-    try:
-        parsed = json_model.model_validate_json(bytes(body))
-    except ValidationError as error:
-        raise RequestValidationError(error.errors(include_url=False, include_context=False)) from None
+    parsed = await json_body(request, json_model)
     data = parsed.model_dump()
     content = decode_base64(data.pop("document"), "document")
     if not content:
         raise InvalidInputError("The document is empty; send the document to sign.")
     return SpooledDocument.of(content), query_model.model_validate(data)
-
-
-async def _spool(request: Request) -> SpooledDocument:
-    """The request body, hashed (SHA-256) as it arrives: in memory up to 1 MiB, beyond that in a
-    private temporary file under the data directory (415 unless its media type is the one the
-    endpoint takes)."""
-    accepted = DOCUMENT_ROUTES[request.url.path]
-    if media_type(request) not in accepted:
-        expected = " or ".join([*sorted(accepted), "application/json"])
-        raise StarletteHTTPException(415, f"Request bodies must be {expected}.")
-    document = SpooledDocument.receive(Path(get_settings(request).data_dir) / "spool")
-    hasher = hashlib.sha256()
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                hasher.update(chunk)
-                document.write(chunk)
-        document.close()
-    except BaseException:
-        document.discard()
-        raise
-    document.remember("sha256", hasher.digest())
-    if document.size == 0:
-        document.discard()
-        raise InvalidInputError("The request body is empty; send the document to sign.")
-    return document
 
 
 async def _signing(
@@ -164,7 +123,7 @@ async def _signing(
         if getattr(params, "credential", None) is None:
             raise InvalidInputError("The credential query parameter is required with a raw document body.")
         query = query_model.model_validate(params.model_dump())
-        document = await _spool(request)
+        document = await spool_body(request, empty="The request body is empty; send the document to sign.")
     try:
         return await asyncio.to_thread(sign, document, query), query
     finally:
