@@ -9,6 +9,7 @@ and the document's hash, never the document) and each verification is one audit 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import secrets
@@ -37,7 +38,7 @@ from govsign.validation.cms import content_digest, digest_algorithm, parse_signe
 from govsign.validation.evidence import load_certificates
 from govsign.validation.pdf import validate_pdf
 from govsign.validation.policy import ValidationPolicy
-from govsign.validation.report import VerificationReport, conclude, report_json
+from govsign.validation.report import SignatureReport, VerificationReport, conclude, report_json
 from govsign.validation.smime import split_smime
 from govsign.validation.timestamp import imprint_algorithm, imprint_of, parse_timestamp, validate_timestamp
 
@@ -227,16 +228,7 @@ class Verifications:
             with document.open() as stream:
                 imprint = imprint_of(iter(lambda: stream.read(1 << 20), b""), imprint_algorithm(signed_data))
             checked = validate_timestamp(signed_data, imprint, self.policy(), now=now, status=self._status)
-            report = VerificationReport(
-                document_sha256=identity,
-                document_type="timestamp",
-                validation_time=now,
-                conclusion=conclude([checked], []),
-                signatures=[checked],
-                timestamps=[],
-                messages=[],
-            )
-            return self._store(report, requester)
+            return self._store(_single(checked, identity, "timestamp", now), requester)
         except GovsignError as exc:
             self._audit.record_refusal("document.verify", requester, identity, exc, object_type="document")
             raise
@@ -264,16 +256,7 @@ class Verifications:
                 if hashlib.new(algorithm).digest_size != len(digest):
                     raise InvalidInputError(f"The digest must be a {algorithm} digest, as the signature's is.")
             checked = validate_cms(signed_data, raw_digest, self.policy(), now=now, status=self._status)
-            report = VerificationReport(
-                document_sha256=identity,
-                document_type=document_type,
-                validation_time=now,
-                conclusion=conclude([checked], []),
-                signatures=[checked],
-                timestamps=[],
-                messages=[],
-            )
-            return self._store(report, requester)
+            return self._store(_single(checked, identity, document_type, now), requester)
         except GovsignError as exc:
             self._audit.record_refusal("document.verify", requester, identity, exc, object_type="document")
             raise
@@ -331,3 +314,16 @@ class Verifications:
                 details=details,
             )
         return replace(stored)
+
+
+def _single(checked: SignatureReport, identity: str, document_type: str, now: dt.datetime) -> VerificationReport:
+    """The report of a document with one signature (CMS, S/MIME) or one time-stamp."""
+    return VerificationReport(
+        document_sha256=identity,
+        document_type=document_type,
+        validation_time=now,
+        conclusion=conclude([checked], []),
+        signatures=[checked],
+        timestamps=[],
+        messages=[],
+    )

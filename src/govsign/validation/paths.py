@@ -94,16 +94,8 @@ def validate_certificate_path(
     from ``intermediates`` to one of ``trust_anchors`` and validated, every certificate below the
     anchor checked against ``crls`` (DER; none fetched). Not for use inside an event loop: there,
     await :func:`async_validate_certificate_path`. Raises ValueError for input that is not DER."""
-    return asyncio.run(
-        async_validate_certificate_path(
-            end_entity,
-            trust_anchors=trust_anchors,
-            intermediates=intermediates,
-            crls=crls,
-            at=at,
-            parameters=parameters,
-        )
-    )
+    chain = {"trust_anchors": trust_anchors, "intermediates": intermediates, "crls": crls}
+    return asyncio.run(async_validate_certificate_path(end_entity, at=at, parameters=parameters, **chain))
 
 
 async def async_validate_certificate_path(
