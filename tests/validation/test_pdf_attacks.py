@@ -186,6 +186,7 @@ def _shadow(
     read_only: bool = False,
     hidden: Mapping[str, bytes] | None = None,
     hidden_catalog: bool = False,
+    value: str | None = "100 EUR",
 ) -> Shadow:
     """One page drawing ``streams`` in turn (classic xref tables, like most producers); with an
     annotation whose appearance draws ``annotation``; a text field "Amount" (value "100 EUR",
@@ -207,18 +208,19 @@ def _shadow(
         annots.append(annot)
         numbers["annotation"] = annot.idnum
     if text_field is not None:
-        appearance = writer.add_object(_form_xobject(text_field, font))
+        appearance = writer.add_object(_form_xobject(text_field, font) if text_field else _empty_appearance())
         field = generic.DictionaryObject(
             {
                 pdf_name("/FT"): pdf_name("/Tx"),
                 pdf_name("/T"): generic.TextStringObject("Amount"),
-                pdf_name("/V"): generic.TextStringObject("100 EUR"),
                 pdf_name("/DA"): generic.TextStringObject("/F1 24 Tf 0 g"),
                 **_annotation(font, appearance),
                 pdf_name("/Subtype"): pdf_name("/Widget"),
                 pdf_name("/P"): page_ref,
             }
         )
+        if value is not None:
+            field[pdf_name("/V")] = generic.TextStringObject(value)
         if read_only:
             field[pdf_name("/Ff")] = generic.NumberObject(1)
         field_ref = writer.add_object(field)
@@ -251,6 +253,15 @@ def _shadow(
         )
         numbers["catalog"] = writer.add_object(catalog).idnum
     return Shadow(_write(writer), numbers)
+
+
+def _empty_appearance() -> generic.StreamObject:
+    """The appearance of an empty text field, as form producers write it."""
+    stream = generic.StreamObject(stream_data=b"/Tx BMC EMC")
+    stream[pdf_name("/Type")] = pdf_name("/XObject")
+    stream[pdf_name("/Subtype")] = pdf_name("/Form")
+    stream[pdf_name("/BBox")] = generic.ArrayObject(generic.NumberObject(n) for n in (0, 0, 300, 40))
+    return stream
 
 
 def _updated(pdf: bytes, number: int, change: Callable[[IncrementalPdfFileWriter, Any], None]) -> bytes:
@@ -1162,3 +1173,18 @@ def test_shadow_hide_and_replace_catalog_swapped(bench: Bench) -> None:
     assert _visible(attacked) == MALICIOUS
     report = _caught_after_signing(bench, attacked)
     assert any("/Pages" in change for change in report.modifications)
+
+
+def test_filling_in_a_field_that_was_empty_when_signed_is_permitted(bench: Bench) -> None:
+    """Not an attack: the control. A text field that was empty (no value, an empty appearance)
+    when the document was signed is filled in afterwards, which ISO 32000 permits after an
+    approval signature: the signature stays valid and the change is reported as permitted."""
+    form = _shadow(BENIGN, text_field=b"", value=None)
+    signed = bench.sign_valid(form.pdf)
+    filled = _refill("100 EUR")(signed, form)
+    result = bench.validate(filled)
+    report = result.signatures[0]
+    assert (report.indication, report.modifications_after_signing) == (Indication.TOTAL_PASSED, "permitted"), (
+        report.messages
+    )
+    assert conclude(result.signatures, result.timestamps) is Conclusion.VALID
