@@ -11,7 +11,6 @@ from govsign.errors import InvalidInputError
 from govsign.keystore.api import KeyAlgorithm, KeyStore
 from govsign.pki.hierarchy import HierarchyResult
 from govsign.services.bootstrap import Services
-from govsign.services.verifications import OwnCAStatus
 from govsign.signing import SigningCredential
 from govsign.signing.cms import CMSSignatureSpec, sign_detached
 from govsign.validation.cms import content_digest, parse_signed_data, validate_cms
@@ -39,7 +38,7 @@ def _sign(services: Services, credential: SigningCredential, store: KeyStore, le
 def _validate(services: Services, hierarchy: HierarchyResult, signature: bytes, content: bytes) -> SignatureReport:
     policy = ValidationPolicy(trust_anchors=(hierarchy.root.certificate_der,), fetch_revocation=False)
     signed_data = parse_signed_data(signature)
-    status = OwnCAStatus(database=services.database, ocsp=services.ocsp, evidence=services.evidence)
+    status = services.verifications.status
     return validate_cms(
         signed_data, content_digest(signed_data, [content]), policy, now=services.clock.now(), status=status
     )
@@ -83,9 +82,7 @@ def test_a_digest_the_relying_party_computed_verifies_too(
 ) -> None:
     signature = _sign(initialized_services, credentials[KeyAlgorithm.RSA2048], store, "B-T")
     policy = ValidationPolicy(trust_anchors=(hierarchy.root.certificate_der,), fetch_revocation=False)
-    status = OwnCAStatus(
-        database=initialized_services.database, ocsp=initialized_services.ocsp, evidence=initialized_services.evidence
-    )
+    status = initialized_services.verifications.status
     report = validate_cms(
         parse_signed_data(signature),
         hashlib.sha256(DOCUMENT).digest(),

@@ -39,7 +39,6 @@ from govsign.errors import InvalidInputError
 from govsign.keystore.api import KeyAlgorithm, KeyStore
 from govsign.pki.hierarchy import HierarchyResult
 from govsign.services.bootstrap import Services
-from govsign.services.verifications import OwnCAStatus
 from govsign.signing import SigningCredential
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
 from govsign.validation.pdf import PDFValidation, validate_pdf
@@ -75,7 +74,7 @@ class Bench:
         policy = ValidationPolicy(
             trust_anchors=(self.hierarchy.root.certificate_der,), fetch_revocation=False, fetch_timeout_seconds=1
         )
-        status = OwnCAStatus(database=self.services.database, ocsp=self.services.ocsp, evidence=self.services.evidence)
+        status = self.services.verifications.status
         return validate_pdf(BytesIO(pdf), policy, now=self.services.clock.now(), status=status)
 
     def sign_valid(self, pdf: bytes) -> bytes:

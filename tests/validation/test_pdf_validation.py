@@ -17,7 +17,6 @@ from govsign.keystore.api import KeyAlgorithm, KeyStore
 from govsign.pki.hierarchy import HierarchyResult
 from govsign.pki.records import RevocationReason
 from govsign.services.bootstrap import Services
-from govsign.services.verifications import OwnCAStatus
 from govsign.signing import SigningCredential
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
 from govsign.validation.pdf import validate_pdf
@@ -49,9 +48,7 @@ def _validate(
     policy = ValidationPolicy(
         trust_anchors=(hierarchy.root.certificate_der,), fetch_revocation=fetch, fetch_timeout_seconds=1
     )
-    status = (
-        OwnCAStatus(database=services.database, ocsp=services.ocsp, evidence=services.evidence) if own_records else None
-    )
+    status = services.verifications.status if own_records else None
     return validate_pdf(BytesIO(pdf), policy, now=services.clock.now(), status=status)
 
 

@@ -154,6 +154,11 @@ class Verifications:
         self._status = OwnCAStatus(database=database, ocsp=ocsp, evidence=evidence)
         self._trust = trust
 
+    @property
+    def status(self) -> OwnCAStatus:
+        """Where verifications take our own CAs' certificate status from."""
+        return self._status
+
     def policy(self) -> ValidationPolicy:
         """Our roots and our issuing CAs (as they are now: tokens and documents may embed only the
         leaf), and the configured anchors and intermediates."""
