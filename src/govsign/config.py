@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     """PEM bundle of extra root certificates trusted when verifying (our own roots always are)."""
     intermediates_file: Path | None = None
     """PEM bundle of CA certificates offered for path building when a document embeds only the leaf."""
+    report_seal_credential: str | None = Field(default=None, pattern="^[0-9a-fA-F]{1,40}$")
+    """Serial (hex) of the organization or device certificate whose HSM key seals verification
+    reports rendered as PDF (``?format=pdf``); unset, PDF reports are refused."""
     verification_fetch_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
     """Bound on each OCSP or CRL fetch during a verification."""
     verification_timeout_seconds: float = Field(default=30.0, gt=0, le=300)

@@ -41,6 +41,7 @@ from govsign.services.sole_control import SoleControl, SoleControlPolicy
 from govsign.services.stamp_images import StampImages
 from govsign.services.status import CRLService, OCSPService, TimeStampService
 from govsign.services.uow import UnitOfWork
+from govsign.services.verification_reports import VerificationReportDocuments
 from govsign.services.verifications import TrustSettings, Verifications
 from govsign.storage.engine import Database
 from govsign.storage.migrate import is_at_head, upgrade_to_head
@@ -188,6 +189,14 @@ class Services:
             ocsp=self.ocsp,
             evidence=self.evidence,
             trust=trust,
+        )
+        self.verification_reports = VerificationReportDocuments(
+            uow=self.uow,
+            clock=clock,
+            verifications=self.verifications,
+            signatures=self.signatures,
+            seal_credential=settings.report_seal_credential,
+            font=settings.stamp_font_file,
         )
 
     @classmethod

@@ -314,3 +314,5 @@ class VerificationRow(Base):
     conclusion: Mapped[str] = mapped_column(String(16))
     report_json: Mapped[str] = mapped_column(Text)
     etsi_xml: Mapped[str | None] = mapped_column(Text)
+    report_pdf: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    """The report rendered as a PDF and sealed, made when first asked for."""

@@ -41,3 +41,17 @@ class SQLVerificationStore(Repository):
     def get(self, verification_id: str) -> VerificationRecord | None:
         row = self._session.get(VerificationRow, verification_id)
         return to_record(VerificationRecord, row) if row is not None else None
+
+    def report_pdf(self, verification_id: str) -> bytes | None:
+        """The sealed PDF rendering of a report, when one was made."""
+        row = self._session.get(VerificationRow, verification_id)
+        return row.report_pdf if row is not None else None
+
+    def keep_report_pdf(self, verification_id: str, pdf: bytes) -> bytes:
+        """Keep the sealed PDF of a report unless one was kept meanwhile; the one kept."""
+        row = self._session.get(VerificationRow, verification_id, with_for_update=True)
+        assert row is not None, "reports are never deleted"
+        if row.report_pdf is None:
+            row.report_pdf = pdf
+            self._session.flush()
+        return row.report_pdf

@@ -134,10 +134,16 @@ def _created(report: dict[str, Any]) -> JSONResponse:
 @router.get(
     "/verifications/{verification_id}",
     operation_id="getVerification",
-    summary="A stored verification report: JSON, or (format=etsi) the ETSI TS 119 102-2 XML report.",
+    summary="A stored verification report: JSON, (format=pdf) a PDF in Vietnamese and English sealed with the "
+    "service's PAdES seal, or (format=etsi) the ETSI TS 119 102-2 XML report.",
     response_model=VerificationReport,
     responses={
-        200: {"content": {"application/xml": {"schema": {"type": "string"}}}},
+        200: {
+            "content": {
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                "application/xml": {"schema": {"type": "string"}},
+            }
+        },
         **problems(404),
     },
 )
@@ -145,10 +151,16 @@ async def get_verification(
     request: Request,
     verification_id: VERIFICATION_ID,
     principal: Caller,
-    report_format: Annotated[Literal["json", "etsi"], Query(alias="format", description="json or etsi.")] = "json",
+    report_format: Annotated[
+        Literal["json", "pdf", "etsi"], Query(alias="format", description="json, pdf or etsi.")
+    ] = "json",
 ) -> Response:
     services = get_services(request)
     who = requester(request, principal)
+    if report_format == "pdf":
+        pdf = await asyncio.to_thread(services.verification_reports.pdf, verification_id, who)
+        disposition = f'attachment; filename="verification-{verification_id}.pdf"'
+        return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": disposition})
     if report_format == "etsi":
         xml = await asyncio.to_thread(services.verifications.etsi_report, verification_id, who)
         return Response(xml.encode("utf-8"), media_type="application/xml")
