@@ -128,7 +128,11 @@ def test_certificates_only_when_asked(initialized_services: Services, hierarchy:
     without = signed_data(initialized_services.timestamps.answer(query(cert_req=False)))
     assert without["certificates"].native is None
     with_certs = signed_data(initialized_services.timestamps.answer(query(cert_req=True)))
-    assert [c.chosen.dump() for c in with_certs["certificates"]] == [hierarchy.tsa.certificate_der]
+    # the TSA's certificate and its issuing CA (not the root), so that a relying party trusting
+    # only the root builds the path
+    assert sorted(c.chosen.dump() for c in with_certs["certificates"]) == sorted(
+        [hierarchy.tsa.certificate_der, hierarchy.issuing.certificate_der]
+    )
 
 
 def test_requested_policy(initialized_services: Services) -> None:

@@ -9,7 +9,8 @@ OF is emitted in DER order (sorted encodings), which strict decoders such as rfc
 
 * Granted: policy = the requested one when accepted, else the default; the messageImprint is
   copied; a random 128-bit serial; genTime in whole seconds with the stated accuracy; the nonce
-  echoed; the TSA named by its certificate's subject; the TSA certificate only on certReq;
+  echoed; the TSA named by its certificate's subject; on certReq the TSA certificate and the CAs
+  below the root;
   signed attributes contentType, messageDigest and signingCertificateV2 (ESSCertIDv2).
 * Rejection (PKIStatus rejection with PKIFailureInfo): badAlg for a hash algorithm not accepted
   or a digest of the wrong length, unacceptedPolicy, unacceptedExtension, badDataFormat for bytes
@@ -31,7 +32,7 @@ from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 
 from govsign.clock import Clock
-from govsign.der import generalized_time, integer, tlv
+from govsign.der import der_sorted, generalized_time, integer, tlv
 from govsign.errors import GovsignError, HSMUnavailableError
 from govsign.keystore.api import KeyRef, KeyStore, SignatureScheme
 from govsign.tsa.request import walk_request
@@ -201,7 +202,11 @@ class TimeStampAuthority:
         self._signature_algorithm = bytes(algos.SignedDigestAlgorithm({"algorithm": signature_algorithm}).dump())
         self._signed_data_head = bytes(core.Integer(3).dump()) + tlv(0x31, bytes(digest_algorithm.dump()))
         self._tst_info_type = bytes(cms.ContentType("tst_info").dump())
-        self._certificates = tlv(0xA0, signer.certificate_der)
+        # certReq: the TSA certificate and the CAs between it and the root (a relying party that
+        # trusts only the root can then build the path; RFC 3161 2.4.1 allows more than the
+        # TSA's own), as a DER SET OF (sorted)
+        intermediates = tuple(der for der in signer.chain_der if not _self_issued(der))
+        self._certificates = tlv(0xA0, *der_sorted((signer.certificate_der, *intermediates)))
         self._signed_data_type = bytes(cms.ContentType("signed_data").dump())
         self._granted = bytes(tsp.PKIStatusInfo({"status": "granted"}).dump())
 
@@ -335,3 +340,9 @@ def _parse(query_der: bytes) -> tsp.TimeStampReq:
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError):
         raise _RejectedError("bad_data_format", "The time-stamp request is not a DER TimeStampReq.") from None
     return request
+
+
+def _self_issued(der: bytes) -> bool:
+    """Whether a certificate is self-issued (a root: relying parties have their own copy)."""
+    certificate = asn1_x509.Certificate.load(der)
+    return bool(certificate.subject == certificate.issuer)
