@@ -15,8 +15,17 @@ from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.ades.report import AdESStatus, AdESSubIndic
 from pyhanko.sign.validation.status import StandardCMSSignatureStatus
+from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 
-from govsign.validation.evidence import RevocationData, certificate_summary, fetched, revocation_summary, signer_summary
+from govsign.validation.evidence import (
+    PATH_BUILDING_STOPPED,
+    Freshness,
+    RevocationData,
+    certificate_summary,
+    fetched,
+    revocation_summary,
+    signer_summary,
+)
 from govsign.validation.messages import Message, message
 from govsign.validation.policy import ValidationPolicy
 from govsign.validation.report import Indication, SignatureReport, TimestampSummary
@@ -67,10 +76,19 @@ class Signed:
 
 
 def judge(
-    result: Any, signed: Signed, coverage: Coverage, known: RevocationData, policy: ValidationPolicy, now: dt.datetime
+    result: Any,
+    signed: Signed,
+    coverage: Coverage,
+    known: RevocationData,
+    policy: ValidationPolicy,
+    now: dt.datetime,
+    *,
+    path_building_stopped: bool = False,
 ) -> SignatureReport:
     """The report of one signature: the engine's EN 319 102-1 verdict, then our rules on top
-    (algorithms, coverage, changes after signing), the facts and the messages that explain it."""
+    (algorithms, chain length, fresh revocation data, coverage, changes after signing), the
+    facts and the messages that explain it. ``path_building_stopped``: the engine's path
+    building hit its budget (see ``evidence.BoundedTrustManager``)."""
     status: StandardCMSSignatureStatus | None = result.api_status
     subindic: AdESSubIndic = result.ades_subindic
     indication, sub_indication = indication_of(subindic)
@@ -85,28 +103,56 @@ def judge(
         )
     weak = weak_algorithm(signed.digest_algorithm, signer_certificate)
     timestamps = _signature_timestamps(status)
+    everything = known + fetched(known, result.validation_objects)
+    at = Freshness(
+        validation_time=now,
+        best_signature_time=min(best_time, now),
+        tolerance=dt.timedelta(seconds=policy.time_tolerance_seconds),
+    )
+    revocation = revocation_summary(chain, everything, at)
+    # a CA or the signer whose status rests on stale data only, or on nothing (the trust anchor
+    # of a validated path has no status to establish)
+    unestablished = [
+        entry
+        for certificate, entry in zip(chain, revocation, strict=False)
+        if entry.status == "unavailable" and certificate.subject != certificate.issuer
+    ]
+    stale = {entry.subject for entry in revocation_summary(chain, everything) if entry.status != "unavailable"}
 
     if weak is not None:
         indication, sub_indication = Indication.INDETERMINATE, "CRYPTO_CONSTRAINTS_FAILURE"
         messages.append(message("signature.weak-algorithm", algorithm=weak))
+    too_long = len(chain) > policy.max_chain_length and indication is not Indication.TOTAL_FAILED
+    if too_long:
+        indication, sub_indication = Indication.INDETERMINATE, "CHAIN_CONSTRAINTS_FAILURE"
+        messages.append(message("signature.chain-too-long", length=len(chain), limit=policy.max_chain_length))
+    if indication is Indication.TOTAL_PASSED and unestablished:
+        # whatever the engine concluded (its past validation slides back to the data's
+        # validity), stale revocation data does not establish a status
+        indication, sub_indication = Indication.INDETERMINATE, "TRY_LATER"
     if indication is Indication.TOTAL_PASSED:
         if coverage.coverage == "partial" or modified == "not-permitted":
             indication, sub_indication = Indication.TOTAL_FAILED, "FORMAT_FAILURE"
         elif modified == "unknown":
             indication, sub_indication = Indication.INDETERMINATE, "SIG_CONSTRAINTS_FAILURE"
-    messages += _explain(sub_indication, status, signer_certificate, result.failure_msg)
+    if path_building_stopped or PATH_BUILDING_STOPPED in (result.failure_msg or ""):
+        messages.append(message("signature.path-building-bounded"))
+    elif not too_long:  # the engine's own chain failure says less than ours
+        messages += _explain(sub_indication, status, signer_certificate, result.failure_msg)
     messages += _coverage_messages(coverage.coverage, modified, changes)
     messages += _timestamp_messages(timestamps)
     if indication is Indication.TOTAL_PASSED:
         messages.insert(0, message("signature.valid"))
     intact = bool(status is not None and status.intact and status.valid)
-    revocation = revocation_summary(chain, known + fetched(known, result.validation_objects))
-    unavailable = any(entry.status == "unavailable" for entry in revocation)
-    if indication is Indication.INDETERMINATE and sub_indication in _CHAIN_FAILURES and unavailable:
+    if indication is Indication.INDETERMINATE and sub_indication in _CHAIN_FAILURES and unestablished:
         # the chain failed for want of revocation information: EN 319 102-1 says try later
         sub_indication = "TRY_LATER"
         messages = [m for m in messages if m.code != "signature.chain-failure"]
-        messages.insert(0, message("signature.revocation-unavailable"))
+        if not any(m.code == "signature.revocation-unavailable" for m in messages):
+            messages.insert(0, message("signature.revocation-unavailable"))
+    for entry in unestablished:
+        if entry.subject in stale:
+            messages.append(message("revocation.stale", subject=entry.subject))
     revoked_then = any(
         r.status == "revoked" and r.revoked_at is not None and r.revoked_at <= best_time for r in revocation[:1]
     )
@@ -131,6 +177,35 @@ def judge(
         valid_at_signing_time=in_validity and not revoked_then,
         messages=messages,
     )
+
+
+def signature_timing(signer_info: cms.SignerInfo, now: dt.datetime, *, with_time: bool) -> ValidationTimingInfo:
+    """The engine's timing for a signature validated at ``now``. For validation with time
+    (EN 319 102-1 5.5: a signature with a signature time-stamp), the best-signature-time the
+    engine judges revocation data by is the time its time-stamp claims: revocation data issued
+    after it is fresh (the engine then validates the time-stamp itself, and a signature whose
+    time-stamp fails is not passed, so a false claim gains nothing). Otherwise, and for the
+    long-term process (whose past validation finds the time from the evidence), it is ``now``."""
+    claimed = claimed_timestamp_time(signer_info) if with_time else None
+    best = min(claimed, now) if claimed is not None else now
+    return ValidationTimingInfo(validation_time=now, best_signature_time=best, point_in_time_validation=False)
+
+
+def claimed_timestamp_time(signer_info: cms.SignerInfo) -> dt.datetime | None:
+    """The earliest genTime of the signature's time-stamp tokens (None when it has none or they
+    cannot be read)."""
+    times = []
+    for attribute in signer_info["unsigned_attrs"] or []:
+        if attribute["type"].native != "signature_time_stamp_token":
+            continue
+        for token in attribute["values"]:
+            try:
+                gen_time = token["content"]["encap_content_info"]["content"].parsed["gen_time"].native
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue
+            if isinstance(gen_time, dt.datetime):
+                times.append(gen_time)
+    return min(times, default=None)
 
 
 def indication_of(subindic: AdESSubIndic) -> tuple[Indication, str | None]:
@@ -284,8 +359,9 @@ def unvalidated(
 
 
 def timed_out(signed: Signed, now: dt.datetime, policy: ValidationPolicy) -> SignatureReport:
-    """INDETERMINATE / TRY_LATER: the verification's time bound passed."""
-    explanation = message("document.timed-out", seconds=int(policy.timeout_seconds))
+    """INDETERMINATE / TRY_LATER: the verification's time bound was reached before this
+    signature was validated."""
+    explanation = message("document.timed-out", seconds=f"{policy.timeout_seconds:g}")
     return unvalidated(signed, now, "TRY_LATER", explanation, failed=False)
 
 

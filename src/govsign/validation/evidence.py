@@ -3,14 +3,25 @@ shows of certificates and their revocation status.
 
 The engine is pyHanko's ETSI EN 319 102-1 implementation (``pyhanko.sign.validation.ades``) over
 pyhanko-certvalidator, configured stricter than its defaults: revocation information is required
-for every certificate of the chain (no soft fail), fetching is bounded in time, and weak
-algorithms are refused.
+for every certificate of the chain (no soft fail), fetching is bounded in time, weak algorithms
+are refused, path building is bounded, and revocation data must be fresh.
+
+Freshness (issue 11): an OCSP response or CRL counts only when it was issued after the
+best-signature-time, or when its nextUpdate has not passed at the validation time; stale data
+counts as unavailable. pyhanko-certvalidator has no such rule: its default judges the
+validation time against the thisUpdate..nextUpdate window only, ``TIME_AFTER_SIGNATURE`` only
+the issue time, and ``retroactive_revinfo`` merely ignores thisUpdate. The rule is therefore
+put into the containers of the revocation data the engine is given (:class:`FreshCRL`,
+:class:`FreshOCSP`, whose ``usable_at`` the engine asks), the engine's own policy for what it
+fetches itself stays the stricter default window, and :func:`revocation_summary` applies the
+same rule to what a report shows (so that a report never calls a certificate good on stale
+data, whatever path the engine took).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,14 +37,34 @@ from pyhanko.sign.validation.policy_decl import (
     RevocationInfoGatheringSpec,
     SignatureValidationSpec,
 )
+from pyhanko_certvalidator.authority import CertTrustAnchor, TrustAnchor, TrustQualifiers
 from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.errors import PathBuildingError
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
-from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
+from pyhanko_certvalidator.ltv.types import ValidationTimingParams
+from pyhanko_certvalidator.policy_decl import (
+    FRESHNESS_FALLBACK_VALIDITY_DEFAULT,
+    REQUIRE_REVINFO,
+    CertRevTrustPolicy,
+    FreshnessReqType,
+)
 from pyhanko_certvalidator.registry import SimpleTrustManager
-from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
+from pyhanko_certvalidator.revinfo.archival import (
+    CRLContainer,
+    OCSPContainer,
+    RevinfoUsability,
+    RevinfoUsabilityRating,
+)
+from pyhanko_certvalidator.sig_validate import DEFAULT_SIGNATURE_VALIDATOR, SignatureValidator
 
-from govsign.validation.policy import StatusSource, ValidationPolicy
+from govsign.validation.policy import Deadline, StatusSource, ValidationPolicy
 from govsign.validation.report import CertificateSummary, RevocationSummary, SignerSummary
+
+#: How long an OCSP response without nextUpdate counts as current (pyhanko-certvalidator's own
+#: fallback; RFC 5019 responders always set nextUpdate).
+NO_NEXT_UPDATE_VALIDITY = FRESHNESS_FALLBACK_VALIDITY_DEFAULT
+#: How path building says it hit its bound.
+PATH_BUILDING_STOPPED = "Path building stopped"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +78,124 @@ class RevocationData:
 
     def __add__(self, other: RevocationData) -> RevocationData:
         return RevocationData(ocsps=self.ocsps + other.ocsps, crls=self.crls + other.crls)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Freshness:
+    """The times revocation data is judged against."""
+
+    validation_time: dt.datetime
+    """When the validation happens."""
+    best_signature_time: dt.datetime
+    """The earliest proof of existence of the signature (the validation time when there is none)."""
+    tolerance: dt.timedelta = dt.timedelta(seconds=1)
+    """Clock drift tolerated between the CA, the time-stamping authority and us."""
+
+
+def freshness(this_update: dt.datetime | None, next_update: dt.datetime | None, at: Freshness) -> RevinfoUsability:
+    """Whether revocation data issued at ``this_update`` (current until ``next_update``) counts:
+    issued after the best-signature-time, or not past its nextUpdate at the validation time.
+    Data claiming to be issued after the validation time is not evidence yet (too new), and
+    data whose nextUpdate precedes its thisUpdate is nonsense (unclear)."""
+    if this_update is None or (next_update is not None and next_update < this_update):
+        return RevinfoUsability(RevinfoUsabilityRating.UNCLEAR)
+    if this_update > at.validation_time + at.tolerance:
+        return RevinfoUsability(RevinfoUsabilityRating.TOO_NEW)
+    if this_update >= at.best_signature_time - at.tolerance:
+        return RevinfoUsability(RevinfoUsabilityRating.OK)
+    current_until = next_update if next_update is not None else this_update + NO_NEXT_UPDATE_VALIDITY
+    if at.validation_time - at.tolerance <= current_until:
+        return RevinfoUsability(RevinfoUsabilityRating.OK)
+    return RevinfoUsability(
+        RevinfoUsabilityRating.STALE, last_usable_at=current_until + at.tolerance, compared_to=at.validation_time
+    )
+
+
+def _engine_freshness(timing: ValidationTimingParams) -> Freshness:
+    return Freshness(
+        validation_time=timing.validation_time,
+        best_signature_time=timing.best_signature_time,
+        tolerance=timing.time_tolerance,
+    )
+
+
+@dataclass(frozen=True)
+class FreshCRL(CRLContainer):
+    """A CRL that the engine judges by :func:`freshness` (at the times of the engine's context:
+    the validation time, or the control time of a past validation, and the best-signature-time)."""
+
+    deadline: Deadline | None = None
+    """The verification's time bound, checked each time the engine considers the CRL."""
+
+    def usable_at(self, policy: CertRevTrustPolicy, timing_params: ValidationTimingParams) -> RevinfoUsability:
+        if self.deadline is not None:
+            self.deadline.check()
+        tbs = self.crl_data["tbs_cert_list"]
+        return freshness(tbs["this_update"].native, tbs["next_update"].native, _engine_freshness(timing_params))
+
+
+@dataclass(frozen=True)
+class FreshOCSP(OCSPContainer):
+    """An OCSP response (one of its SingleResponses) that the engine judges by :func:`freshness`."""
+
+    deadline: Deadline | None = None
+    """The verification's time bound, checked each time the engine considers the response."""
+
+    def usable_at(self, policy: CertRevTrustPolicy, timing_params: ValidationTimingParams) -> RevinfoUsability:
+        if self.deadline is not None:
+            self.deadline.check()
+        single = self.extract_single_response()
+        if single is None:
+            return RevinfoUsability(RevinfoUsabilityRating.UNCLEAR)
+        return freshness(single["this_update"].native, single["next_update"].native, _engine_freshness(timing_params))
+
+
+class BoundedTrustManager(SimpleTrustManager):
+    """Our trust anchors, with paths bounded in length and path building bounded in work.
+
+    pyhanko-certvalidator's path builder asks for the issuers of every certificate it tries and
+    walks every combination of the candidates (a document embedding many certificates with one
+    name kept it busy past 60 s here). Each question counts as a step; past the budget, or past
+    the verification's time bound, path building stops. The anchors' max_path_length bounds the
+    number of intermediates that are not self-issued (RFC 5280 6.1.4); the engine's report of
+    the validated path bounds the others (see ``engine.judge``)."""
+
+    def __init__(self, roots: Iterable[asn1_x509.Certificate], *, policy: ValidationPolicy, deadline: Deadline | None):
+        super().__init__()  # type: ignore[no-untyped-call]
+        intermediates = max(0, policy.max_chain_length - 2)
+        qualifiers = TrustQualifiers(max_path_length=intermediates, max_aa_path_length=intermediates)
+        for root in roots:
+            self._register_root(CertTrustAnchor(root, quals=qualifiers))
+        self._budget = policy.max_path_building_steps
+        self._deadline = deadline
+        self.steps = 0
+        """Issuer look-ups so far."""
+        self.exhausted = False
+        """Whether path building hit the budget (the engine reports it as a chain not found)."""
+
+    def find_potential_issuers(self, cert: asn1_x509.Certificate) -> Iterator[TrustAnchor]:
+        if self._deadline is not None:
+            self._deadline.check()
+        self.steps += 1
+        if self.steps > self._budget:
+            self.exhausted = True
+            raise PathBuildingError(
+                f"{PATH_BUILDING_STOPPED} after {self._budget} steps: the document offers too many "
+                "candidate issuer certificates."
+            )
+        yield from super().find_potential_issuers(cert)
+
+
+class _DeadlineSignatureValidator(SignatureValidator):
+    """The engine's signature checks (of certificates, CRLs and OCSP responses), each first
+    checking the verification's time bound."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self._deadline = deadline
+
+    def validate_signature(self, *args: Any, **kwargs: Any) -> None:
+        self._deadline.check()
+        DEFAULT_SIGNATURE_VALIDATOR.validate_signature(*args, **kwargs)
 
 
 def load_certificates(data: bytes) -> list[bytes]:
@@ -77,10 +226,11 @@ def own_status(
     return RevocationData(ocsps=ocsps, crls=crls)
 
 
-def covers(known: RevocationData, certificates: Iterable[asn1_x509.Certificate]) -> bool:
-    """Whether ``known`` says something about every certificate that is not self-signed."""
+def covers(known: RevocationData, certificates: Iterable[asn1_x509.Certificate], at: Freshness | None = None) -> bool:
+    """Whether ``known`` says something about every certificate that is not self-signed (and,
+    with ``at``, something fresh)."""
     return all(
-        _status_of(certificate, None, known).status != "unavailable"
+        _status_of(certificate, None, known, at).status != "unavailable"
         for certificate in certificates
         if certificate.subject != certificate.issuer
     )
@@ -92,17 +242,28 @@ def validation_spec(
     extra_certificates: Sequence[asn1_x509.Certificate] = (),
     *,
     fetch: bool = True,
+    deadline: Deadline | None = None,
 ) -> SignatureValidationSpec:
     """The engine's settings: our trust, revocation required for the whole chain, fetching
     bounded. ``fetch`` False keeps to the known data: the engine would otherwise fetch first and
     drop the known data when a fetch fails, so when the embedded data and our records cover the
-    chain nothing is fetched at all."""
+    chain nothing is fetched at all. With ``deadline``, the engine's path building, revocation
+    checks and signature checks raise TimeBoundReachedError once it has passed.
+
+    The known revocation data is judged by :func:`freshness`; what the engine fetches itself by
+    pyhanko-certvalidator's default window (thisUpdate <= validation time <= nextUpdate), a
+    stricter rule (the engine fetches at the validation time, so a fetched answer fits it)."""
     roots = [asn1_x509.Certificate.load(der) for der in policy.trust_anchors]
     intermediates = [asn1_x509.Certificate.load(der) for der in policy.intermediates]
     cert_policy = CertValidationPolicySpec(
-        trust_manager=SimpleTrustManager.build(trust_roots=roots),
-        revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO),
+        trust_manager=BoundedTrustManager(roots, policy=policy, deadline=deadline),
+        revinfo_policy=CertRevTrustPolicy(
+            REQUIRE_REVINFO, freshness_req_type=FreshnessReqType.DEFAULT, retroactive_revinfo=False
+        ),
         time_tolerance=dt.timedelta(seconds=policy.time_tolerance_seconds),
+        signature_validator=_DeadlineSignatureValidator(deadline)
+        if deadline is not None
+        else DEFAULT_SIGNATURE_VALIDATOR,
     )
     online = policy.fetch_revocation and fetch
     rule = RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH if online else RevinfoOnlineFetchingRule.LOCAL_ONLY
@@ -110,8 +271,12 @@ def validation_spec(
         online_fetching_rule=rule,
         fetcher_backend=RequestsFetcherBackend(per_request_timeout=policy.fetch_timeout_seconds),
     )
-    ocsps = [container for response, _ in known.ocsps for container in OCSPContainer.load_multi(response)]
-    crls = [CRLContainer(crl) for crl, _ in known.crls]
+    ocsps: list[OCSPContainer] = [
+        FreshOCSP(ocsp_response_data=container.ocsp_response_data, index=container.index, deadline=deadline)
+        for response, _ in known.ocsps
+        for container in OCSPContainer.load_multi(response)
+    ]
+    crls: list[CRLContainer] = [FreshCRL(crl, deadline=deadline) for crl, _ in known.crls]
     knowledge = LocalKnowledge(known_ocsps=ocsps, known_crls=crls, known_certs=[*intermediates, *extra_certificates])
     return SignatureValidationSpec(
         cert_validation_policy=cert_policy, revinfo_gathering_policy=gathering, local_knowledge=knowledge
@@ -167,13 +332,16 @@ def signer_summary(certificate: asn1_x509.Certificate) -> SignerSummary:
     )
 
 
-def revocation_summary(chain: Sequence[asn1_x509.Certificate], known: RevocationData) -> list[RevocationSummary]:
+def revocation_summary(
+    chain: Sequence[asn1_x509.Certificate], known: RevocationData, at: Freshness | None = None
+) -> list[RevocationSummary]:
     """The status of each certificate of the chain but its root, from the OCSP responses and
-    CRLs known (embedded, from our records, or fetched by the engine)."""
+    CRLs known (embedded, from our records, or fetched by the engine); with ``at``, only fresh
+    data counts (a certificate with stale data only is ``unavailable``)."""
     summaries = []
     for index, certificate in enumerate(chain[:-1] if len(chain) > 1 else chain):
         issuer = chain[index + 1] if index + 1 < len(chain) else None
-        summaries.append(_status_of(certificate, issuer, known))
+        summaries.append(_status_of(certificate, issuer, known, at))
     return summaries
 
 
@@ -191,7 +359,10 @@ def fetched(known: RevocationData, validation_objects: Iterable[Any]) -> Revocat
 
 
 def _status_of(
-    certificate: asn1_x509.Certificate, issuer: asn1_x509.Certificate | None, known: RevocationData
+    certificate: asn1_x509.Certificate,
+    issuer: asn1_x509.Certificate | None,
+    known: RevocationData,
+    at: Freshness | None = None,
 ) -> RevocationSummary:
     subject = _rfc4514(certificate)
     serial = certificate.serial_number
@@ -200,6 +371,8 @@ def _status_of(
             if single["cert_id"]["serial_number"].native != serial:
                 continue
             if issuer is not None and single["cert_id"]["issuer_key_hash"].native != _key_hash(issuer, single):
+                continue
+            if at is not None and not _fresh(single["this_update"].native, single["next_update"].native, at):
                 continue
             status = single["cert_status"]
             revoked = status.name == "revoked"
@@ -213,6 +386,9 @@ def _status_of(
             )
     for crl, source in known.crls:
         if crl.issuer != certificate.issuer:
+            continue
+        tbs = crl["tbs_cert_list"]
+        if at is not None and not _fresh(tbs["this_update"].native, tbs["next_update"].native, at):
             continue
         entry = next(
             (e for e in crl["tbs_cert_list"]["revoked_certificates"] if e["user_certificate"].native == serial), None
@@ -232,6 +408,10 @@ def _status_of(
     )
 
 
+def _fresh(this_update: dt.datetime | None, next_update: dt.datetime | None, at: Freshness) -> bool:
+    return freshness(this_update, next_update, at).rating is RevinfoUsabilityRating.OK
+
+
 def _single_responses(response: asn1_ocsp.OCSPResponse) -> Iterable[tuple[asn1_ocsp.SingleResponse, dt.datetime]]:
     if response["response_status"].native != "successful":
         return
@@ -247,3 +427,9 @@ def _key_hash(issuer: asn1_x509.Certificate, single: asn1_ocsp.SingleResponse) -
 
 def _reason(native: str | None) -> str | None:
     return native.replace("_", "-") if native else None
+
+
+def path_building_stopped(spec: SignatureValidationSpec) -> bool:
+    """Whether path building under ``spec`` hit its budget."""
+    manager = spec.cert_validation_policy.trust_manager
+    return isinstance(manager, BoundedTrustManager) and manager.exhausted
