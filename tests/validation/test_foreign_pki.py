@@ -193,3 +193,16 @@ def test_unreachable_revocation_is_try_later_within_the_bound() -> None:
     assert report.indication is Indication.INDETERMINATE
     assert report.sub_indication == "TRY_LATER", report.messages
     assert elapsed < 20.0, f"the verification took {elapsed:.1f} s, past its bound"
+
+
+def test_an_anchor_with_the_issuers_name_but_another_key_is_no_chain_not_try_later() -> None:
+    """Trying later can never help a chain whose signature does not verify: a root named like
+    the signer's issuer but with another key gives no chain, not TRY_LATER."""
+    signed = _signed(_pki("http://127.0.0.1:9/root.crl"))
+    impostor = _pki("http://127.0.0.1:9/root.crl").root  # same name, other key
+    report = validate_pdf(BytesIO(signed), _policy(impostor), now=NOW).signatures[0]
+    assert report.indication is Indication.INDETERMINATE
+    assert report.sub_indication in ("NO_CERTIFICATE_CHAIN_FOUND", "CERTIFICATE_CHAIN_GENERAL_FAILURE"), (
+        report.sub_indication,
+        report.messages,
+    )

@@ -20,12 +20,27 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.validation.ades import ades_basic_validation, ades_with_time_validation
-from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 
 from govsign.errors import InvalidInputError
-from govsign.validation.engine import ENTIRE, Signed, has_signature_timestamp, judge, reason, timed_out, unreadable
-from govsign.validation.evidence import RevocationData, covers, own_status, validation_spec
-from govsign.validation.policy import StatusSource, ValidationPolicy
+from govsign.validation.engine import (
+    ENTIRE,
+    Signed,
+    has_signature_timestamp,
+    judge,
+    reason,
+    signature_timing,
+    timed_out,
+    unreadable,
+)
+from govsign.validation.evidence import (
+    Freshness,
+    RevocationData,
+    covers,
+    own_status,
+    path_building_stopped,
+    validation_spec,
+)
+from govsign.validation.policy import Deadline, StatusSource, TimeBoundReachedError, ValidationPolicy
 from govsign.validation.report import SignatureReport
 
 #: The digest algorithms a detached signature's content may be hashed with, by CMS name.
@@ -87,12 +102,18 @@ async def _validate(
     now: dt.datetime,
     status: StatusSource | None,
 ) -> SignatureReport:
+    deadline = Deadline(policy.timeout_seconds)
     signer_info = signed_data["signer_infos"][0]
     certificates = _certificates(signed_data)
     known = _embedded_revocation(signed_data) + own_status(status, certificates, policy)
-    spec = validation_spec(policy, known, certificates, fetch=not covers(known, certificates))
-    timing = ValidationTimingInfo(validation_time=now, best_signature_time=now, point_in_time_validation=False)
     timestamped = has_signature_timestamp(signer_info)
+    timing = signature_timing(signer_info, now, with_time=timestamped)
+    at = Freshness(
+        validation_time=now,
+        best_signature_time=timing.best_signature_time,
+        tolerance=dt.timedelta(seconds=policy.time_tolerance_seconds),
+    )
+    spec = validation_spec(policy, known, certificates, fetch=not covers(known, certificates, at), deadline=deadline)
     process: Any = ades_with_time_validation if timestamped else ades_basic_validation
     signer = _signer_certificate(signed_data)
     signed = Signed(
@@ -103,13 +124,15 @@ async def _validate(
     )
     try:
         result = await asyncio.wait_for(
-            process(signed_data, spec, timing_info=timing, raw_digest=raw_digest), policy.timeout_seconds
+            process(signed_data, spec, timing_info=timing, raw_digest=raw_digest), deadline.remaining()
         )
-    except TimeoutError:
+    except (TimeoutError, TimeBoundReachedError):
         return timed_out(signed, now, policy)
+    except RecursionError:
+        raise InvalidInputError("The signature nests its structures too deeply to be read.") from None
     except ValueError as exc:
         return unreadable(signed, now, exc)
-    return judge(result, signed, ENTIRE, known, policy, now)
+    return judge(result, signed, ENTIRE, known, policy, now, path_building_stopped=path_building_stopped(spec))
 
 
 def _certificates(signed_data: cms.SignedData) -> list[asn1_x509.Certificate]:

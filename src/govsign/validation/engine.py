@@ -7,12 +7,15 @@ PDF and the CMS validations.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from pyhanko.sign.ades.report import AdESStatus, AdESSubIndic
 from pyhanko.sign.validation.status import StandardCMSSignatureStatus
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
@@ -144,6 +147,14 @@ def judge(
     if indication is Indication.TOTAL_PASSED:
         messages.insert(0, message("signature.valid"))
     intact = bool(status is not None and status.intact and status.valid)
+    if (
+        indication is Indication.INDETERMINATE
+        and sub_indication in _CHAIN_FAILURES
+        and _no_issuer_verifies(chain, policy)
+    ):
+        sub_indication = "NO_CERTIFICATE_CHAIN_FOUND"
+        messages = [m for m in messages if m.code != "signature.chain-failure"]
+        messages.insert(0, message("signature.untrusted"))
     if indication is Indication.INDETERMINATE and sub_indication in _CHAIN_FAILURES and unestablished:
         # the chain failed for want of revocation information: EN 319 102-1 says try later
         sub_indication = "TRY_LATER"
@@ -356,6 +367,32 @@ def unvalidated(
         valid_at_signing_time=False,
         messages=[explanation],
     )
+
+
+def _no_issuer_verifies(chain: Sequence[asn1_x509.Certificate], policy: ValidationPolicy) -> bool:
+    """Whether a certificate of the chain found is not signed by the next one, or the top one
+    names an issuer among our anchors and intermediates none of which signed it (an anchor with
+    the issuer's name but another key, say): then there is no chain, and trying later cannot help."""
+    for issued, issuer in itertools.pairwise(chain):
+        if not _signed_by(issued.dump(), issuer.dump()):
+            return True
+    top = chain[-1] if chain else None
+    if top is None or top.subject == top.issuer:
+        return False
+    candidates = [
+        der
+        for der in (*policy.trust_anchors, *policy.intermediates)
+        if asn1_x509.Certificate.load(der).subject == top.issuer
+    ]
+    return bool(candidates) and not any(_signed_by(top.dump(), der) for der in candidates)
+
+
+def _signed_by(issued_der: bytes, issuer_der: bytes) -> bool:
+    try:
+        x509.load_der_x509_certificate(issued_der).verify_directly_issued_by(x509.load_der_x509_certificate(issuer_der))
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def timed_out(signed: Signed, now: dt.datetime, policy: ValidationPolicy) -> SignatureReport:

@@ -16,8 +16,8 @@ from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 
 from govsign.errors import InvalidInputError
 from govsign.validation.engine import ENTIRE, Signed, judge, reason, timed_out, unreadable
-from govsign.validation.evidence import covers, own_status, validation_spec
-from govsign.validation.policy import StatusSource, ValidationPolicy
+from govsign.validation.evidence import Freshness, covers, own_status, path_building_stopped, validation_spec
+from govsign.validation.policy import Deadline, StatusSource, TimeBoundReachedError, ValidationPolicy
 from govsign.validation.report import SignatureReport
 
 
@@ -78,9 +78,13 @@ async def _validate(
     now: dt.datetime,
     status: StatusSource | None,
 ) -> SignatureReport:
+    deadline = Deadline(policy.timeout_seconds)
     certificates = [c.chosen for c in signed_data["certificates"] or [] if c.name == "certificate"]
     known = own_status(status, certificates, policy)
-    spec = validation_spec(policy, known, certificates, fetch=not covers(known, certificates))
+    at = Freshness(
+        validation_time=now, best_signature_time=now, tolerance=dt.timedelta(seconds=policy.time_tolerance_seconds)
+    )
+    spec = validation_spec(policy, known, certificates, fetch=not covers(known, certificates, at), deadline=deadline)
     timing = ValidationTimingInfo(validation_time=now, best_signature_time=now, point_in_time_validation=False)
     tst = signed_data["encap_content_info"]["content"].parsed
     sid = signed_data["signer_infos"][0]["sid"]
@@ -88,7 +92,9 @@ async def _validate(
         (
             c
             for c in certificates
-            if sid.name == "issuer_and_serial_number" and c.serial_number == sid.chosen["serial_number"].native
+            if sid.name == "issuer_and_serial_number"
+            and c.serial_number == sid.chosen["serial_number"].native
+            and c.issuer == sid.chosen["issuer"]
         ),
         None,
     )
@@ -103,10 +109,12 @@ async def _validate(
     try:
         result = await asyncio.wait_for(
             ades_timestamp_validation(signed_data, spec, expected_tst_imprint=imprint, timing_info=timing),
-            policy.timeout_seconds,
+            deadline.remaining(),
         )
-    except TimeoutError:
+    except (TimeoutError, TimeBoundReachedError):
         return timed_out(signed, now, policy)
+    except RecursionError:
+        raise InvalidInputError("The time-stamp token nests its structures too deeply to be read.") from None
     except ValueError as exc:
         return unreadable(signed, now, exc)
-    return judge(result, signed, ENTIRE, known, policy, now)
+    return judge(result, signed, ENTIRE, known, policy, now, path_building_stopped=path_building_stopped(spec))
