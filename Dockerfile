@@ -51,9 +51,11 @@ FROM python:3.11-slim-bookworm AS runtime
 
 # softhsm2 brings libsofthsm2 (the PKCS#11 library of the embedded default) and softhsm2-util;
 # opensc brings pkcs11-tool, to inspect tokens (see hsm/README.md); fonts-dejavu-core the TrueType font
-# that visible signature stamps embed (Vietnamese diacritics). No compiler, no test tools.
+# of the PDF verification reports and fonts-liberation2 the Times-metric Liberation Serif 2 that
+# visible signature stamps embed (every Vietnamese letter; fonts-liberation 1.x lacks them). No
+# compiler, no test tools.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends softhsm2 opensc fonts-dejavu-core \
+ && apt-get install -y --no-install-recommends softhsm2 opensc fonts-dejavu-core fonts-liberation2 \
  && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 govsign \

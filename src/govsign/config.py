@@ -9,7 +9,7 @@ from __future__ import annotations
 import glob
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     """Largest JSON API request body accepted."""
     max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest document (PDF, content, e-mail) accepted by the signing endpoints; streamed to disk."""
+    rsa_signature_algorithm: Literal["rsa-pss", "rsa-pkcs1v15"] = "rsa-pkcs1v15"
+    """How RSA keys sign PDF, CMS and digest signatures when a request names no
+    ``signature_algorithm``: RSASSA-PSS (as Circular 15/2025 Appendix I names it) or PKCS#1 v1.5,
+    which every relying party verifies (``openssl smime`` does not verify PSS, for one). S/MIME
+    always signs with PKCS#1 v1.5; EC keys always sign with ECDSA."""
     stamp_font_file: Path | None = None
     """TrueType font with Vietnamese glyphs for visible stamps (default: DejaVu Sans from the system)."""
     trust_anchors_file: Path | None = None

@@ -220,6 +220,29 @@ def test_pin_change_needs_the_current_pin_and_seals_need_no_activation(world: Wo
     assert_problem(api.put(url, headers=world["ra-officer@B"].headers, json={"pin": "739164"}), 403)
 
 
+def _png(draw: Any, size: tuple[int, int] = (240, 120), dpi: int = 300) -> bytes:
+    """A transparent PNG drawn by ``draw(ImageDraw)`` at ``dpi``."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", size, (0, 0, 0, 0))
+    draw(ImageDraw.Draw(image))
+    out = BytesIO()
+    image.save(out, format="PNG", dpi=(dpi, dpi))
+    return out.getvalue()
+
+
+SIGNATURE_PNG = _png(
+    lambda d: d.line([(10, 90), (60, 20), (110, 100), (170, 30), (230, 80)], fill=(20, 40, 200, 255), width=6)
+)
+SEAL_PNG = _png(lambda d: d.ellipse((6, 6, 234, 234), outline=(210, 0, 0, 255), width=10), size=(240, 240))
+
+
+def _register(api: TestClient, world: World, serial: str, png: bytes, **extra: Any) -> None:
+    url = f"/api/v1/credentials/{serial}/stamp-image"
+    response = api.put(url, headers=world["ra-officer"].headers, json={"image_png": _b64(png), **extra})
+    assert response.status_code == 200, response.text
+
+
 def test_an_official_signs_then_the_agency_seals_both_visible_and_valid(world: World, api: TestClient) -> None:
     from pyhanko.sign.validation import validate_pdf_signature
 
@@ -227,53 +250,75 @@ def test_an_official_signs_then_the_agency_seals_both_visible_and_valid(world: W
 
     official = official_with_pin(world, api)
     seal = enrol(api, world["ra-officer"], AGENCY_A1, profile="organization")
+    _register(api, world, official, SIGNATURE_PNG)
+    _register(api, world, seal, SEAL_PNG, width_mm=36)
     pdf = blank_pdf()
-    token = activate(api, world, official, [pdf], pin=PIN).json()["activation"]
     signer = world["signer"].headers
+
+    # a seal goes only on a document its official has signed: refused and audited, nothing signed
+    refused = post_pdf(api, signer, pdf, credential=seal, stamp="seal")
+    assert "official has signed" in assert_problem(refused, 422)["detail"]
+    assert signature_events(world, seal)[-1]["outcome"] == "failure"
+
+    token = activate(api, world, official, [pdf], pin=PIN).json()["activation"]
     first = post_pdf(
-        api,
-        signer,
-        pdf,
-        credential=official,
-        level="B-T",
-        field_name="ChuKyLanhDao",
-        stamp="true",
-        stamp_box="300,60,560,160",
-        stamp_title="Bộ trưởng",
-        activation=token,
-    )
-    assert first.status_code == 200, first.text
-    second = post_pdf(
-        api, signer, first.content, credential=seal, level="B-T", field_name="DauCoQuan", stamp="true",
-        stamp_box="220,50,380,170",
+        api, signer, pdf, credential=official, level="B-T", field_name="ChuKyLanhDao", stamp="person",
+        stamp_box="330,60,565,150", activation=token,
     )  # fmt: skip
+    assert first.status_code == 200, first.text
+    second = post_pdf(api, signer, first.content, credential=seal, level="B-T", stamp="seal")
     assert second.status_code == 200, second.text
     chain = api.get(f"/api/v1/certificates/{seal}/chain?format=pem", headers=world["ra-officer"].headers)
     from cryptography import x509
 
     context = validation_context(x509.load_pem_x509_certificates(chain.content))
     signatures = PdfFileReader(BytesIO(second.content)).embedded_signatures
-    assert [s.field_name for s in signatures] == ["ChuKyLanhDao", "DauCoQuan"]
+    assert [s.field_name for s in signatures] == ["ChuKyLanhDao", "Signature1"]
     for embedded in signatures:
         status = validate_pdf_signature(embedded, context)
         assert status.intact and status.valid and status.trusted, status.pretty_print_details()
-        rect = [float(v) for v in embedded.sig_field["/Rect"]]
-        assert rect[2] - rect[0] > 100, rect
-    assert_problem(post_pdf(api, signer, pdf, credential=seal, stamp="true", stamp_title="x"), 422)
-    assert_problem(post_pdf(api, signer, pdf, credential=seal, stamp="true", stamp_page=3), 422)
-    assert_problem(post_pdf(api, signer, pdf, credential=seal, stamp="true", stamp_box="1,2,3"), 422)
+    person_rect, seal_rect = ([float(v) for v in s.sig_field["/Rect"]] for s in signatures)
+    assert seal_rect[0] < person_rect[0] < seal_rect[2] < (person_rect[0] + person_rect[2]) / 2  # the left third
+    events = signature_events(world, seal)
+    assert events[-1]["details"]["stamp"] == "seal" and events[-1]["details"]["verification_reference"]
+
+    # bad stamp parameters: a problem naming what is wrong
+    problem = assert_problem(post_pdf(api, signer, pdf, credential=seal, stamp="true"), 422)
+    assert all(word in str(problem) for word in ("person", "seal", "attachment", "copy")), problem
+    person_by_agency = post_pdf(api, signer, pdf, credential=seal, stamp="person", stamp_box="1,2,300,300")
+    assert "individual credential" in assert_problem(person_by_agency, 422)["detail"]
+    assert_problem(post_pdf(api, signer, pdf, credential=seal, stamp="attachment", stamp_box="1,2,3"), 422)
+    assert_problem(post_pdf(api, signer, pdf, credential=seal, stamp="copy", copy_form="SAO CHỤP"), 422)
+    assert_problem(post_pdf(api, signer, pdf, credential=seal, title_text="PHÓ CHỦ TỊCH"), 422)
+
+
+def test_attachment_and_copy_stamps_sit_top_right_of_the_first_page(world: World, api: TestClient) -> None:
+    agency = enrol(api, world["ra-officer"], AGENCY_A1, profile="organization")
+    signer = world["signer"].headers
+    attachment = post_pdf(
+        api, signer, blank_pdf(), credential=agency, level="B-B", stamp="attachment", document_number="123/QĐ-UBND"
+    )
+    assert attachment.status_code == 200, attachment.text
+    copy = post_pdf(
+        api, signer, attachment.content, credential=agency, level="B-B", stamp="copy", copy_form="SAO Y",
+        copy_agency="VĂN PHÒNG ỦY BAN NHÂN DÂN TỈNH HÀ NAM",
+    )  # fmt: skip
+    assert copy.status_code == 200, copy.text
+    signatures = PdfFileReader(BytesIO(copy.content)).embedded_signatures
+    assert len(signatures) == 2
+    for embedded in signatures:
+        x1, y1, x2, y2 = (float(v) for v in embedded.sig_field["/Rect"])
+        assert x2 <= 595 - 14 and y2 <= 842 - 14 and x1 > 595 / 2 and y1 > 842 * 0.75, (x1, y1, x2, y2)
 
 
 def test_a_stored_seal_image_is_drawn_in_the_agency_stamp(world: World, api: TestClient) -> None:
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
+    official = official_with_pin(world, api)
+    _register(api, world, official, SIGNATURE_PNG)
     seal = enrol(api, world["ra-officer"], AGENCY_A1, profile="organization")
-    image = Image.new("RGBA", (120, 120), (0, 0, 0, 0))
-    ImageDraw.Draw(image).ellipse((4, 4, 116, 116), outline=(210, 0, 0, 255), width=6)
-    png = BytesIO()
-    image.save(png, format="PNG")
     url = f"/api/v1/credentials/{seal}/stamp-image"
-    body = {"image_png": _b64(png.getvalue())}
+    body = {"image_png": _b64(SEAL_PNG), "width_mm": 40}
     assert_problem(api.put(url, headers=world["signer"].headers, json=body), 403)
     assert_problem(api.put(url, headers=world["ra-officer"].headers, json={"image_png": _b64(b"GIF89a")}), 422)
     opaque = BytesIO()
@@ -281,12 +326,25 @@ def test_a_stored_seal_image_is_drawn_in_the_agency_stamp(world: World, api: Tes
     assert_problem(api.put(url, headers=world["ra-officer"].headers, json={"image_png": _b64(opaque.getvalue())}), 422)
     response = api.put(url, headers=world["ra-officer"].headers, json=body)
     assert response.status_code == 200, response.text
-    assert response.json()["image_sha256"] == hashlib.sha256(png.getvalue()).hexdigest()
+    assert response.json()["image_sha256"] == hashlib.sha256(SEAL_PNG).hexdigest()
+    assert response.json()["width_mm"] == 40
 
-    signed = post_pdf(api, world["signer"].headers, blank_pdf(), credential=seal, level="B-B", stamp="true")
+    pdf = blank_pdf()
+    token = activate(api, world, official, [pdf], pin=PIN).json()["activation"]
+    person = post_pdf(
+        api, world["signer"].headers, pdf, credential=official, level="B-B", stamp="person",
+        stamp_box="330,60,565,150", activation=token,
+    )  # fmt: skip
+    assert person.status_code == 200, person.text
+    signed = post_pdf(
+        api, world["signer"].headers, person.content, credential=seal, level="B-B", stamp="seal",
+        verification_line="false",
+    )  # fmt: skip
     assert signed.status_code == 200, signed.text
-    (embedded,) = PdfFileReader(BytesIO(signed.content)).embedded_signatures
+    embedded = PdfFileReader(BytesIO(signed.content)).embedded_signatures[-1]
     appearance = embedded.sig_field["/AP"]["/N"]
+    x1, _, x2, _ = (float(v) for v in embedded.sig_field["/Rect"])
+    assert abs((x2 - x1) - 40 / 25.4 * 72) < 3, x2 - x1  # the seal at its registered size
 
     def images(stream: Any) -> int:
         resources = stream.get("/Resources", {})

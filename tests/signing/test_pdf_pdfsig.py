@@ -1,7 +1,7 @@
-"""poppler's pdfsig (on NSS) accepts our PAdES B-B and B-T signatures, and an official's
-signature followed by the agency's seal, while `govsign serve` answers the OCSP URL in the
-signer's certificate (pdfsig checks it). Everything runs in child processes: the CLI, the service
-and the signing script use their own SoftHSM2 token store."""
+"""poppler's pdfsig (on NSS) accepts our PAdES B-B and B-T signatures (and B-T with RSASSA-PSS),
+and an official's signature followed by the agency's seal, while `govsign serve` answers the
+OCSP URL in the signer's certificate (pdfsig checks it). Everything runs in child processes:
+the CLI, the service and the signing script use their own SoftHSM2 token store."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from io import BytesIO
 from pathlib import Path
 
 import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from helpers.pdf import require_tool
 
@@ -25,6 +27,7 @@ GOVSIGN = VENV_BIN / "govsign"
 SIGN_SCRIPT = """
 import io, json, sys
 from govsign.config import load_settings
+from govsign.keystore.api import SignatureScheme
 from govsign.services.bootstrap import Services
 from govsign.signing.cms import SigningCredential
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
@@ -47,11 +50,11 @@ writer.insert_page(generic.DictionaryObject({
 }))
 buffer = io.BytesIO()
 writer.write(buffer)
-for level in ("B-B", "B-T"):
+for level, scheme in (("B-B", None), ("B-T", None), ("B-T", SignatureScheme.RSA_PSS)):
     stamper = LocalTimeStamper(services.timestamps.answer) if level == "B-T" else None
-    spec = PDFSignatureSpec(reason="Phê duyệt văn bản", location="Hà Nội", level=level)
+    spec = PDFSignatureSpec(reason="Phê duyệt văn bản", location="Hà Nội", level=level, signature_scheme=scheme)
     signed = sign_pdf(buffer.getvalue(), credential, services.keystore, spec, timestamper=stamper)
-    open(f"{out_dir}/signed-{level}.pdf", "wb").write(signed)
+    open(f"{out_dir}/signed-{level}{'-pss' if scheme else ''}.pdf", "wb").write(signed)
 services.close()
 """
 
@@ -210,14 +213,18 @@ def _pdfsig(work: Path, pdf: Path) -> str:
 
 
 @pytest.mark.slow
-def test_pdfsig_says_valid_and_trusted_for_b_b_and_b_t(served: tuple[Path, dict[str, str]]) -> None:
+def test_pdfsig_says_valid_and_trusted_for_b_b_and_b_t_with_pkcs1_and_pss(served: tuple[Path, dict[str, str]]) -> None:
     work, env = served
     serial = _issue(work, env, "individual", "CN=Nguyễn Văn Ký,O=Bộ Tư pháp,C=VN", "ky@moj.gov.vn")
     subprocess.run([sys.executable, "-c", SIGN_SCRIPT, serial, str(work)], env=env, cwd=work, check=True, timeout=120)
-    for level in ("B-B", "B-T"):
-        text = _pdfsig(work, work / f"signed-{level}.pdf")
-        assert "Signature is Valid." in text, text
-        assert "Certificate is Trusted." in text, text
+    for name in ("B-B", "B-T", "B-T-pss"):
+        pdf = work / f"signed-{name}.pdf"
+        (signature,) = PdfFileReader(BytesIO(pdf.read_bytes())).embedded_signatures
+        expected = "rsassa_pss" if name.endswith("pss") else "sha256_rsa"
+        assert signature.signer_info["signature_algorithm"]["algorithm"].native == expected
+        text = _pdfsig(work, pdf)
+        assert "Signature is Valid." in text, name + "\n" + text
+        assert "Certificate is Trusted." in text, name + "\n" + text
 
 
 @pytest.mark.slow

@@ -55,14 +55,18 @@ def credential_set_pin(
 def credential_set_stamp_image(
     serial: Annotated[str, typer.Argument(help="Serial number (hex) of the official's or agency's certificate.")],
     image: Annotated[Path, typer.Argument(help="PNG with a transparent background: the seal or the signature.")],
+    width_mm: Annotated[
+        float | None,
+        typer.Option("--width-mm", help="Its width on paper in millimetres (a seal's diameter), 5 to 150."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Store the image the credential's visible signatures show (Decree 30)."""
     data = read_file(image, "stamp image")
     with opened() as services:
-        digest = services.stamp_images.set(serial, data, operator())
+        digest = services.stamp_images.set(serial, data, operator(), width_mm=width_mm)
     if json_output:
-        output.print_json({"credential": serial, "image_sha256": digest})
+        output.print_json({"credential": serial, "image_sha256": digest, "width_mm": width_mm})
         return
     output.stdout.print(f"The stamp image of credential {serial} is set (SHA-256 {digest}).")
 

@@ -163,6 +163,8 @@ class Services:
             evidence=self.evidence,
             timestamps=self.timestamps,
             stamp_font=settings.stamp_font_file,
+            rsa_signature_algorithm=settings.rsa_signature_algorithm,
+            verification_base_url=settings.public_base_url,
         )
         self.maintenance = Maintenance(
             uow=self.uow,

@@ -18,17 +18,22 @@ Refusals at any step are recorded as failed audit events.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from cryptography import x509
+
 from govsign.access.policy import Permission
 from govsign.clock import Clock
-from govsign.errors import ErrorKind, GovsignError, InvalidInputError
-from govsign.keystore.api import KeyStore
+from govsign.errors import ErrorKind, GovsignError, InvalidInputError, PolicyViolationError
+from govsign.keystore.api import KeyStore, SignatureScheme
 from govsign.pki.authority import CertificateView
+from govsign.pki.issuer import serial_to_hex
 from govsign.services.audit_log import AuditLog
 from govsign.services.authorization import Authorization, Requester
 from govsign.services.documents import SignedFile, SpooledDocument
@@ -37,16 +42,39 @@ from govsign.services.signing_credentials import check_may_sign, needs_activatio
 from govsign.services.sole_control import SoleControl
 from govsign.services.status import TimeStampService
 from govsign.services.uow import UnitOfWork, Work
-from govsign.signing.cms import CMSSignatureSpec, SigningCredential, raw_signature, sign_digest, sign_digests
+from govsign.signing.cms import (
+    CMSSignatureSpec,
+    SigningCredential,
+    raw_signature,
+    sign_digest,
+    sign_digests,
+    signature_scheme,
+)
 from govsign.signing.evidence import RevocationEvidence
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
 from govsign.signing.smime import sign_smime
-from govsign.signing.stamp import VisibleStamp
+from govsign.signing.stamp import (
+    AnchorPlacement,
+    BoxPlacement,
+    CopyForm,
+    Placement,
+    SealOverPersonPlacement,
+    StampImage,
+    StampProfile,
+    TextPlacement,
+    VerificationLine,
+    VisibleStamp,
+)
+from govsign.validation.integrity import intact_signatures
 
 T = TypeVar("T")
 
 #: The hashes an activation must cover, given the activation's digest algorithm.
 Hashes = Callable[[str], tuple[str, list[bytes]]]
+
+#: How an RSA key signs: RSASSA-PSS (Circular 15/2025 Appendix I) or PKCS#1 v1.5.
+SignatureAlgorithm = Literal["rsa-pss", "rsa-pkcs1v15"]
+SIGNATURE_ALGORITHMS: tuple[SignatureAlgorithm, ...] = ("rsa-pss", "rsa-pkcs1v15")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,17 +90,36 @@ class PDFSigningRequest:
     location: str | None = None
     """The signature's /Location."""
     field_name: str | None = None
-    """The signature field (default Signature1)."""
+    """The signature field: the one named (new, or empty), else the document's only empty
+    signature field for an invisible signature, else a new one (Signature1, Signature2...)."""
     certify: bool = False
     """A certification (DocMDP) signature allowing form filling and signing only."""
-    stamp: bool = False
-    """A visible signature per Decree 30/2020."""
-    stamp_page: int = 0
-    """Page of the stamp, 0-based; -1 is the last."""
-    stamp_box: tuple[float, float, float, float] = (330.0, 60.0, 565.0, 150.0)
-    """Rectangle of the stamp in PDF points (x1, y1, x2, y2 from the lower left corner)."""
-    stamp_title: str | None = None
-    """The official's title, shown above the signature."""
+    stamp: StampProfile | None = None
+    """A visible signature as Decree 30/2020 Appendix I draws it: person (an official's
+    credential), seal (an agency's, on a document a person signed), attachment or copy (an
+    agency's); None for an invisible signature."""
+    stamp_page: int | None = None
+    """Page of ``stamp_box`` (0-based, -1 the last; default 0), or where to find the title and
+    name lines (default: searched from the last page)."""
+    stamp_box: tuple[float, float, float, float] | None = None
+    """Explicit placement in PDF points (x1, y1, x2, y2 from the lower left corner)."""
+    title_text: str | None = None
+    """person: the title line printed on the page; the image is centred between it and the name."""
+    name_text: str | None = None
+    """person: the name line printed on the page."""
+    document_number: str | None = None
+    """attachment: the main document's number and symbol."""
+    copy_form: CopyForm | None = None
+    """copy: SAO Y, SAO LỤC or TRÍCH SAO."""
+    copy_agency: str | None = None
+    """copy: the copying agency's name."""
+    seal_diameter_mm: float | None = None
+    """seal: its diameter on paper (default: the registered width of the seal image)."""
+    verification_line: bool = True
+    """person and seal: a short reference and a QR code for checking the signature."""
+    signature_algorithm: SignatureAlgorithm | None = None
+    """How an RSA key signs; None is the service's default (GOVSIGN_RSA_SIGNATURE_ALGORITHM).
+    An EC key signs with ECDSA only: giving it one is refused."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +132,9 @@ class CMSSigningRequest:
     """CAdES baseline level."""
     digest_algorithm: str = "sha256"
     """Digest of the content."""
+    signature_algorithm: SignatureAlgorithm | None = None
+    """How an RSA key signs; None is the service's default (GOVSIGN_RSA_SIGNATURE_ALGORITHM).
+    An EC key signs with ECDSA only: giving it one is refused."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +151,9 @@ class DigestSigningRequest:
     """Detached CAdES SignedData, or the bare signature value."""
     level: Literal["B-B", "B-T", "B-LT"] = "B-B"
     """CAdES level of CMS output."""
+    signature_algorithm: SignatureAlgorithm | None = None
+    """How an RSA key signs (raw output: the bare PSS or PKCS#1 v1.5 value); None is the
+    service's default (GOVSIGN_RSA_SIGNATURE_ALGORITHM). An EC key signs with ECDSA only."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +191,8 @@ class Signatures:
         evidence: EvidenceService,
         timestamps: TimeStampService,
         stamp_font: Path | None,
+        rsa_signature_algorithm: SignatureAlgorithm = "rsa-pkcs1v15",
+        verification_base_url: str | None = None,
     ) -> None:
         self._uow = uow
         self._keystore = keystore
@@ -148,16 +203,27 @@ class Signatures:
         self._evidence = evidence
         self._timestamps = timestamps
         self._stamp_font = stamp_font
+        self._verification_base_url = verification_base_url
+        self._rsa_signature_algorithm = _checked_algorithm(rsa_signature_algorithm)
 
     # -- the three steps ----------------------------------------------------------------------
 
-    def _check(self, serial: str, requester: Requester, activation: str | None, hashes: Hashes) -> _Checked:
-        """Step 1: the credential after the agency, key, status and profile checks, with the
-        activation used up for an official's credential. Only that writes, so other credentials
-        are checked in a read-only transaction (no write lock); an official's is checked again
-        in the transaction that uses the activation up."""
+    def _check(
+        self,
+        serial: str,
+        requester: Requester,
+        activation: str | None,
+        hashes: Hashes,
+        signature_algorithm: SignatureAlgorithm | None = None,
+    ) -> _Checked:
+        """Step 1: the credential after the agency, key, status and profile checks (and that the
+        signature algorithm asked for fits its key), with the activation used up for an
+        official's credential. Only that writes, so other credentials are checked in a read-only
+        transaction (no write lock); an official's is checked again in the transaction that uses
+        the activation up."""
         with self._uow.reading() as work:
             checked = self._checked(work, serial, requester)
+        self._scheme(checked.credential, signature_algorithm)  # refused before the activation is used
         if not needs_activation(checked.view):
             return checked
         with self._uow.transaction(requester.context) as work:
@@ -187,6 +253,15 @@ class Signatures:
                 "signature.create", requester, serial_hex, {**details, "credential": serial_hex, "client": client}
             )
 
+    def _scheme(self, credential: SigningCredential, requested: SignatureAlgorithm | None) -> SignatureScheme:
+        """How the credential's key signs: the algorithm asked for (InvalidInputError when the key
+        is not RSA), else GOVSIGN_RSA_SIGNATURE_ALGORITHM for an RSA key and ECDSA for an EC key."""
+        if requested is not None:
+            return signature_scheme(credential.key, SignatureScheme(_checked_algorithm(requested)))
+        if credential.key.algorithm.is_rsa:
+            return SignatureScheme(self._rsa_signature_algorithm)
+        return signature_scheme(credential.key)
+
     def _sign(
         self,
         serial: str,
@@ -194,9 +269,10 @@ class Signatures:
         activation: str | None,
         hashes: Hashes,
         make: Callable[[SigningCredential, str], tuple[T, dict[str, Any]]],
+        signature_algorithm: SignatureAlgorithm | None = None,
     ) -> T:
         try:
-            checked = self._check(serial, requester, activation, hashes)
+            checked = self._check(serial, requester, activation, hashes, signature_algorithm)
             result, details = make(checked.credential, checked.view.record.serial_hex)
             self._record(checked.view, requester, {**checked.details, **details})
         except GovsignError as exc:
@@ -205,12 +281,70 @@ class Signatures:
             raise
         return result
 
-    def _stamp_inputs(self, serial: str) -> tuple[bool, bytes | None]:
-        """Whether the credential is an official's, and the image its visible signatures show."""
+    def _visible_stamp(
+        self, document: SpooledDocument, request: PDFSigningRequest, password: str | None
+    ) -> VisibleStamp | None:
+        """The Decree 30 appearance asked for, checked against the credential (person: an
+        official's; seal, attachment, copy: an agency's), its registered image and, for a seal,
+        the document (it must carry an intact signature by an official of ours)."""
+        if request.stamp is None:
+            if any(value is not None for value in _stamp_only(request)):
+                raise InvalidInputError("The placement and stamp parameters need a stamp profile (stamp=...).")
+            return None
+        profile = request.stamp
         with self._uow.reading() as work:
-            view = work.ca.show(serial)
+            view = work.ca.show(request.credential)
             assert view.record.id is not None
-            return needs_activation(view), work.ports.stamp_images.get(view.record.id)
+            stored = work.ports.stamp_images.get(view.record.id)
+        wanted = "individual" if profile == "person" else "organization"
+        if view.record.profile != wanted:
+            raise PolicyViolationError(
+                f"A {profile} stamp is made with an {wanted} credential (Decree 30/2020 Appendix I); "
+                f"this one is {view.record.profile}."
+            )
+        image = None
+        if profile in ("person", "seal"):
+            if stored is None:
+                raise InvalidInputError(
+                    f"The credential has no registered {'signature' if profile == 'person' else 'seal'} image; "
+                    "register one (PUT /api/v1/credentials/{serial}/stamp-image) before signing with a visible stamp."
+                )
+            width = request.seal_diameter_mm if profile == "seal" and request.seal_diameter_mm else stored.width_mm
+            image = StampImage(png=stored.png, width_mm=width)
+        elif request.seal_diameter_mm is not None:
+            raise InvalidInputError("seal_diameter_mm is for the seal profile only.")
+        person_field = self._person_signature(document, password) if profile == "seal" else None
+        return VisibleStamp(
+            profile=profile,
+            placement=_placement(request, person_field),
+            image=image,
+            document_number=request.document_number,
+            copy_form=request.copy_form,
+            copy_agency=request.copy_agency,
+            verification=self._verification_line() if request.verification_line and image is not None else None,
+        )
+
+    def _person_signature(self, document: SpooledDocument, password: str | None) -> str:
+        """The field of the latest intact signature by an official (an individual credential of
+        ours) in the document: a seal goes only under one (PolicyViolationError otherwise)."""
+        with document.open() as stream:
+            found = intact_signatures(stream, password=password)
+        with self._uow.reading() as work:
+            for signature in reversed(found):
+                serial = serial_to_hex(x509.load_der_x509_certificate(signature.certificate_der).serial_number)
+                records = work.ports.certificates.find_by_serial(serial)
+                if any(r.certificate_der == signature.certificate_der and r.profile == "individual" for r in records):
+                    return signature.field_name
+        raise PolicyViolationError(
+            "An agency's seal goes only on a document its official has signed (Decree 30/2020 Appendix I, "
+            "item 8(a)); this document carries no intact signature by an official."
+        )
+
+    def _verification_line(self) -> VerificationLine:
+        """A fresh reference for the stamp's verification line (resolved by the verification page)."""
+        reference = "GS-" + base64.b32encode(secrets.token_bytes(5)).decode("ascii")
+        url = f"{self._verification_base_url.rstrip('/')}/v/{reference}" if self._verification_base_url else None
+        return VerificationLine(reference=reference, url=url)
 
     def _revocation_evidence(self, credential: SigningCredential, level: str) -> RevocationEvidence | None:
         if level not in ("B-LT", "B-LTA"):
@@ -223,22 +357,23 @@ class Signatures:
     # -- operations ---------------------------------------------------------------------------
 
     def sign_pdf(
-        self, document: SpooledDocument, request: PDFSigningRequest, requester: Requester, activation: str | None
+        self,
+        document: SpooledDocument,
+        request: PDFSigningRequest,
+        requester: Requester,
+        activation: str | None,
+        *,
+        password: str | None = None,
     ) -> SignedFile:
-        stamp: VisibleStamp | None = None
-        if request.stamp:
-            official, image_png = self._stamp_inputs(request.credential)
-            stamp = VisibleStamp(
-                page=request.stamp_page,
-                box=request.stamp_box,
-                kind="individual" if official else "organization",
-                title=request.stamp_title,
-                image_png=image_png,
-            )
-        if request.stamp_title is not None and (stamp is None or stamp.kind != "individual"):
-            raise InvalidInputError("A stamp title is shown only on an official's visible signature.")
+        """A PAdES signature of ``document``; ``password`` opens an encrypted one (it is passed
+        to the signing core only: never logged, audited or stored)."""
+        try:
+            stamp = self._visible_stamp(document, request, password)
+        except GovsignError as exc:
+            self._audit.record_refusal("signature.create", requester, request.credential, exc)
+            raise
         spec = PDFSignatureSpec(
-            field_name=request.field_name or "Signature1",
+            field_name=request.field_name,
             reason=request.reason,
             location=request.location,
             level=request.level,
@@ -251,23 +386,26 @@ class Signatures:
         output = None if body is not None else SpooledDocument.create(document.path.parent if document.path else None)
 
         def make(credential: SigningCredential, serial_hex: str) -> tuple[SignedFile, dict[str, Any]]:
+            scheme = self._scheme(credential, request.signature_algorithm)
+            signing_spec = replace(spec, signature_scheme=scheme)
             evidence = self._revocation_evidence(credential, request.level)
             timestamper = LocalTimeStamper(self._timestamps.answer) if request.level != "B-B" else None
             arguments: dict[str, Any] = {
                 "evidence": evidence,
                 "signing_time": self._clock.now(),
                 "stamp_font": self._stamp_font,
+                "password": password,
             }
             if output is None:
                 assert body is not None
-                data = sign_pdf(body, credential, self._keystore, spec, timestamper, **arguments)
+                data = sign_pdf(body, credential, self._keystore, signing_spec, timestamper, **arguments)
                 assert data is not None  # without an output, the signed PDF is returned
                 signed_sha256 = hashlib.sha256(data).hexdigest()
             else:
                 assert output.path is not None
                 data = None
                 with document.open() as source, output.path.open("wb") as sink:
-                    sign_pdf(source, credential, self._keystore, spec, timestamper, output=sink, **arguments)
+                    sign_pdf(source, credential, self._keystore, signing_spec, timestamper, output=sink, **arguments)
                 signed_sha256 = output.digest("sha256").hex()
             signed = SignedFile(
                 path=output.path if output is not None else None,
@@ -277,11 +415,22 @@ class Signatures:
                 credential=serial_hex,
                 level=request.level,
             )
-            return signed, _details("pades", request.level, evidence, document_sha256=document_sha256, count=1)
+            details = _details("pades", request.level, evidence, scheme, document_sha256=document_sha256, count=1)
+            if stamp is not None:
+                details["stamp"] = stamp.profile
+                if stamp.verification is not None:
+                    # what the verification page will resolve the stamp's reference with
+                    details["verification_reference"] = stamp.verification.reference
+            return signed, details
 
         try:
             return self._sign(
-                request.credential, requester, activation, lambda alg: (alg, [document.digest(alg)]), make
+                request.credential,
+                requester,
+                activation,
+                lambda alg: (alg, [document.digest(alg)]),
+                make,
+                request.signature_algorithm,
             )
         except BaseException:
             if output is not None:
@@ -294,21 +443,33 @@ class Signatures:
         content_sha256 = document.digest("sha256").hex()
 
         def make(credential: SigningCredential, serial_hex: str) -> tuple[bytes, dict[str, Any]]:
+            scheme = self._scheme(credential, request.signature_algorithm)
             evidence = self._revocation_evidence(credential, request.level)
+            spec = CMSSignatureSpec(
+                digest_algorithm=request.digest_algorithm,
+                level=request.level,
+                signature_scheme=scheme,
+            )
             signature = sign_digest(
                 document.digest(request.digest_algorithm),
                 request.digest_algorithm,
                 credential,
                 self._keystore,
                 self._clock,
-                CMSSignatureSpec(digest_algorithm=request.digest_algorithm, level=request.level),  # type: ignore[arg-type]
+                spec,
                 timestamper=self._timestamp(request.level),
                 evidence=evidence,
             )
-            return signature, _details("cades", request.level, evidence, document_sha256=content_sha256, count=1)
+            details = _details("cades", request.level, evidence, scheme, document_sha256=content_sha256, count=1)
+            return signature, details
 
         signature = self._sign(
-            request.credential, requester, activation, lambda alg: (alg, [document.digest(alg)]), make
+            request.credential,
+            requester,
+            activation,
+            lambda alg: (alg, [document.digest(alg)]),
+            make,
+            request.signature_algorithm,
         )
         return SignedContent(data=signature, document_sha256=content_sha256)
 
@@ -319,6 +480,7 @@ class Signatures:
 
         def make(credential: SigningCredential, serial_hex: str) -> tuple[list[bytes], dict[str, Any]]:
             algorithm = request.digest_algorithm
+            scheme = self._scheme(credential, request.signature_algorithm)
             evidence = self._revocation_evidence(credential, level) if cms else None
             if cms:
                 signatures = sign_digests(
@@ -327,16 +489,19 @@ class Signatures:
                     credential,
                     self._keystore,
                     self._clock,
-                    CMSSignatureSpec(digest_algorithm=algorithm, level=level),  # type: ignore[arg-type]
+                    CMSSignatureSpec(digest_algorithm=algorithm, level=level, signature_scheme=scheme),  # type: ignore[arg-type]
                     timestamper=self._timestamp(level),
                     evidence=evidence,
                 )
             else:
-                signatures = [raw_signature(digest, algorithm, credential, self._keystore) for digest in digests]
+                signatures = [
+                    raw_signature(digest, algorithm, credential, self._keystore, scheme=scheme) for digest in digests
+                ]
             details = _details(
                 "cades" if cms else "raw",
                 level if cms else None,
                 evidence,
+                scheme,
                 digests=[digest.hex() for digest in digests],
                 digest_algorithm=algorithm,
                 count=len(digests),
@@ -344,7 +509,12 @@ class Signatures:
             return signatures, details
 
         return self._sign(
-            request.credential, requester, activation, lambda _alg: (request.digest_algorithm, digests), make
+            request.credential,
+            requester,
+            activation,
+            lambda _alg: (request.digest_algorithm, digests),
+            make,
+            request.signature_algorithm,
         )
 
     def sign_smime(
@@ -353,16 +523,65 @@ class Signatures:
         message_sha256 = document.digest("sha256").hex()
 
         def make(credential: SigningCredential, serial_hex: str) -> tuple[bytes, dict[str, Any]]:
+            # the key's default scheme, whatever GOVSIGN_RSA_SIGNATURE_ALGORITHM says: mail clients
+            # on PKCS#7 code (openssl smime, for one) do not verify RSASSA-PSS, and the S/MIME
+            # request has no parameter to ask for another scheme
             signed = sign_smime(document.read_all(), credential, self._keystore, self._clock)
-            return signed, _details("smime", "B-B", None, document_sha256=message_sha256, count=1)
+            scheme = signature_scheme(credential.key)
+            return signed, _details("smime", "B-B", None, scheme, document_sha256=message_sha256, count=1)
 
         signed = self._sign(credential_serial, requester, activation, lambda alg: (alg, [document.digest(alg)]), make)
         return SignedContent(data=signed, document_sha256=message_sha256)
 
 
-def _details(format_name: str, level: str | None, evidence: RevocationEvidence | None, **facts: Any) -> dict[str, Any]:
-    """What the audit event of a signature records (hashes, never content)."""
-    details: dict[str, Any] = {"format": format_name, "level": level, **facts}
+def _stamp_only(request: PDFSigningRequest) -> tuple[object, ...]:
+    """The request's stamp parameters (each None when not given)."""
+    return (
+        request.stamp_box,
+        request.title_text,
+        request.name_text,
+        request.document_number,
+        request.copy_form,
+        request.copy_agency,
+        request.seal_diameter_mm,
+    )
+
+
+def _placement(request: PDFSigningRequest, person_field: str | None) -> Placement | None:
+    """Where the stamp goes: the explicit box; for a person, between the title and name lines;
+    for a seal, over the person's signature; for the text profiles, the top right of page 1."""
+    if request.stamp_box is not None:
+        return BoxPlacement(page=request.stamp_page or 0, box=request.stamp_box)
+    if request.title_text is not None or request.name_text is not None:
+        if request.stamp != "person" or request.title_text is None or request.name_text is None:
+            raise InvalidInputError("title_text and name_text place a person stamp, and go together.")
+        return TextPlacement(title_text=request.title_text, name_text=request.name_text, page=request.stamp_page)
+    if request.stamp == "seal":
+        return SealOverPersonPlacement(person_field=person_field)
+    if request.stamp in ("attachment", "copy"):
+        return AnchorPlacement()
+    raise InvalidInputError("A person stamp needs its place: stamp_box, or title_text and name_text.")
+
+
+def _details(
+    format_name: str,
+    level: str | None,
+    evidence: RevocationEvidence | None,
+    scheme: SignatureScheme,
+    **facts: Any,
+) -> dict[str, Any]:
+    """What the audit event of a signature records (hashes, never content), with the signature
+    algorithm: rsa-pss, rsa-pkcs1v15 or ecdsa."""
+    details: dict[str, Any] = {"format": format_name, "level": level, "signature_algorithm": scheme.value, **facts}
     if evidence is not None:
         details["revocation_evidence"] = evidence.summary()
     return details
+
+
+def _checked_algorithm(name: str) -> SignatureAlgorithm:
+    """A signature algorithm name this service knows (InvalidInputError otherwise)."""
+    if name not in SIGNATURE_ALGORITHMS:
+        raise InvalidInputError(
+            f"The signature algorithm {name!r} is not supported; use one of {', '.join(SIGNATURE_ALGORITHMS)}."
+        )
+    return name  # type: ignore[return-value]

@@ -81,6 +81,24 @@ class CMSSignatureSpec:
     """Add the signingTime signed attribute, from the clock."""
     level: CAdESLevel = "B-B"
     """CAdES baseline level: B-B, B-T (signature time-stamp) or B-LT (B-T plus validation data)."""
+    signature_scheme: SignatureScheme | None = None
+    """How the key signs: RSA_PSS or RSA_PKCS1V15 for an RSA key; None is the key's default
+    (PKCS#1 v1.5 for RSA, ECDSA for EC)."""
+
+
+def signature_scheme(key: KeyRef, requested: SignatureScheme | None = None) -> SignatureScheme:
+    """The scheme a key signs with: ``requested`` when it fits the key (InvalidInputError when it
+    does not), else the key's default (PKCS#1 v1.5 for RSA, ECDSA for EC)."""
+    if requested is None:
+        return key.algorithm.default_scheme
+    if key.algorithm.is_rsa == (requested is SignatureScheme.ECDSA):
+        family = "an RSA" if key.algorithm.is_rsa else "an EC"
+        kind = "RSA" if requested is not SignatureScheme.ECDSA else "EC"
+        raise InvalidInputError(
+            f"The signature algorithm {requested.value} is for {kind} keys, and the signing credential has "
+            f"{family} key ({key.algorithm.value}); leave signature_algorithm out for it."
+        )
+    return requested
 
 
 def hash_algorithm(name: str) -> HashAlgorithm:
@@ -146,8 +164,22 @@ def _digest_algorithm_der(algorithm: HashAlgorithm) -> bytes:
 
 
 @functools.lru_cache(maxsize=32)
-def _signature_algorithm_der(name: str) -> bytes:
-    return bytes(algos.SignedDigestAlgorithm({"algorithm": name}).dump())
+def signature_algorithm_der(scheme: SignatureScheme, algorithm: HashAlgorithm) -> bytes:
+    """The SignerInfo signatureAlgorithm: sha256WithRSAEncryption, ecdsa-with-SHA256 (and so on),
+    or id-RSASSA-PSS with RSASSA-PSS-params (RFC 4055): the hash, MGF1 with the same hash, a salt
+    as long as the hash and trailerField 1 (the DEFAULT, so not encoded)."""
+    if scheme is SignatureScheme.RSA_PSS:
+        parameters = algos.RSASSAPSSParams(
+            {
+                "hash_algorithm": {"algorithm": algorithm.value},
+                "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": algorithm.value}},
+                "salt_length": algorithm.digest_size,
+                "trailer_field": "trailer_field_bc",
+            }
+        )
+        return bytes(algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss", "parameters": parameters}).dump())
+    family = "ecdsa" if scheme is SignatureScheme.ECDSA else "rsa"
+    return bytes(algos.SignedDigestAlgorithm({"algorithm": f"{algorithm.value}_{family}"}).dump())
 
 
 def _signing_certificate_v2(certificate_der: bytes, certificate: asn1_x509.Certificate) -> tsp.SigningCertificateV2:
@@ -218,11 +250,6 @@ def _certificate_set(ders: tuple[bytes, ...]) -> bytes:
     return tlv(0xA0, *der_sorted(_checked_certificate(der) for der in ders))
 
 
-def _signature_algorithm(key: KeyRef, algorithm: HashAlgorithm) -> str:
-    """sha256_rsa (sha256WithRSAEncryption) or sha256_ecdsa (ecdsa-with-SHA256) and so on."""
-    return f"{algorithm.value}_{'rsa' if key.algorithm.is_rsa else 'ecdsa'}"
-
-
 def signed_attributes_der(digest: bytes, certificate_der: bytes, signing_time: dt.datetime | None = None) -> bytes:
     """The DER SignedAttributes (a SET OF, tag 0x31: what the key signs) of a CAdES or PAdES
     signature: contentType id-data, messageDigest, signingCertificateV2 of the signer's
@@ -253,18 +280,20 @@ def signed_data_der(
     unsigned_attributes: Sequence[bytes] = (),
     crls_der: bytes | None = None,
     version: Literal["v1", "v5"] = "v1",
+    scheme: SignatureScheme | None = None,
 ) -> bytes:
     """A ContentInfo with a detached SignedData (DER) for one SignerInfo (issuerAndSerialNumber),
     spliced from DER pieces: ``signed_attrs_der`` as made by :func:`signed_attributes_der`,
     ``certificates`` (DER, checked and encoded once per set), ``unsigned_attributes`` (DER
-    Attributes), ``crls_der`` a complete [1] IMPLICIT RevocationInfoChoices."""
+    Attributes), ``crls_der`` a complete [1] IMPLICIT RevocationInfoChoices; ``scheme`` is the
+    one ``signature`` was made with (None: the key's default)."""
     digest_algorithm = _digest_algorithm_der(algorithm)
     signer_info = [
         _VERSION_DER["v1"],
         _signer_parts(credential.certificate_der).issuer_and_serial_der,
         digest_algorithm,
         _retag(signed_attrs_der, 0xA0),
-        _signature_algorithm_der(_signature_algorithm(credential.key, algorithm)),
+        signature_algorithm_der(signature_scheme(credential.key, scheme), algorithm),
         tlv(0x04, signature),
     ]
     if unsigned_attributes:
@@ -281,12 +310,21 @@ def signed_data_der(
     return tlv(0x30, _CONTENT_INFO_SIGNED_DATA, tlv(0xA0, tlv(0x30, *signed_data)))
 
 
-def raw_signature(digest: bytes, digest_algorithm: str, credential: SigningCredential, keystore: KeyStore) -> bytes:
-    """The bare signature over a digest: PKCS#1 v1.5 (DigestInfo) for RSA, DER ECDSA for EC."""
+def raw_signature(
+    digest: bytes,
+    digest_algorithm: str,
+    credential: SigningCredential,
+    keystore: KeyStore,
+    *,
+    scheme: SignatureScheme | None = None,
+) -> bytes:
+    """The bare signature over a digest: PKCS#1 v1.5 (DigestInfo) or, with ``scheme`` RSA_PSS,
+    RSASSA-PSS (MGF1 with the digest's hash, a salt as long as the digest) for RSA; DER ECDSA
+    for EC."""
     digest, algorithm = _checked_digest(digest, digest_algorithm)
     key = credential.key
-    scheme = SignatureScheme.RSA_PKCS1V15 if key.algorithm.is_rsa else SignatureScheme.ECDSA
-    return keystore.sign_digest(key, digest, scheme=scheme, hash_algorithm=algorithm)
+    chosen = signature_scheme(key, scheme)
+    return keystore.sign_digest(key, digest, scheme=chosen, hash_algorithm=algorithm)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -414,7 +452,7 @@ def _signed_data(
         digest, credential.certificate_der, clock.now() if spec.signing_time else None
     )
     key = credential.key
-    scheme = SignatureScheme.RSA_PKCS1V15 if key.algorithm.is_rsa else SignatureScheme.ECDSA
+    scheme = signature_scheme(key, spec.signature_scheme)
     signature = keystore.sign(key, signed_attrs_der, scheme=scheme, hash_algorithm=algorithm)
     unsigned: list[bytes] = []
     if spec.level != "B-B":
@@ -440,6 +478,7 @@ def _signed_data(
         unsigned_attributes=unsigned,
         crls_der=crls_der,
         version=version,
+        scheme=scheme,
     )
 
 
@@ -478,6 +517,7 @@ def sign_detached(
     spec = spec or CMSSignatureSpec()
     algorithm = hash_algorithm(spec.digest_algorithm)
     validation = _level_inputs(spec, timestamper, evidence)
+    signature_scheme(credential.key, spec.signature_scheme)  # a scheme that does not fit: before hashing
     hasher = hashlib.new(algorithm.value)
     if isinstance(content, bytes | bytearray | memoryview):
         hasher.update(content)

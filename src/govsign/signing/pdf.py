@@ -23,12 +23,12 @@ import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from asn1crypto import cms, tsp
+from asn1crypto import algos, cms, tsp
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
@@ -50,15 +50,20 @@ from govsign.keystore.api import HashAlgorithm, KeyStore, SignatureScheme
 from govsign.signing.cms import (
     SigningCredential,
     hash_algorithm,
+    signature_algorithm_der,
+    signature_scheme,
     signature_time_stamp_attribute_der,
     signed_attributes_der,
     signed_data_der,
 )
 from govsign.signing.evidence import RevocationEvidence
-from govsign.signing.stamp import StampAppearance, VisibleStamp, build_stamp_appearance, resolve_page
+from govsign.signing.signing_time import VietnamTimePdfSigner
+from govsign.signing.stamp import StampAppearance, VisibleStamp, build_stamp_appearance
 
-#: Signing a new signature field needs "modify" (bit 4) and "annotations and forms" (bit 6).
-_REQUIRED_PERMISSIONS = StandardPermissions.ALLOW_MODIFICATION_GENERIC | StandardPermissions.ALLOW_ANNOTS_FORM_FILLING
+#: ISO 32000-1 Table 22: creating a signature field needs "modify" (bit 4) and "annotations and
+#: forms" (bit 6); filling in an existing one needs "fill in forms" (bit 9), which bit 6 includes.
+_NEW_FIELD_PERMISSIONS = StandardPermissions.ALLOW_MODIFICATION_GENERIC | StandardPermissions.ALLOW_ANNOTS_FORM_FILLING
+_FILL_FIELD_PERMISSIONS = StandardPermissions.ALLOW_FORM_FILLING | StandardPermissions.ALLOW_ANNOTS_FORM_FILLING
 _EC_COORDINATE_BYTES = {"secp256r1": 32, "secp384r1": 48}
 _COPY_CHUNK = 1024 * 1024
 
@@ -70,8 +75,10 @@ PDFLevel = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 class PDFSignatureSpec:
     """How a PAdES signature is made."""
 
-    field_name: str = "Signature1"
-    """Name of the (new or existing empty) signature field."""
+    field_name: str | None = None
+    """Name of the (new or existing empty) signature field; None: the document's only empty
+    signature field when it has exactly one and the signature is invisible, else a new field
+    (``Signature1``, or the first ``SignatureN`` not taken)."""
     reason: str | None = None
     """The /Reason entry of the signature dictionary."""
     location: str | None = None
@@ -83,6 +90,9 @@ class PDFSignatureSpec:
     """Make a certification (DocMDP) signature that allows form filling and signing only."""
     stamp: VisibleStamp | None = None
     """A visible appearance per Decree 30/2020 in a new field; None for an invisible signature."""
+    signature_scheme: SignatureScheme | None = None
+    """How the key signs: RSA_PSS or RSA_PKCS1V15 for an RSA key; None is the key's default
+    (PKCS#1 v1.5 for RSA, ECDSA for EC)."""
 
 
 def _load_certificate(der: bytes) -> asn1_x509.Certificate:
@@ -115,15 +125,30 @@ class HSMSigner(signers.Signer):
     that would re-encode the certificates on every signature, which costs far more than the key
     operation. Requests this fast path does not cover (non-PAdES containers, extra CAdES signed
     attributes, Adobe revocation info, attribute certificates) take pyHanko's own path.
+
+    ``scheme`` RSA_PSS makes RSASSA-PSS signatures (MGF1 with the digest's hash, a salt as long
+    as the digest) on both paths; None is the key's default (PKCS#1 v1.5 or ECDSA).
     """
 
-    def __init__(self, credential: SigningCredential, keystore: KeyStore) -> None:
+    def __init__(
+        self, credential: SigningCredential, keystore: KeyStore, *, scheme: SignatureScheme | None = None
+    ) -> None:
+        chosen = signature_scheme(credential.key, scheme)
         certificate, chain = _parsed_certificates(credential.certificate_der, credential.chain_der)
         registry = SimpleCertificateStore()  # type: ignore[no-untyped-call]
         registry.register_multiple(chain)
         super().__init__(signing_cert=certificate, cert_registry=registry, embed_roots=True)
         self._credential = credential
         self._keystore = keystore
+        self._scheme = chosen
+
+    def get_signature_mechanism_for_digest(self, digest_algorithm: str | None) -> algos.SignedDigestAlgorithm:
+        """The signatureAlgorithm pyHanko's own path writes: id-RSASSA-PSS with the parameters
+        the keystore signs with (for no digest, the key's default hash), else pyHanko's default."""
+        if self._scheme is not SignatureScheme.RSA_PSS:
+            return super().get_signature_mechanism_for_digest(digest_algorithm)
+        algorithm = hash_algorithm(digest_algorithm or self._credential.key.algorithm.default_hash.value)
+        return algos.SignedDigestAlgorithm.load(signature_algorithm_der(self._scheme, algorithm))
 
     def _placeholder_size(self) -> int:
         algorithm = self._credential.key.algorithm
@@ -133,12 +158,13 @@ class HSMSigner(signers.Signer):
         return 2 * (size + 3) + 3  # SEQUENCE of two INTEGERs, each possibly with a leading zero
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
-        """The keystore's PKCS#1 v1.5 or DER ECDSA signature over data (a placeholder on a dry run)."""
+        """The keystore's PKCS#1 v1.5, RSASSA-PSS or DER ECDSA signature over data (a placeholder
+        on a dry run: a PSS signature is as long as the modulus too)."""
         if dry_run:
             return bytes(self._placeholder_size())
-        key = self._credential.key
-        scheme = SignatureScheme.RSA_PKCS1V15 if key.algorithm.is_rsa else SignatureScheme.ECDSA
-        return self._keystore.sign(key, data, scheme=scheme, hash_algorithm=hash_algorithm(digest_algorithm))
+        return self._keystore.sign(
+            self._credential.key, data, scheme=self._scheme, hash_algorithm=hash_algorithm(digest_algorithm)
+        )
 
     async def async_sign(
         self,
@@ -204,6 +230,7 @@ class HSMSigner(signers.Signer):
             signature,
             certificates=(credential.certificate_der, *credential.chain_der),
             unsigned_attributes=unsigned,
+            scheme=self._scheme,
         )
 
     def reserved_size(self, digest_algorithm: str) -> int:
@@ -247,32 +274,88 @@ def _source_stream(pdf: bytes | bytearray | BinaryIO) -> BinaryIO:
 
 
 def _open_writer(stream: BinaryIO) -> IncrementalPdfFileWriter:
+    """The document opened for an incremental update: strictly when it can be, otherwise (a
+    damaged-but-readable file, or a hybrid-reference file such as Word's "Save as PDF", which
+    pyHanko signs only when not strict) leniently. Either way the original bytes stay the
+    prefix of the signed file."""
     last_error: Exception | None = None
     for strict in (True, False):
         try:
             stream.seek(0)
-            return IncrementalPdfFileWriter(stream, strict=strict)
+            writer = IncrementalPdfFileWriter(stream, strict=strict)
         except Exception as error:  # noqa: BLE001 - any parser failure means damaged input
             last_error = error
+            continue
+        if strict and writer.prev.xrefs.hybrid_xrefs_present:
+            continue
+        return writer
     raise InvalidInputError("The PDF file is damaged and cannot be read.") from last_error
 
 
-def _check_encryption(writer: IncrementalPdfFileWriter) -> None:
+def _open_encrypted(writer: IncrementalPdfFileWriter, password: str | None) -> StandardPermissions | None:
+    """Open an encrypted document with ``password`` (or the empty user password) so that the
+    update is encrypted as the document is; the permissions that bind the signer (None when the
+    document is not encrypted or the owner password opened it)."""
     reader = writer.prev
     if not reader.encrypted:
-        return
+        return None
     if not isinstance(reader.security_handler, StandardSecurityHandler):
         raise InvalidInputError("The PDF file is encrypted for specific recipients and cannot be opened.")
     try:
-        result = writer.encrypt("")  # type: ignore[no-untyped-call]
+        # a str: pyHanko encodes it as the handler's revision wants (PDFDocEncoding, or SASLprep'd UTF-8)
+        result = writer.encrypt(password or "")  # type: ignore[no-untyped-call]
     except Exception as error:
-        raise InvalidInputError("The PDF file is encrypted and cannot be opened without a password.") from error
+        raise InvalidInputError("The PDF file is encrypted in a way that cannot be opened.") from error
     if result.status is AuthStatus.FAILED:
-        raise InvalidInputError("The PDF file is encrypted and cannot be opened without a password.")
+        if password is None:
+            raise InvalidInputError("The PDF file is encrypted and cannot be opened without its password.")
+        raise InvalidInputError("The password given does not open the PDF file.")
     if result.status is AuthStatus.USER:
         permissions = result.permission_flags
-        if permissions is None or _REQUIRED_PERMISSIONS & permissions != _REQUIRED_PERMISSIONS:
-            raise InvalidInputError("The permissions of the PDF file forbid adding a signature.")
+        return permissions if permissions is not None else StandardPermissions(0)
+    return None
+
+
+def _check_permissions(permissions: StandardPermissions | None, *, new_field: bool) -> None:
+    """ISO 32000-1 Table 22: filling in an existing signature field needs bit 9 (or bit 6);
+    creating a signature field needs bits 4 and 6."""
+    if permissions is None:
+        return
+    if new_field:
+        if _NEW_FIELD_PERMISSIONS & permissions != _NEW_FIELD_PERMISSIONS:
+            raise InvalidInputError(
+                "The permissions of the PDF file forbid adding a signature field; "
+                "it can only be signed in an empty signature field it already has."
+                if _FILL_FIELD_PERMISSIONS & permissions
+                else "The permissions of the PDF file forbid adding a signature."
+            )
+    elif not _FILL_FIELD_PERMISSIONS & permissions:
+        raise InvalidInputError("The permissions of the PDF file forbid adding a signature.")
+
+
+def _signature_field(writer: IncrementalPdfFileWriter, spec: PDFSignatureSpec) -> tuple[str, bool]:
+    """The field the signature goes into and whether it is new: the field named in the spec
+    (empty, or new), else the document's only empty signature field when it has exactly one and
+    no placement was asked for, else a new field with a name not yet used."""
+    present = {name: value for name, value, _ in fields.enumerate_sig_fields(writer)}
+    if spec.field_name is not None:
+        if present.get(spec.field_name) is not None:
+            raise InvalidInputError(
+                f"The signature field {spec.field_name!r} is already signed; a signature never replaces another."
+            )
+        if spec.field_name in present and spec.stamp is not None:
+            raise InvalidInputError(
+                f"The document already has a signature field named {spec.field_name!r}; "
+                "a visible signature placed by the request needs a new field name."
+            )
+        return spec.field_name, spec.field_name not in present
+    empty = [name for name, value in present.items() if value is None]
+    if len(empty) == 1 and spec.stamp is None:
+        return empty[0], False
+    number = 1
+    while f"Signature{number}" in present:
+        number += 1
+    return f"Signature{number}", True
 
 
 def _load_der(loader: Callable[[bytes], Any], der: bytes, what: str) -> Any:
@@ -323,6 +406,7 @@ def sign_pdf(
     signing_time: dt.datetime | None = None,
     stamp_font: Path | None = None,
     output: BinaryIO | None = None,
+    password: str | None = None,
 ) -> bytes | None:
     """The PDF with a PAdES signature appended as an incremental update.
 
@@ -339,6 +423,12 @@ def sign_pdf(
     long-term signature is only made when its DSS proves every status. ``trust_roots`` (DER)
     default to the last certificate of ``credential.chain_der``.
 
+    An encrypted document is opened with ``password`` (its user or owner password; without one,
+    the empty user password) and the update is encrypted as the document is; opened with the
+    user password, the document's permissions decide (ISO 32000-1 Table 22): filling in an
+    existing empty signature field needs bit 9 or 6, a new field bits 4 and 6. A document whose
+    DocMDP certification forbids changes is refused, and so is a field already signed.
+
     With ``spec.stamp`` the signature gets a visible Decree 30 appearance in a new field, which
     shows ``signing_time`` (required then; the clock's time, within a second of pyHanko's /M)
     in Vietnam time, drawn with the font at ``stamp_font`` (default: a known system font).
@@ -349,9 +439,11 @@ def sign_pdf(
     if long_term and (evidence is None or evidence.is_empty):
         raise InvalidInputError(f"A PAdES {spec.level} signature needs revocation evidence for its certificates.")
     writer = _open_writer(_source_stream(pdf))
-    _check_encryption(writer)
+    permissions = _open_encrypted(writer, password)
+    field_name, new_field = _signature_field(writer, spec)
+    _check_permissions(permissions, new_field=new_field)
     meta_args: dict[str, Any] = {
-        "field_name": spec.field_name,
+        "field_name": field_name,
         "reason": spec.reason,
         "location": spec.location,
         "subfilter": fields.SigSeedSubFilter.PADES,
@@ -364,19 +456,20 @@ def sign_pdf(
         meta_args["embed_validation_info"] = True
         meta_args["validation_context"] = _validation_context(credential, evidence, trust_roots)
         meta_args["use_pades_lta"] = spec.level == "B-LTA"
-    appearance = _stamp_appearance(writer, credential, spec, signing_time, stamp_font)
-    signer = HSMSigner(credential, keystore)
+    appearance = _stamp_appearance(writer, credential, spec, field_name, signing_time, stamp_font, password)
+    signer = HSMSigner(credential, keystore, scheme=spec.signature_scheme)
     # B-B: the exact size, so pyHanko makes no trial signature. With a time-stamp, or with the
     # PDF MAC attribute of an encrypted document, pyHanko measures a trial container (assembled
     # without the key; with the TSA's dummy token) and adds its margin.
     exact = spec.level == "B-B" and not writer.prev.encrypted
     reserved = signer.reserved_size(meta_args["md_algorithm"]) if exact else None
-    pdf_signer = signers.PdfSigner(
+    pdf_signer = VietnamTimePdfSigner(
         signers.PdfSignatureMetadata(**meta_args),
         signer=signer,
         timestamper=timestamper if spec.level != "B-B" else None,
         stamp_style=appearance.stamp_style if appearance is not None else None,
         new_field_spec=appearance.new_field_spec if appearance is not None else None,
+        signing_time=signing_time,
     )
     text_params = appearance.appearance_text_params if appearance is not None else None
     if output is None:
@@ -397,24 +490,21 @@ def _stamp_appearance(
     writer: IncrementalPdfFileWriter,
     credential: SigningCredential,
     spec: PDFSignatureSpec,
+    field_name: str,
     signing_time: dt.datetime | None,
     stamp_font: Path | None,
+    password: str | None = None,
 ) -> StampAppearance | None:
-    """The Decree 30 appearance of a visible signature, checked against the document."""
+    """The Decree 30 appearance of a visible signature (in a new field), checked against the document."""
     if spec.stamp is None:
         return None
     if signing_time is None:
         raise ValueError("a visible signature needs the signing time")
-    if any(name == spec.field_name for name, _, _ in fields.enumerate_sig_fields(writer)):
-        raise InvalidInputError(
-            f"The document already has a signature field named {spec.field_name!r}; "
-            "a visible signature needs a new field name."
-        )
-    page_count = int(writer.root["/Pages"]["/Count"])
-    stamp = replace(spec.stamp, page=resolve_page(spec.stamp, page_count))
     return build_stamp_appearance(
-        stamp,
-        field_name=spec.field_name,
+        spec.stamp,
+        document=writer,
+        password=password,
+        field_name=field_name,
         certificate_der=credential.certificate_der,
         signing_time=signing_time,
         font_path=stamp_font,

@@ -1,24 +1,32 @@
-"""Visible signature appearances per Decree 30/2020/ND-CP, Appendix I (Vietnamese state documents).
+"""Visible signatures as Decree 30/2020/ND-CP, Appendix I draws them (Vietnamese state documents).
 
-Appendix I describes two visible digital signatures on an electronic document:
+Four stamp profiles, each one signature's widget:
 
-* the competent person's ("chữ ký số của người có thẩm quyền"): the image of the person's
-  handwritten signature, blue, PNG with a transparent background, centred between the signer's
-  title (chức vụ) and name;
-* the agency's ("chữ ký số của cơ quan, tổ chức"): the image of the agency's seal, red, at the
-  seal's actual size, PNG with a transparent background, overlapping about one third of the
-  person's signature image on its left, with the agency's name and the signing time (day month
-  year; hour minute second; Vietnam time zone per ISO 8601, i.e. ``+07:00``).
+* ``person`` (item 7(c)/(d), the competent signer): the image of the signer's handwritten
+  signature (blue, PNG with a transparent background) at its physical size, centred between the
+  signer's title line (e.g. "KT. CHỦ TỊCH / PHÓ CHỦ TỊCH") and name line already printed on the
+  page;
+* ``seal`` (item 8(a), the agency on the main document): the image of the agency's seal (red,
+  PNG with a transparent background) at the seal's physical size, covering about the left third
+  of the person's signature image;
+* ``attachment`` (item 8(b), the agency on an attachment in a separate file): no image; at the
+  top right of the first page, the document's number and symbol (``123/QĐ-UBND``) and the signing
+  time (ISO 8601, ``2026-11-25T09:15:30+07:00``) in Times New Roman metrics, upright, 10 pt, black;
+* ``copy`` (Part II, an electronic copy): no image; at the top right of the first page, the copy
+  form (``SAO Y``, ``SAO LỤC``, ``TRÍCH SAO``), the copying agency's name and the signing time, in
+  the same font.
 
-This module is a pure core: :class:`VisibleStamp` says where and what to draw,
-:func:`build_stamp_appearance` turns it, the signer's certificate and the signing time into the
-three things pyHanko's :class:`~pyhanko.sign.signers.PdfSigner` needs (``new_field_spec``,
-``stamp_style`` and the ``appearance_text_params`` of ``sign_pdf``). Text is drawn with an embedded
-TrueType subset (with a ToUnicode map) so Vietnamese diacritics render and extract correctly; the
-font is looked up among known system paths (Debian: ``fonts-dejavu-core``) unless one is given.
+No frame lines are drawn, ever. Person and seal stamps may carry a verification line (a QR code
+and a short reference that the verification page resolves) and, on request, a few small
+details lines; both sit beside the image and never over it. Text is drawn in an embedded subset
+of Liberation Serif (Times metrics, every Vietnamese letter; Debian's fonts-liberation2) with a
+ToUnicode map, so that it extracts exactly as it was given (NFC); never a standard-14 font.
 
-Where the two appearances go relative to each other (the seal over the left third of the
-person's signature) is the caller's choice of boxes: each signature has its own widget.
+This module is a pure core: :class:`VisibleStamp` says what to draw and where;
+:func:`build_stamp_appearance` resolves the placement against the document (with
+:mod:`govsign.signing.placement`) and returns what pyHanko's ``PdfSigner`` needs to draw it. The
+signing time of the signature dictionary (``/M``, ``+07'00'``) is set by
+:class:`govsign.signing.signing_time.VietnamTimePdfSigner`.
 """
 
 from __future__ import annotations
@@ -27,52 +35,77 @@ import functools
 import math
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import datetime
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from asn1crypto import x509 as asn1_x509
-from pyhanko.pdf_utils import layout
-from pyhanko.pdf_utils.text import TextBox, TextBoxStyle
+from pyhanko.pdf_utils import generic, layout
+from pyhanko.pdf_utils.content import ResourceType
+from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.sign.fields import SigFieldSpec
-from pyhanko.stamp import TextStamp, TextStampStyle
+from pyhanko.stamp import BaseStamp, BaseStampStyle
 
 from govsign.errors import ConfigurationError, InvalidInputError
+from govsign.signing import placement as place
+from govsign.signing.placement import MM, Box
+from govsign.signing.signing_time import VIETNAM_TZ
 
 if TYPE_CHECKING:
     from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.pdf_utils.writer import BasePdfFileWriter
 
 __all__ = [
-    "BLUE",
+    "COPY_FORMS",
     "FONT_CANDIDATES",
     "MAX_PAGE_COORDINATE",
-    "RED",
+    "STAMP_FONT_CANDIDATES",
+    "STAMP_PROFILES",
+    "TOP_RIGHT_FIRST_PAGE",
     "VIETNAM_TZ",
+    "AnchorPlacement",
+    "BoxPlacement",
+    "CopyForm",
+    "Placement",
+    "SealOverPersonPlacement",
     "StampAppearance",
-    "StampKind",
+    "StampImage",
+    "StampProfile",
+    "TextPlacement",
+    "VerificationLine",
     "VisibleStamp",
     "build_stamp_appearance",
+    "check_png",
     "find_font",
+    "find_stamp_font",
     "load_font",
-    "resolve_page",
 ]
 
-StampKind = Literal["organization", "individual"]
+StampProfile = Literal["person", "seal", "attachment", "copy"]
+"""The four visible signatures of Decree 30/2020 Appendix I."""
+STAMP_PROFILES: tuple[StampProfile, ...] = ("person", "seal", "attachment", "copy")
+CopyForm = Literal["SAO Y", "SAO LỤC", "TRÍCH SAO"]
+"""Forms of an electronic copy (Decree 30/2020, Part II): a true copy, a transcript, an extract."""
+COPY_FORMS: tuple[CopyForm, ...] = ("SAO Y", "SAO LỤC", "TRÍCH SAO")
+#: The named anchor of the text profiles: the top-right corner of the first page.
+TOP_RIGHT_FIRST_PAGE: Literal["top-right-first-page"] = "top-right-first-page"
 
-#: Vietnam time (ICT), the zone Decree 30 asks the signing time to be shown in.
-VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
-#: Red of the agency's seal appearance (text and border), RGB in 0..1.
-RED = (0.8, 0.0, 0.0)
-#: Blue of the competent person's appearance (text and border), RGB in 0..1.
-BLUE = (0.0, 0.2, 0.75)
 #: Largest page coordinate accepted, in points: ISO 32000 limits pages to 14,400 units (200 in).
 MAX_PAGE_COORDINATE = 14_400.0
-#: Smallest width and height of a stamp box, in points (about 7 mm).
+#: Smallest width and height of an explicit stamp box, in points (about 7 mm).
 MIN_BOX_SIDE = 20.0
-#: TrueType fonts with full Vietnamese coverage, tried in this order when no font is given.
+#: Liberation Serif 2 (Times New Roman metrics, every Vietnamese letter), tried in this order.
+STAMP_FONT_CANDIDATES: tuple[str, ...] = (
+    "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",  # Debian/Ubuntu fonts-liberation2
+    "/usr/share/fonts/liberation-serif/LiberationSerif-Regular.ttf",  # Fedora liberation-serif-fonts
+    "/usr/share/fonts/liberation/LiberationSerif-Regular.ttf",  # Arch ttf-liberation
+    "/usr/share/fonts/TTF/LiberationSerif-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",  # fonts-liberation 1.x: no Vietnamese
+)
+#: Sans-serif TrueType fonts with Vietnamese, for the verification report PDFs (:func:`find_font`).
 FONT_CANDIDATES: tuple[str, ...] = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",  # Debian/Ubuntu fonts-dejavu-core
     "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",  # Fedora
@@ -81,61 +114,211 @@ FONT_CANDIDATES: tuple[str, ...] = (
     "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",  # Debian fonts-noto-core
     "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",  # Debian fonts-liberation
 )
+#: Every letter of Vietnamese: a stamp font must have them all.
+VIETNAMESE_LETTERS = "aàảãáạăằẳẵắặâầẩẫấậbcdđeèẻẽéẹêềểễếệghiìỉĩíịklmnoòỏõóọôồổỗốộơờởỡớợpqrstuùủũúụưừửữứựvxyỳỷỹýỵ"
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MAX_IMAGE_BYTES = 2 * 1024 * 1024
 _MAX_IMAGE_PIXELS = 4096 * 4096
-_MAX_TITLE_CHARS = 200
-_MARGIN = 3
-_FONT_SIZE = 10
-_LEADING = 12
-_BORDER_WIDTH = 1
-#: Resolution assumed for a PNG without a pHYs chunk, in dots per inch.
-_DEFAULT_DPI = 96.0
+#: Text of the attachment and copy stamps: 10 pt (Appendix I), lines 12 pt apart.
+TEXT_SIZE = 10.0
+_LEADING = 1.2
+#: Liberation Serif's ascent and descent (hhea), in ems.
+_ASCENT, _DESCENT = 0.891, 0.216
+#: Verification line: the QR code's side, its text, the gap to the image.
+QR_SIDE = 11 * MM
+_SMALL_TEXT = 5.5
+_PANEL_GAP = 2 * MM
+#: Physical sizes accepted for images (the visible part, its wider side), in millimetres.
+_MIN_IMAGE_MM, _MAX_IMAGE_MM = 5.0, 150.0
+#: A person's signature image that gives no physical size is fitted into this box (mm).
+FALLBACK_SIGNATURE_MM = (35.0, 20.0)
+_MAX_TEXT_CHARS = 200
+_MAX_REFERENCE_CHARS = 40
+_MAX_URL_CHARS = 512
+_ALPHA_VISIBLE = 16
+
+
+# -- what to draw, and where --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class StampImage:
+    """The image a person or seal stamp shows."""
+
+    png: bytes
+    """PNG with a transparent background: the person's handwritten signature (blue) or the
+    agency's seal (red). Transparent borders are trimmed; the rest is drawn at its physical size."""
+    width_mm: float | None = None
+    """Physical width of the visible image in millimetres (for a round seal: its diameter; the
+    request's ``seal_diameter_mm``, else the size registered with the image); None: from the
+    PNG's resolution (pHYs)."""
+
+    def __post_init__(self) -> None:
+        _decode_png(self.png)
+        if self.width_mm is not None:
+            _check_mm(self.width_mm, "image width")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoxPlacement:
+    """An explicit page and rectangle."""
+
+    page: int = 0
+    """Page index, 0-based; negative counts from the end (-1 = last)."""
+    box: Box
+    """Rectangle (x1, y1, x2, y2) in PDF points: person and seal images are centred in it (shrunk
+    only when larger than it); text stamps are aligned to its top right and must fit in it."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.page, bool) or not isinstance(self.page, int):
+            raise InvalidInputError("The stamp page must be an integer page index.")
+        _check_box(self.box)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnchorPlacement:
+    """A named place on the document (text profiles only)."""
+
+    anchor: Literal["top-right-first-page"] = TOP_RIGHT_FIRST_PAGE
+    """``top-right-first-page``: the top-right corner of page 1, at least 5 mm inside the page
+    edges, in the top margin above the page's own text where there is room."""
+
+    def __post_init__(self) -> None:
+        if self.anchor != TOP_RIGHT_FIRST_PAGE:
+            raise InvalidInputError(f'The only stamp anchor is "{TOP_RIGHT_FIRST_PAGE}".')
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextPlacement:
+    """The person's image centred between the title line and the name line of the page's text."""
+
+    title_text: str
+    """The signer's title line as printed, e.g. "PHÓ CHỦ TỊCH" (matched NFC, diacritics exact)."""
+    name_text: str
+    """The signer's name line as printed below it, e.g. "Nguyễn Văn An"."""
+    page: int | None = None
+    """Page to look on (0-based, negative from the end); None: the last page that has both."""
+
+    def __post_init__(self) -> None:
+        for label, value in (("title", self.title_text), ("name", self.name_text)):
+            object.__setattr__(self, f"{label}_text", _one_line(value, f"The {label} text"))
+        if self.page is not None and (isinstance(self.page, bool) or not isinstance(self.page, int)):
+            raise InvalidInputError("The stamp page must be an integer page index.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SealOverPersonPlacement:
+    """The seal over the left third of a person's signature image already on the document."""
+
+    person_field: str | None = None
+    """The person signature's field; None: the most recent signature drawn by a govsign person
+    stamp (else, for documents signed elsewhere, the most recent visible signature)."""
+
+
+Placement = BoxPlacement | AnchorPlacement | TextPlacement | SealOverPersonPlacement
+"""Where a stamp goes."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerificationLine:
+    """A QR code and a short reference beside a person or seal image, for the verification page."""
+
+    reference: str
+    """The short reference printed under the QR code (printable, at most 40 characters)."""
+    url: str | None = None
+    """What the QR code holds (an http(s) URL); None: the reference itself."""
+
+    def __post_init__(self) -> None:
+        reference = _one_line(self.reference, "The verification reference")
+        if len(reference) > _MAX_REFERENCE_CHARS:
+            raise InvalidInputError(f"The verification reference is longer than {_MAX_REFERENCE_CHARS} characters.")
+        object.__setattr__(self, "reference", reference)
+        if self.url is not None and (
+            not isinstance(self.url, str)
+            or not self.url.startswith(("https://", "http://"))
+            or len(self.url) > _MAX_URL_CHARS
+            or not self.url.isascii()
+            or any(c.isspace() or not c.isprintable() for c in self.url)
+        ):
+            raise InvalidInputError(
+                f"The verification URL must be an http(s) URL of at most {_MAX_URL_CHARS} ASCII characters."
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
 class VisibleStamp:
-    """Where and what to draw for one visible signature (Decree 30/2020/ND-CP, Appendix I)."""
+    """One visible signature per Decree 30/2020/ND-CP, Appendix I."""
 
-    page: int = 0
-    """Page of the signature widget, 0-based; negative numbers count from the end (-1 = last)."""
-    box: tuple[float, float, float, float]
-    """Widget rectangle (x1, y1, x2, y2) in PDF points, lower-left then upper-right corner."""
-    kind: StampKind
-    """``organization`` (the agency's seal, red) or ``individual`` (the person's signature, blue)."""
-    image_png: bytes | None = None
-    """Seal (organization) or handwritten signature (individual) image: PNG, transparent background."""
-    title: str | None = None
-    """Title (chức vụ) of an individual signer, drawn above the signature image, e.g. "Chủ tịch"."""
+    profile: StampProfile
+    """``person``, ``seal``, ``attachment`` or ``copy`` (see the module documentation)."""
+    placement: Placement | None = None
+    """Where it goes; None: the profile's default (attachment and copy: the top-right anchor;
+    seal: over the person's signature; person: none, it needs a placement)."""
+    image: StampImage | None = None
+    """person: the handwritten signature; seal: the seal. Required for these two, refused otherwise."""
+    document_number: str | None = None
+    """attachment: the number and symbol of the document ("số và ký hiệu"), e.g. ``123/QĐ-UBND``."""
+    copy_form: CopyForm | None = None
+    """copy: ``SAO Y``, ``SAO LỤC`` or ``TRÍCH SAO``."""
+    copy_agency: str | None = None
+    """copy: the name of the agency making the copy, as it is to be printed."""
+    verification: VerificationLine | None = None
+    """person and seal: the verification line beside the image; None for none."""
+    details: bool = False
+    """person and seal: also print the signer (person) or the agency (seal) and the signing time
+    in small text beside the image."""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("organization", "individual"):
-            raise InvalidInputError('The stamp kind must be "organization" or "individual".')
-        if isinstance(self.page, bool) or not isinstance(self.page, int):
-            raise InvalidInputError("The stamp page must be an integer page index.")
-        _check_box(self.box)
-        if self.image_png is not None:
-            _decode_png(self.image_png)
-        if self.title is not None:
-            if self.kind != "individual":
-                raise InvalidInputError("Only an individual's stamp can show a title.")
-            title = unicodedata.normalize("NFC", self.title).strip()
-            if not title or len(title) > _MAX_TITLE_CHARS or any(unicodedata.category(c)[0] == "C" for c in title):
+        if self.profile not in STAMP_PROFILES:
+            raise InvalidInputError('The stamp profile must be "person", "seal", "attachment" or "copy".')
+        imaged = self.profile in ("person", "seal")
+        if imaged and self.image is None:
+            what = "handwritten-signature" if self.profile == "person" else "seal"
+            raise InvalidInputError(
+                f"A {self.profile} stamp shows the {what} image, and none is registered for this certificate; "
+                "register the image (a PNG with a transparent background) first."
+            )
+        if not imaged and self.image is not None:
+            raise InvalidInputError(f"A {self.profile} stamp shows no image (Decree 30/2020, Appendix I).")
+        if not imaged and (self.verification is not None or self.details):
+            raise InvalidInputError(f"A {self.profile} stamp shows only its Appendix I text.")
+        if self.profile == "attachment":
+            if self.document_number is None:
+                raise InvalidInputError("An attachment stamp needs the document's number and symbol.")
+            object.__setattr__(self, "document_number", _one_line(self.document_number, "The document number"))
+        elif self.document_number is not None:
+            raise InvalidInputError("Only an attachment stamp shows a document number.")
+        if self.profile == "copy":
+            form = unicodedata.normalize("NFC", self.copy_form or "").strip()
+            if form not in COPY_FORMS:
+                raise InvalidInputError('The copy form must be "SAO Y", "SAO LỤC" or "TRÍCH SAO".')
+            if self.copy_agency is None:
+                raise InvalidInputError("A copy stamp needs the name of the copying agency.")
+            object.__setattr__(self, "copy_form", form)
+            object.__setattr__(self, "copy_agency", _one_line(self.copy_agency, "The copying agency"))
+        elif self.copy_form is not None or self.copy_agency is not None:
+            raise InvalidInputError("Only a copy stamp shows a copy form and a copying agency.")
+        allowed: dict[str, tuple[type, ...]] = {
+            "person": (BoxPlacement, TextPlacement),
+            "seal": (BoxPlacement, SealOverPersonPlacement),
+            "attachment": (BoxPlacement, AnchorPlacement),
+            "copy": (BoxPlacement, AnchorPlacement),
+        }
+        if self.placement is None:
+            if self.profile == "person":
                 raise InvalidInputError(
-                    f"The stamp title must be one line of 1 to {_MAX_TITLE_CHARS} printable characters."
+                    "A person stamp is placed by the title and name lines it goes between, or by a page and box."
                 )
-            object.__setattr__(self, "title", title)
-
-    @property
-    def width(self) -> float:
-        """Width of the box in points."""
-        return self.box[2] - self.box[0]
-
-    @property
-    def height(self) -> float:
-        """Height of the box in points."""
-        return self.box[3] - self.box[1]
+        elif not isinstance(self.placement, allowed[self.profile]):
+            raise InvalidInputError(
+                {
+                    "person": "A person stamp is placed by the title and name lines, or by a page and box.",
+                    "seal": "A seal is placed over the person's signature, or by a page and box.",
+                    "attachment": "An attachment stamp is placed at the top right of the first page, or by a page and box.",
+                    "copy": "A copy stamp is placed at the top right of the first page, or by a page and box.",
+                }[self.profile]
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,12 +327,39 @@ class StampAppearance:
 
     new_field_spec: SigFieldSpec
     """``PdfSigner(new_field_spec=...)``: the new signature field, its page and rectangle."""
-    stamp_style: TextStampStyle
-    """``PdfSigner(stamp_style=...)``: colours, font, image and text templates."""
+    stamp_style: Decree30StampStyle
+    """``PdfSigner(stamp_style=...)``: what is drawn in the widget."""
     appearance_text_params: dict[str, str]
-    """``PdfSigner.sign_pdf(appearance_text_params=...)``: the values filled into the templates."""
+    """``PdfSigner.sign_pdf(appearance_text_params=...)``: the values shown (also for logs)."""
     lines: tuple[str, ...]
-    """The text lines drawn, top to bottom (NFC), for logs, audit and tests."""
+    """The text lines drawn, top to bottom (NFC)."""
+    page: int
+    """0-based page of the widget."""
+    widget_box: tuple[int, int, int, int]
+    """The widget's rectangle on the page (whole points)."""
+    image_box: Box | None
+    """Where the image is drawn on the page (person, seal), None for the text profiles."""
+    text_box: Box | None
+    """The glyph box of the text block on the page (attachment, copy), None for the others."""
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+
+def _one_line(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{what} must be text.")
+    text = " ".join(unicodedata.normalize("NFC", value).split())
+    if not text or len(text) > _MAX_TEXT_CHARS or any(unicodedata.category(c)[0] == "C" for c in text):
+        raise InvalidInputError(f"{what} must be one line of 1 to {_MAX_TEXT_CHARS} printable characters.")
+    return text
+
+
+def _check_mm(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInputError(f"The {what} must be a number of millimetres.")
+    if not _MIN_IMAGE_MM <= value <= _MAX_IMAGE_MM:
+        raise InvalidInputError(f"The {what} must be between {_MIN_IMAGE_MM:g} and {_MAX_IMAGE_MM:g} mm.")
 
 
 def _check_box(box: object) -> None:
@@ -193,52 +403,117 @@ def _decode_png(data: bytes) -> Any:
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     if not has_alpha:
         raise InvalidInputError("The stamp image must be a PNG with a transparent background.")
-    return image.convert("RGBA")
+    rgba = image.convert("RGBA")
+    rgba.info = dict(image.info)
+    return rgba
 
 
 def check_png(data: bytes) -> None:
     """InvalidInputError unless data is a PNG with a transparent background that a stamp can show."""
-    _decode_png(data)
+    image = _decode_png(data)
+    if _visible_bounds(image) is None:
+        raise InvalidInputError("The stamp image is fully transparent.")
 
 
-def resolve_page(stamp: VisibleStamp, page_count: int) -> int:
-    """The 0-based index of the stamp's page in a document of ``page_count`` pages.
+def _visible_bounds(image: Any) -> tuple[int, int, int, int] | None:
+    alpha = image.getchannel("A").point(lambda a: 255 if a >= _ALPHA_VISIBLE else 0)
+    bounds = alpha.getbbox()
+    return tuple(bounds) if bounds else None
 
-    :func:`build_stamp_appearance` cannot know the document; the signing code calls this once it
-    has opened the PDF (pyHanko would otherwise fail with an internal error at signing time).
-    """
-    index = stamp.page + page_count if stamp.page < 0 else stamp.page
-    if not 0 <= index < page_count:
-        raise InvalidInputError(f"The stamp is placed on page {stamp.page}, but the document has {page_count} page(s).")
-    return index
+
+@dataclass(frozen=True)
+class _Picture:
+    png: bytes
+    """The visible part of the image (transparent borders trimmed), re-encoded."""
+    size: tuple[float, float]
+    """Its physical size in points."""
+
+
+def _picture(image: StampImage, profile: str) -> _Picture:
+    """The image trimmed to its visible part, with its physical size: its ``width_mm``, else its
+    PNG resolution; a person's image with neither is fitted into 35 x 20 mm, a seal without
+    either is refused."""
+    decoded = _decode_png(image.png)
+    bounds = _visible_bounds(decoded)
+    if bounds is None:
+        raise InvalidInputError("The stamp image is fully transparent.")
+    trimmed = decoded.crop(bounds)
+    pixels_w, pixels_h = trimmed.size
+    if image.width_mm is not None:
+        mm_w = float(image.width_mm)
+        mm_h = mm_w * pixels_h / pixels_w
+    else:
+        dpi = decoded.info.get("dpi")
+        if isinstance(dpi, tuple) and len(dpi) == 2 and float(dpi[0]) >= 1 and float(dpi[1]) >= 1:
+            mm_w, mm_h = pixels_w * 25.4 / float(dpi[0]), pixels_h * 25.4 / float(dpi[1])
+            if not _MIN_IMAGE_MM <= max(mm_w, mm_h) <= _MAX_IMAGE_MM:
+                raise InvalidInputError(
+                    f"The stamp image's resolution makes it {mm_w:.0f} x {mm_h:.0f} mm; register its size in millimetres."
+                )
+        elif profile == "seal":
+            raise InvalidInputError(
+                "The seal image does not say its physical size (no PNG resolution); give the seal's diameter "
+                "in millimetres, or register the image with it."
+            )
+        else:
+            fit = min(FALLBACK_SIGNATURE_MM[0] / pixels_w, FALLBACK_SIGNATURE_MM[1] / pixels_h)
+            mm_w, mm_h = pixels_w * fit, pixels_h * fit
+    output = BytesIO()
+    trimmed.save(output, format="PNG")
+    return _Picture(png=output.getvalue(), size=(mm_w * MM, mm_h * MM))
+
+
+# -- fonts --------------------------------------------------------------------------------------
 
 
 def find_font(font_path: str | Path | None = None) -> Path:
-    """The TrueType font to draw stamps with: ``font_path`` if given, else the first known one present."""
+    """A sans-serif TrueType font with Vietnamese (the verification reports'): ``font_path`` if
+    given, else the first of :data:`FONT_CANDIDATES` present."""
+    return _find(font_path, FONT_CANDIDATES, "install fonts-dejavu-core")
+
+
+def find_stamp_font(font_path: str | Path | None = None) -> Path:
+    """The stamps' font: ``font_path`` if given, else the first of :data:`STAMP_FONT_CANDIDATES`
+    present that has every Vietnamese letter (Liberation Serif 2)."""
+    if font_path is not None:
+        return _find(font_path, (), "")
+    for candidate in STAMP_FONT_CANDIDATES:
+        if Path(candidate).is_file() and not _missing(_load_font(str(Path(candidate).resolve())), VIETNAMESE_LETTERS):
+            return Path(candidate)
+    raise ConfigurationError(
+        "No Times-metric font with Vietnamese letters was found for stamps; install fonts-liberation2 "
+        "(fonts-liberation 1.x lacks Vietnamese) or give a TrueType font path."
+    )
+
+
+def _find(font_path: str | Path | None, candidates: Sequence[str], hint: str) -> Path:
     if font_path is not None:
         path = Path(font_path)
         if not path.is_file():
             raise ConfigurationError(f"The stamp font {path} does not exist.")
         return path
-    for candidate in FONT_CANDIDATES:
+    for candidate in candidates:
         if Path(candidate).is_file():
             return Path(candidate)
-    raise ConfigurationError(
-        "No font for Vietnamese stamp text was found; install fonts-dejavu-core or give a TrueType font path."
-    )
+    raise ConfigurationError(f"No font for Vietnamese text was found; {hint} or give a TrueType font path.")
 
 
 @dataclass(frozen=True)
 class _LoadedFont:
+    path: str
+    """The font file."""
     factory: GlyphAccumulatorFactory
     """Makes pyHanko's font engine for the font file."""
     codepoints: frozenset[int]
     """The characters the font has glyphs for."""
+    hb_font: Any
+    """A HarfBuzz font at 1000 units per em, to measure text before drawing it."""
 
 
 @functools.lru_cache(maxsize=8)
 def _load_font(path: str) -> _LoadedFont:
     try:
+        import uharfbuzz as hb  # type: ignore[import-untyped]
         from fontTools.ttLib import TTFont, TTLibError  # type: ignore[import-untyped]
         from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
     except ImportError:  # pragma: no cover - depends on the installation
@@ -246,17 +521,27 @@ def _load_font(path: str) -> _LoadedFont:
     try:
         with TTFont(path, lazy=True) as font:
             codepoints = frozenset(font.getBestCmap() or {})
-    except (OSError, TTLibError, AssertionError, KeyError):
+        data = Path(path).read_bytes()
+        hb_font = hb.Font(hb.Face(data))
+        hb_font.scale = (1000, 1000)
+    except (OSError, TTLibError, AssertionError, KeyError, ValueError, TypeError):
         raise ConfigurationError(f"The stamp font {path} is not a readable TrueType/OpenType font.") from None
-    return _LoadedFont(_em_normalising_factory(GlyphAccumulatorFactory)(path, font_size=_FONT_SIZE), codepoints)
+    factory = _em_normalising_factory(GlyphAccumulatorFactory)(path, font_size=int(TEXT_SIZE))
+    return _LoadedFont(path, factory, codepoints, hb_font)
+
+
+def _missing(font: _LoadedFont, text: str) -> str:
+    return "".join(sorted({c for c in text if ord(c) not in font.codepoints and not c.isspace()}))
 
 
 def _em_normalising_factory(base: type[GlyphAccumulatorFactory]) -> type[GlyphAccumulatorFactory]:
-    """pyHanko's factory, fixed for fonts whose units per em are not 1000 (DejaVu and Liberation: 2048).
+    """pyHanko's factory, fixed for fonts whose units per em are not 1000 (Liberation: 2048).
 
-    pyHanko 0.38 writes glyph widths (/W) and TJ adjustments in font units, but PDF wants
-    thousandths of an em: with a 2048-unit font every glyph was spaced about twice too wide. Here
-    HarfBuzz is asked for 1000-unit positions and the widths are scaled the same way.
+    pyHanko 0.38 writes glyph widths (/W), TJ adjustments and the font descriptor's metrics
+    (/Ascent, /Descent, /CapHeight, /FontBBox) in font units, but PDF wants thousandths of an em:
+    with a 2048-unit font every glyph was spaced about twice too wide and text extraction boxes
+    were twice too tall. Here HarfBuzz is asked for 1000-unit positions and the widths and the
+    descriptor are scaled the same way.
     """
 
     class _Factory(base):  # type: ignore[misc,valid-type]
@@ -277,6 +562,15 @@ def _em_normalising_factory(base: type[GlyphAccumulatorFactory]) -> type[GlyphAc
                 engine._get_cid_and_width = cid_and_width
                 engine.hb_font.scale = (1000, 1000)
                 engine.units_per_em = 1000
+                descriptor = engine.cidfont_obj._font_descriptor
+                for key in ("/Ascent", "/Descent", "/CapHeight"):
+                    if key in descriptor:
+                        descriptor[key] = generic.NumberObject(round(int(descriptor[key]) * 1000 / units))  # type: ignore[no-untyped-call]
+                if "/FontBBox" in descriptor:
+                    descriptor["/FontBBox"] = generic.ArrayObject(
+                        generic.NumberObject(round(int(v) * 1000 / units))  # type: ignore[no-untyped-call]
+                        for v in descriptor["/FontBBox"]
+                    )
             return engine
 
     return _Factory
@@ -284,7 +578,165 @@ def _em_normalising_factory(base: type[GlyphAccumulatorFactory]) -> type[GlyphAc
 
 def load_font(font_path: str | Path | None = None) -> GlyphAccumulatorFactory:
     """A pyHanko font factory that embeds a subset (with ToUnicode) of the stamp font; cached per path."""
-    return _load_font(str(find_font(font_path).resolve())).factory
+    return _load_font(str(find_stamp_font(font_path).resolve())).factory
+
+
+def _text_width(font: _LoadedFont, text: str, size: float) -> float:
+    import uharfbuzz as hb  # type: ignore[import-untyped]
+
+    buffer = hb.Buffer()
+    buffer.add_str(text)
+    buffer.guess_segment_properties()
+    hb.shape(font.hb_font, buffer)
+    return float(sum(position.x_advance for position in buffer.glyph_positions)) / 1000 * size
+
+
+# -- the drawing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Text:
+    x: float
+    baseline: float
+    text: str
+    size: float
+
+
+@dataclass(frozen=True)
+class _Image:
+    box: Box
+    png: bytes
+
+
+@dataclass(frozen=True)
+class _QR:
+    box: Box
+    modules: tuple[tuple[bool, ...], ...]
+
+
+_Item = _Text | _Image | _QR
+
+
+@dataclass(frozen=True)
+class Decree30StampStyle(BaseStampStyle):
+    """A pyHanko stamp style that draws a laid-out Decree 30 stamp: images, black text lines and a
+    QR code at fixed places in the widget, no border, no background."""
+
+    items: tuple[_Item, ...] = ()
+    """What is drawn, in widget coordinates (origin at the widget's lower left)."""
+    size: tuple[float, float] = (0.0, 0.0)
+    """The widget size the items were laid out for; another box gets them scaled down to fit."""
+    font: GlyphAccumulatorFactory | None = None
+    """The font of the text items."""
+    profile: str = ""
+    """Recorded in the appearance stream (``/GovsignStamp``), with the image's box."""
+    image_box: Box | None = None
+    """The image's box in widget coordinates, recorded the same way."""
+    border_width: int = 0
+    background: Any = None
+
+    def create_stamp(
+        self, writer: BasePdfFileWriter, box: layout.BoxConstraints, text_params: dict[str, Any]
+    ) -> Decree30Stamp:
+        """The stamp pyHanko renders into the widget's appearance stream."""
+        return Decree30Stamp(writer=writer, style=self, box=box)
+
+
+class Decree30Stamp(BaseStamp):
+    """Renders a :class:`Decree30StampStyle`."""
+
+    style: Decree30StampStyle
+
+    def _fit(self) -> tuple[float, float, float]:
+        """Scale and offset that put the laid-out items into this widget's box (1, 0, 0 normally)."""
+        width, height = float(self.box.width), float(self.box.height)
+        planned_w, planned_h = self.style.size
+        if planned_w <= 0 or planned_h <= 0 or (abs(width - planned_w) < 0.01 and abs(height - planned_h) < 0.01):
+            return 1.0, 0.0, 0.0
+        scale = min(1.0, width / planned_w, height / planned_h)
+        return scale, (width - planned_w * scale) / 2, (height - planned_h * scale) / 2
+
+    def _render_inner_content(self) -> list[bytes]:
+        scale, dx, dy = self._fit()
+        out = [b"q %g 0 0 %g %g %g cm" % (scale, scale, dx, dy)]
+        engine = None
+        for number, item in enumerate(self.style.items):
+            if isinstance(item, _Image):
+                out.append(self._image(item, number))
+            elif isinstance(item, _QR):
+                out.append(_qr_commands(item))
+            else:
+                if engine is None:
+                    assert self.style.font is not None
+                    engine = self.style.font.create_font_engine(self._ensure_writer)
+                    self.set_resource(ResourceType.FONT, pdf_name("/F1"), engine.as_resource())
+                engine.font_size = item.size  # type: ignore[assignment]  # a float size works
+                shaped = engine.shape(item.text)
+                out.append(
+                    b"BT /F1 %g Tf 0 0 0 rg %g %g Td %s ET" % (item.size, item.x, item.baseline, shaped.graphics_ops)
+                )
+        out.append(b"Q")
+        return out
+
+    def _image(self, item: _Image, number: int) -> bytes:
+        from PIL import Image
+        from pyhanko.pdf_utils.images import pil_image
+
+        with Image.open(BytesIO(item.png)) as picture:
+            picture.load()
+            reference = pil_image(picture.convert("RGBA"), self._ensure_writer)
+        name = pdf_name(f"/Im{number}")
+        self.set_resource(ResourceType.XOBJECT, name, reference)
+        x1, y1, x2, y2 = item.box
+        return b"q %g 0 0 %g %g %g cm %s Do Q" % (x2 - x1, y2 - y1, x1, y1, name.encode("ascii"))
+
+    def as_form_xobject(self) -> generic.StreamObject:
+        """The appearance stream, with the ``/GovsignStamp`` marker a later seal is placed by."""
+        stream = super().as_form_xobject()
+        marker = generic.DictionaryObject({pdf_name("/Profile"): pdf_name(f"/{self.style.profile}")})  # type: ignore[no-untyped-call]
+        if self.style.image_box is not None:
+            scale, dx, dy = self._fit()
+            x1, y1, x2, y2 = self.style.image_box
+            marker[pdf_name("/Image")] = generic.ArrayObject(
+                generic.FloatObject(round(value, 3))  # type: ignore[no-untyped-call]
+                for value in (x1 * scale + dx, y1 * scale + dy, x2 * scale + dx, y2 * scale + dy)
+            )
+        stream[pdf_name(place.STAMP_MARKER)] = marker
+        return stream
+
+
+def _qr_commands(item: _QR) -> bytes:
+    """The dark modules as filled rectangles (one per horizontal run), black, in the item's box."""
+    x1, y1, x2, _ = item.box
+    count = len(item.modules)
+    module = (x2 - x1) / count
+    rects: list[bytes] = []
+    for row, cells in enumerate(item.modules):
+        column = 0
+        while column < count:
+            if not cells[column]:
+                column += 1
+                continue
+            start = column
+            while column < count and cells[column]:
+                column += 1
+            rects.append(b"%d %d %d 1 re" % (start, count - 1 - row, column - start))
+    return b"q 0 0 0 rg %g 0 0 %g %g %g cm %s f Q" % (module, module, x1, y1, b" ".join(rects))
+
+
+def _qr_modules(data: str) -> tuple[tuple[bool, ...], ...]:
+    try:
+        import qrcode  # type: ignore[import-untyped]
+        from qrcode.constants import ERROR_CORRECT_M  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise ConfigurationError("Verification QR codes need qrcode: install pyHanko with its qr extra.") from None
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=0, box_size=1)
+    code.add_data(data)
+    code.make(fit=True)
+    return tuple(tuple(bool(cell) for cell in row) for row in code.get_matrix())
+
+
+# -- layout ----------------------------------------------------------------------------------
 
 
 def _subject_value(certificate: asn1_x509.Certificate, key: str) -> str | None:
@@ -305,210 +757,252 @@ def _signer_names(certificate_der: bytes) -> tuple[str | None, str | None]:
         raise InvalidInputError("The signer certificate is not DER X.509.") from None
 
 
-@dataclass(frozen=True)
-class Decree30StampStyle(TextStampStyle):
-    """A pyHanko text stamp laid out as Decree 30 asks (see the module documentation).
+@dataclass
+class _Layout:
+    """Items in page coordinates, before they are moved into the widget."""
 
-    ``individual``: ``header_text`` (the title) at the top, the image centred below it and
-    ``stamp_text`` (name, time) at the bottom. ``organization``: the seal image on the left at
-    its actual size (shrunk only to fit the left half of the box) and ``stamp_text`` on the right.
-    """
-
-    layout_kind: StampKind = "individual"
-    """Which of the two layouts to draw."""
-    header_text: str = ""
-    """Template drawn above the image (individuals); empty for none."""
-    image_png: bytes | None = None
-    """The PNG drawn (decoded again per document; the style itself stays immutable)."""
-    image_size: tuple[float, float] | None = None
-    """Natural size of the image in points, from its pixel count and resolution."""
-    inner_margin: int = _MARGIN
-    """Space between the border and the content, in points."""
-
-    def create_stamp(
-        self, writer: BasePdfFileWriter, box: layout.BoxConstraints, text_params: dict[str, Any]
-    ) -> Decree30Stamp:
-        """The stamp pyHanko renders into the widget's appearance stream."""
-        return Decree30Stamp(writer=writer, style=self, box=box, text_params=text_params)
+    page: int
+    items: list[_Item] = field(default_factory=list)
+    bounds: list[Box] = field(default_factory=list)
+    image_box: Box | None = None
+    text_box: Box | None = None
 
 
-def _rule(x_align: layout.AxisAlignment, y_align: layout.AxisAlignment, margin: int) -> layout.SimpleBoxLayoutRule:
-    return layout.SimpleBoxLayoutRule(
-        x_align=x_align,
-        y_align=y_align,
-        margins=layout.Margins(left=margin, right=margin, top=margin, bottom=margin),
-        inner_content_scaling=layout.InnerScaling.SHRINK_TO_FIT,
-    )
+def _text_block(font: _LoadedFont, lines: Sequence[str], size: float) -> tuple[float, float, list[float]]:
+    """Width and height of left-aligned lines (from the first line's ascent to the last one's
+    descent), and each line's width."""
+    widths = [_text_width(font, line, size) for line in lines]
+    height = (len(lines) - 1) * _LEADING * size + (_ASCENT + _DESCENT) * size
+    return max(widths), height, widths
 
 
-class Decree30Stamp(TextStamp):
-    """Renders a :class:`Decree30StampStyle` (text blocks and image placed in bands of the box)."""
+def _place_text(result: _Layout, font: _LoadedFont, lines: Sequence[str], size: float, box: Box) -> None:
+    """Left-aligned lines whose block's glyph box is ``box``'s top-left corner of that size."""
+    x1, _, _, y2 = box
+    width, height, _ = _text_block(font, lines, size)
+    for number, line in enumerate(lines):
+        result.items.append(_Text(x1, y2 - _ASCENT * size - number * _LEADING * size, line, size))
+    result.bounds.append((x1, y2 - height, x1 + width, y2))
 
-    style: Decree30StampStyle
 
-    def _params(self) -> dict[str, Any]:
-        params: dict[str, Any] = self.get_default_text_params()  # type: ignore[no-untyped-call]
-        params.update(self.text_params or {})
-        return params
+def _centred(centre: tuple[float, float], size: tuple[float, float]) -> Box:
+    (cx, cy), (w, h) = centre, size
+    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
 
-    def _text_block(self, text: str, font_name: str) -> tuple[bytes, float, float]:
-        box = TextBox(self.style.text_box_style, writer=self.writer, resources=self.resources, font_name=font_name)
-        box.content = text
-        commands: bytes = box.render()  # type: ignore[no-untyped-call]
-        return commands, float(box.box.width), float(box.box.height)
 
-    def _place(
-        self, commands: bytes, size: tuple[float, float], band: tuple[float, float, float, float], rule: Any
-    ) -> tuple[bytes, float, float]:
-        """Commands drawing content of natural ``size`` fitted into ``band`` (x, y, w, h); drawn w, h."""
-        x, y, w, h = band
-        if w <= 0 or h <= 0:
-            return b"", 0.0, 0.0
-        position = rule.fit(layout.BoxConstraints(width=w, height=h), size[0], size[1])
-        drawn = b"q 1 0 0 1 %g %g cm %s %s Q" % (x, y, position.as_cm(), commands)
-        return drawn, size[0] * position.x_scale, size[1] * position.y_scale
+def _fit_in(size: tuple[float, float], box: Box) -> Box:
+    """``size`` centred in ``box``, shrunk (keeping its proportions) only when larger than it."""
+    x1, y1, x2, y2 = box
+    scale = min(1.0, (x2 - x1) / size[0], (y2 - y1) / size[1])
+    return _centred(((x1 + x2) / 2, (y1 + y2) / 2), (size[0] * scale, size[1] * scale))
 
-    def _image(self) -> tuple[bytes, tuple[float, float]] | None:
-        style = self.style
-        if style.image_png is None or style.image_size is None:
-            return None
-        from pyhanko.pdf_utils.images import PdfImage
 
-        image = PdfImage(
-            _decode_png(style.image_png),
-            writer=self.writer,
-            box=layout.BoxConstraints(width=style.image_size[0], height=style.image_size[1]),
-        )
-        commands = image.render()
-        self.import_resources(image.resources)
-        return commands, style.image_size
+def _panel(
+    result: _Layout,
+    font: _LoadedFont,
+    stamp: VisibleStamp,
+    detail_lines: Sequence[str],
+    visible: Box,
+) -> None:
+    """The verification line (QR code, reference) and details beside the image: right of a
+    person's, left of a seal (whose right part lies over the person's image); on the other side
+    or below when the page has no room there."""
+    assert result.image_box is not None
+    texts = ([stamp.verification.reference] if stamp.verification is not None else []) + list(detail_lines)
+    if stamp.verification is None and not texts:
+        return
+    qr_side = QR_SIDE if stamp.verification is not None else 0.0
+    text_w, text_h, _ = _text_block(font, texts, _SMALL_TEXT) if texts else (0.0, 0.0, [])
+    gap = 0.8 * MM if qr_side and texts else 0.0
+    width, height = max(qr_side, text_w), qr_side + gap + text_h
+    ix1, iy1, ix2, iy2 = result.image_box
+    middle = (iy1 + iy2) / 2
+    beside_right = (ix2 + _PANEL_GAP, middle - height / 2)
+    beside_left = (ix1 - _PANEL_GAP - width, middle - height / 2)
+    below = ((ix1 + ix2) / 2 - width / 2, iy1 - _PANEL_GAP - height)
+    order = [beside_right, beside_left, below] if stamp.profile == "person" else [beside_left, below, beside_right]
+    vx1, vy1, vx2, vy2 = visible
 
-    def _render_inner_content(self) -> list[bytes]:
-        style = self.style
-        params = self._params()
-        width, height = float(self.box.width), float(self.box.height)
-        m = style.inner_margin
-        mid, low, high = layout.AxisAlignment.ALIGN_MID, layout.AxisAlignment.ALIGN_MIN, layout.AxisAlignment.ALIGN_MAX
-        out: list[bytes] = []
-        image = self._image()
-        text, text_w, text_h = self._text_block(style.stamp_text % params, "F1")
-        if style.layout_kind == "organization":
-            image_w = 0.0
-            if image is not None:
-                drawn, image_w, _ = self._place(image[0], image[1], (0, 0, width / 2, height), _rule(low, mid, m))
-                out.append(drawn)
-            left = image_w + m if image is not None else 0.0
-            drawn, _, _ = self._place(text, (text_w, text_h), (left, 0, width - left, height), _rule(mid, mid, m))
-            out.append(drawn)
-            return out
-        top = 0.0
-        if style.header_text:
-            header, header_w, header_h = self._text_block(style.header_text % params, "F2")
-            band_h = height / 4 if image is not None else height / 2
-            drawn, _, top = self._place(
-                header, (header_w, header_h), (0, height - band_h, width, band_h), _rule(mid, high, m)
+    def inside(corner: tuple[float, float]) -> bool:
+        x, y = corner
+        return x >= vx1 and y >= vy1 and x + width <= vx2 and y + height <= vy2
+
+    x, y = next((corner for corner in order if inside(corner)), order[0])
+    top = y + height
+    if stamp.verification is not None:
+        modules = _qr_modules(stamp.verification.url or stamp.verification.reference)
+        qr_box = (x, top - qr_side, x + qr_side, top)
+        result.items.append(_QR(qr_box, modules))
+        result.bounds.append(qr_box)
+        top -= qr_side + gap
+    if texts:
+        _place_text(result, font, texts, _SMALL_TEXT, (x, top - text_h, x + text_w, top))
+
+
+def _person_under_seal(document: IncrementalPdfFileWriter, person_field: str | None) -> tuple[int, Box]:
+    """The page and image box of the person signature a seal goes over."""
+    widgets = [widget for widget in place.signature_widgets(document) if widget.signed]
+    if person_field is not None:
+        named = [widget for widget in widgets if widget.field_name == person_field]
+        if not named:
+            raise InvalidInputError(f"The document has no visible, signed signature field {person_field!r}.")
+        chosen = named[0]
+    else:
+        persons = [widget for widget in widgets if widget.profile == "person"]
+        others = [widget for widget in widgets if widget.profile is None]
+        candidates = persons or others
+        if not candidates:
+            raise InvalidInputError(
+                "A seal goes over the person's signature image, and the document shows no person signature; "
+                "have the person sign first, or give the page and box of the seal."
             )
-            out.append(drawn)
-            top += m
-        bottom_band = (height - top) * (0.45 if image is not None else 1.0)
-        drawn, _, bottom = self._place(text, (text_w, text_h), (0, 0, width, bottom_band), _rule(mid, low, m))
-        out.append(drawn)
-        bottom += m
-        if image is not None:
-            band = (0.0, bottom, width, height - top - bottom)
-            drawn, _, _ = self._place(image[0], image[1], band, _rule(mid, mid, m))
-            out.append(drawn)
-        return out
+        chosen = max(candidates, key=lambda widget: widget.signed_until)
+    return chosen.page, chosen.image_box or chosen.rect
 
 
-def _image_size_points(image_png: bytes) -> tuple[float, float]:
-    image = _decode_png(image_png)
-    dpi = image.info.get("dpi")
-    xdpi, ydpi = (float(dpi[0]), float(dpi[1])) if isinstance(dpi, tuple) and len(dpi) == 2 else (0.0, 0.0)
-    xdpi = xdpi if xdpi >= 1 else _DEFAULT_DPI
-    ydpi = ydpi if ydpi >= 1 else _DEFAULT_DPI
-    return image.width * 72.0 / xdpi, image.height * 72.0 / ydpi
+def _lay_out(
+    stamp: VisibleStamp,
+    document: IncrementalPdfFileWriter,
+    font: _LoadedFont,
+    lines: Sequence[str],
+    detail_lines: Sequence[str],
+    *,
+    password: str | None,
+) -> _Layout:
+    stream = document.prev.stream
+    count = place.page_count(document)
+    target = stamp.placement
+    if stamp.profile in ("attachment", "copy"):
+        width, height, _ = _text_block(font, lines, TEXT_SIZE)
+        if isinstance(target, BoxPlacement):
+            page = place.resolve_page_index(target.page, count)
+            x1, y1, x2, y2 = target.box
+            if width > x2 - x1 + 0.01 or height > y2 - y1 + 0.01:
+                raise InvalidInputError(
+                    f"The stamp box is too small for its {TEXT_SIZE:g} pt text, which needs "
+                    f"{math.ceil(width)} x {math.ceil(height)} points."
+                )
+            block = (x2 - width, y2 - height, x2, y2)
+        else:
+            taken = [widget.rect for widget in place.signature_widgets(document) if widget.page == 0]
+            page, block = place.top_right_block(
+                stream, document, (width, height), page=0, password=password, avoid=taken
+            )
+        result = _Layout(page=page)
+        _place_text(result, font, lines, TEXT_SIZE, block)
+        result.text_box = result.bounds[-1]
+        return result
 
-
-def _check_coverage(font: _LoadedFont, path: str, lines: Sequence[str]) -> None:
-    missing = sorted({c for line in lines for c in line if ord(c) not in font.codepoints and not c.isspace()})
-    if missing:
-        raise ConfigurationError(f"The stamp font {path} has no glyph for {''.join(missing)!r}.")
+    assert stamp.image is not None
+    picture = _picture(stamp.image, stamp.profile)
+    if isinstance(target, BoxPlacement):
+        page = place.resolve_page_index(target.page, count)
+        image_box = _fit_in(picture.size, target.box)
+    elif isinstance(target, TextPlacement):
+        page, centre, _, _ = place.signature_block_centre(
+            stream, document, title_text=target.title_text, name_text=target.name_text, page=target.page,
+            password=password,
+        )  # fmt: skip
+        image_box = _centred(centre, picture.size)
+    else:
+        person_field = target.person_field if isinstance(target, SealOverPersonPlacement) else None
+        page, (px1, py1, px2, py2) = _person_under_seal(document, person_field)
+        # the seal's right side on the end of the left third of the person's image, centred on it
+        right = px1 + (px2 - px1) / 3
+        width, height = picture.size
+        image_box = (right - width, (py1 + py2) / 2 - height / 2, right, (py1 + py2) / 2 + height / 2)
+    result = _Layout(page=page, image_box=image_box)
+    result.items.append(_Image(image_box, picture.png))
+    result.bounds.append(image_box)
+    visible, _ = place.page_box(document, page)
+    _panel(result, font, stamp, detail_lines, visible)
+    return result
 
 
 def build_stamp_appearance(
     stamp: VisibleStamp,
     *,
+    document: IncrementalPdfFileWriter,
     field_name: str,
     certificate_der: bytes,
     signing_time: datetime,
     font_path: str | Path | None = None,
+    password: str | None = None,
 ) -> StampAppearance:
-    """The field, style and text parameters that make pyHanko draw ``stamp`` for this signer.
+    """The field, style and values that make pyHanko draw ``stamp`` on ``document``.
 
-    Texts (Vietnamese, NFC): organization: "Ký bởi: <O, else CN>", "Cơ quan: <O, else CN>",
-    "Thời gian ký: dd.mm.yyyy hh:mm:ss +07:00" and the same instant in ISO 8601; individual: the
-    title (if any) above the image, then "Ký bởi: <CN>", "Cơ quan: <O>" (if present) and the time.
-    ``signing_time`` should be the time pyHanko writes into the signature; it is shown in +07:00.
-    (One function, a little over 60 lines, so the layout reads top to bottom as it is drawn.)
+    ``document`` is the writer the signature is appended with (its page text, page boxes and
+    signatures place the stamp; nothing is written here); ``password`` opens its text layer when
+    it is encrypted. ``signing_time`` is shown in ``+07:00`` (ISO 8601, seconds) and should be the
+    time given to :class:`~govsign.signing.signing_time.VietnamTimePdfSigner`, so that the stamp
+    and ``/M`` agree.
     """
     if not isinstance(field_name, str) or not field_name or "." in field_name:
         raise InvalidInputError("The signature field name must be a non-empty name without dots.")
     if not isinstance(signing_time, datetime) or signing_time.utcoffset() is None:
         raise InvalidInputError("The signing time must be a timezone-aware datetime.")
-    common_name, organization = _signer_names(certificate_der)
     local = signing_time.astimezone(VIETNAM_TZ).replace(microsecond=0)
-    params = {
-        "signer": common_name or organization or "",
-        "agency": organization or common_name or "",
-        "title": stamp.title or "",
-        "signing_time": local.strftime("%d.%m.%Y %H:%M:%S") + " +07:00",
-        "signing_time_iso": local.isoformat(timespec="seconds"),
-    }
-    if stamp.kind == "organization":
-        params["signer"] = organization or common_name or ""
-        if not params["signer"]:
-            raise InvalidInputError("The signer certificate names no organization (O) or common name (CN).")
-        body = [
-            "Ký bởi: %(signer)s",
-            "Cơ quan: %(agency)s",
-            "Thời gian ký: %(signing_time)s",
-            "(ISO 8601: %(signing_time_iso)s)",
-        ]
-        header = ""
-        color = RED
+    iso = local.isoformat(timespec="seconds")
+    common_name, organization = _signer_names(certificate_der)
+    params = {"signing_time": iso, "signer": common_name or organization or "", "agency": organization or ""}
+    if stamp.profile == "attachment":
+        assert stamp.document_number is not None
+        lines: tuple[str, ...] = (stamp.document_number, iso)
+        params["document_number"] = stamp.document_number
+    elif stamp.profile == "copy":
+        assert stamp.copy_form is not None and stamp.copy_agency is not None
+        lines = (stamp.copy_form, stamp.copy_agency, iso)
+        params.update(copy_form=stamp.copy_form, copy_agency=stamp.copy_agency)
     else:
-        if common_name is None:
-            raise InvalidInputError("The signer certificate names no common name (CN).")
-        body = ["Ký bởi: %(signer)s"]
-        if organization is not None:
-            body.append("Cơ quan: %(agency)s")
-        body += ["Thời gian ký: %(signing_time)s", "(ISO 8601: %(signing_time_iso)s)"]
-        header = "%(title)s" if stamp.title else ""
-        color = BLUE
-    params = {key: unicodedata.normalize("NFC", value) for key, value in params.items()}
-    lines = tuple(line % params for line in ([header] if header else []) + body)
+        lines = ()
+    details: list[str] = []
+    if stamp.details:
+        who = common_name if stamp.profile == "person" else (organization or common_name)
+        if who is None:
+            raise InvalidInputError("The signer certificate names no common name (CN) or organization (O).")
+        details = [f"Ký bởi: {who}" if stamp.profile == "person" else who, f"Ký lúc: {iso}"]
+    if stamp.verification is not None:
+        params["verification_reference"] = stamp.verification.reference
 
-    path = str(find_font(font_path).resolve())
+    path = str(find_stamp_font(font_path).resolve())
     font = _load_font(path)
-    _check_coverage(font, path, lines)
-    text_box_style = TextBoxStyle(font=font.factory, font_size=_FONT_SIZE, leading=_LEADING, text_color=color)
+    if missing := _missing(font, VIETNAMESE_LETTERS + VIETNAMESE_LETTERS.upper()):
+        raise ConfigurationError(f"The stamp font {path} has no glyph for the Vietnamese letters {missing!r}.")
+    shown = [*lines, *details, *([stamp.verification.reference] if stamp.verification else [])]
+    if missing := _missing(font, "".join(shown)):
+        raise InvalidInputError(f"The stamp text has characters the stamp font cannot show: {missing!r}.")
+
+    result = _lay_out(stamp, document, font, lines, details, password=password)
+    x1, y1 = math.floor(min(b[0] for b in result.bounds)), math.floor(min(b[1] for b in result.bounds))
+    x2, y2 = math.ceil(max(b[2] for b in result.bounds)), math.ceil(max(b[3] for b in result.bounds))
+    widget = (x1, y1, x2, y2)
     style = Decree30StampStyle(
-        border_width=_BORDER_WIDTH,
-        border_color=color,
-        text_box_style=text_box_style,
-        stamp_text="\n".join(body),
-        header_text=header,
-        layout_kind=stamp.kind,
-        image_png=None if stamp.image_png is None else bytes(stamp.image_png),
-        image_size=None if stamp.image_png is None else _image_size_points(stamp.image_png),
-        background=None,
+        items=tuple(_moved(item, -x1, -y1) for item in result.items),
+        size=(float(x2 - x1), float(y2 - y1)),
+        font=font.factory,
+        profile=stamp.profile,
+        image_box=None if result.image_box is None else _shift(result.image_box, -x1, -y1),
     )
-    x1, y1, x2, y2 = stamp.box
-    spec = SigFieldSpec(
-        sig_field_name=field_name,
-        on_page=stamp.page,
-        box=(math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2)),
+    spec = SigFieldSpec(sig_field_name=field_name, on_page=result.page, box=widget)
+    return StampAppearance(
+        new_field_spec=spec,
+        stamp_style=style,
+        appearance_text_params=params,
+        lines=(*lines, *([stamp.verification.reference] if stamp.verification else []), *details),
+        page=result.page,
+        widget_box=widget,
+        image_box=result.image_box,
+        text_box=result.text_box,
     )
-    # pyHanko fills these into the templates (its own "signer" and "ts" are overridden here).
-    return StampAppearance(new_field_spec=spec, stamp_style=style, appearance_text_params=dict(params), lines=lines)
+
+
+def _shift(box: Box, dx: float, dy: float) -> Box:
+    return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
+
+
+def _moved(item: _Item, dx: float, dy: float) -> _Item:
+    if isinstance(item, _Text):
+        return _Text(item.x + dx, item.baseline + dy, item.text, item.size)
+    if isinstance(item, _Image):
+        return _Image(_shift(item.box, dx, dy), item.png)
+    return _QR(_shift(item.box, dx, dy), item.modules)

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -298,6 +299,8 @@ class StampImageRow(Base):
 
     certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), primary_key=True)
     image_png: Mapped[bytes] = mapped_column(LargeBinary)
+    width_mm: Mapped[float | None] = mapped_column(Float)
+    """The image's visible width on paper (a seal's diameter), when registered."""
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 

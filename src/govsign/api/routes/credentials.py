@@ -120,8 +120,7 @@ async def set_stamp_image(
 ) -> JSONResponse:
     image = decode_base64(body.image_png, "image_png")
     digest = await asyncio.to_thread(
-        get_services(request).stamp_images.set, serial, image, requester(request, principal)
+        get_services(request).stamp_images.set, serial, image, requester(request, principal), width_mm=body.width_mm
     )
-    return JSONResponse(
-        schemas.StampImage(credential=serial.replace(":", "").lower(), image_sha256=digest).model_dump(mode="json")
-    )
+    stored = schemas.StampImage(credential=serial.replace(":", "").lower(), image_sha256=digest, width_mm=body.width_mm)
+    return JSONResponse(stored.model_dump(mode="json"))

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec
+from urllib.parse import unquote
 
 from fastapi import Header, Path, Query
 from fastapi.responses import JSONResponse
 
 from govsign.api.representation import outcome
 from govsign.api.schemas import resources as schemas
+from govsign.errors import InvalidInputError
 from govsign.services.idempotency import StoredAnswer
 
 P = ParamSpec("P")
@@ -30,6 +32,27 @@ ACTIVATION = Annotated[
         description="The official's signature activation (required for individual credentials).",
     ),
 ]
+PDF_PASSWORD = Annotated[
+    str | None,
+    Header(
+        alias="Govsign-PDF-Password",
+        max_length=1024,
+        description="The password (user or owner) of an encrypted PDF, percent-encoded UTF-8 (RFC 3986: "
+        "non-ASCII characters and % itself are encoded); used to open the document, never logged or stored.",
+    ),
+]
+
+
+def pdf_password(header: str | None) -> str | None:
+    """The password of the ``Govsign-PDF-Password`` header (percent-encoded UTF-8)."""
+    if header is None:
+        return None
+    try:
+        return unquote(header, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidInputError("The Govsign-PDF-Password header is not percent-encoded UTF-8.") from None
+
+
 LIMIT = Annotated[int, Query(ge=1, le=200, description="Page size.")]
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}

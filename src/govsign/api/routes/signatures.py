@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from govsign.api.deps import Caller, get_services, media_type, requester
 from govsign.api.documents import json_body, spool_body
 from govsign.api.representation import decode_base64
-from govsign.api.routes.parameters import ACTIVATION, problems
+from govsign.api.routes.parameters import ACTIVATION, PDF_PASSWORD, pdf_password, problems
 from govsign.api.schemas import resources as schemas
 from govsign.errors import InvalidInputError
 from govsign.services.documents import SpooledDocument
@@ -165,7 +165,7 @@ def _signed_answer(
 
 
 def _pdf_request(query: schemas.PDFSignatureQuery) -> PDFSigningRequest:
-    box = tuple(float(value) for value in query.stamp_box.split(","))
+    box = tuple(float(value) for value in query.stamp_box.split(",")) if query.stamp_box is not None else None
     return PDFSigningRequest(
         credential=query.credential,
         level=query.level,
@@ -176,7 +176,14 @@ def _pdf_request(query: schemas.PDFSignatureQuery) -> PDFSigningRequest:
         stamp=query.stamp,
         stamp_page=query.stamp_page,
         stamp_box=box,  # type: ignore[arg-type]
-        stamp_title=query.stamp_title,
+        title_text=query.title_text,
+        name_text=query.name_text,
+        document_number=query.document_number,
+        copy_form=query.copy_form,
+        copy_agency=query.copy_agency,
+        seal_diameter_mm=query.seal_diameter_mm,
+        verification_line=query.verification_line,
+        signature_algorithm=query.signature_algorithm,
     )
 
 
@@ -192,6 +199,7 @@ async def sign_pdf(
     params: Annotated[schemas.PDFSignatureParams, Query()],
     principal: Caller,
     activation: ACTIVATION = None,
+    password: PDF_PASSWORD = None,
 ) -> Response:
     signatures, who = get_services(request).signatures, requester(request, principal)
     signed, _ = await _signing(
@@ -199,7 +207,9 @@ async def sign_pdf(
         params,
         schemas.PDFSignatureJSON,
         schemas.PDFSignatureQuery,
-        lambda document, query: signatures.sign_pdf(document, _pdf_request(query), who, activation),
+        lambda document, query: signatures.sign_pdf(
+            document, _pdf_request(query), who, activation, password=pdf_password(password)
+        ),
     )
     headers = {
         "Govsign-Document-SHA256": signed.document_sha256,
@@ -237,7 +247,12 @@ async def sign_cms(
         schemas.CMSSignatureQuery,
         lambda document, query: signatures.sign_cms(
             document,
-            CMSSigningRequest(credential=query.credential, level=query.level, digest_algorithm=query.digest_algorithm),
+            CMSSigningRequest(
+                credential=query.credential,
+                level=query.level,
+                digest_algorithm=query.digest_algorithm,
+                signature_algorithm=query.signature_algorithm,
+            ),
             who,
             activation,
         ),
@@ -294,6 +309,7 @@ async def sign_digests(
         digests=tuple(decode_base64(digest, "digest") for digest in body.digests),
         output=body.output,
         level=body.level,
+        signature_algorithm=body.signature_algorithm,
     )
     signatures = await asyncio.to_thread(
         get_services(request).signatures.sign_digests, signing, requester(request, principal), activation

@@ -155,6 +155,17 @@ CredentialSerial = Annotated[
     ),
 ]
 DigestAlgorithmName = Literal["sha256", "sha384", "sha512"]
+SignatureAlgorithm = Annotated[
+    Literal["rsa-pss", "rsa-pkcs1v15"] | None,
+    Field(
+        default=None,
+        description=(
+            "How an RSA key signs: rsa-pss (RSASSA-PSS, MGF1 with the digest's hash, a salt as long as the "
+            "digest) or rsa-pkcs1v15; default: the service's GOVSIGN_RSA_SIGNATURE_ALGORITHM. Refused for EC "
+            "keys, which sign with ECDSA."
+        ),
+    ),
+]
 Base64Digest = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -184,19 +195,52 @@ class _PDFOptions(_Strict):
     certify: bool = Field(
         default=False, description="Certification (DocMDP) signature allowing form filling and signing only."
     )
-    stamp: bool = Field(
-        default=False,
-        description="Visible signature per Decree 30/2020: the agency seal (red) or the official's (blue).",
+    stamp: Literal["person", "seal", "attachment", "copy"] | None = Field(
+        default=None,
+        description="A visible signature as Decree 30/2020 Appendix I draws it: person (the official's "
+        "handwritten signature image between the title and name lines), seal (the agency's seal over the left "
+        "third of the person's signature; only on a document a person signed), attachment (document number and "
+        "time, top right of page 1) or copy (SAO Y / SAO LỤC / TRÍCH SAO, the copying agency and time).",
     )
-    stamp_page: int = Field(default=0, ge=-10000, le=10000, description="Page of the stamp, 0-based; -1 is the last.")
-    stamp_box: str = Field(
-        default="330,60,565,150",
+    stamp_page: int | None = Field(
+        default=None,
+        ge=-10000,
+        le=10000,
+        description="Page of stamp_box (0-based; -1 is the last; default 0), or the page to find title_text and "
+        "name_text on (default: searched from the last page).",
+    )
+    stamp_box: str | None = Field(
+        default=None,
         pattern=r"^\d{1,5}(\.\d{1,2})?(,\d{1,5}(\.\d{1,2})?){3}$",
-        description="Rectangle of the stamp in PDF points: x1,y1,x2,y2 from the lower left corner.",
+        description="Explicit placement: x1,y1,x2,y2 in PDF points from the lower left corner.",
     )
-    stamp_title: str | None = Field(
-        default=None, max_length=200, description="The official's title (chức vụ), shown above the signature."
+    title_text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="person: the signer's title line as printed on the page (e.g. PHÓ CHỦ TỊCH); the image is "
+        "centred between it and name_text.",
     )
+    name_text: str | None = Field(
+        default=None, min_length=1, max_length=200, description="person: the signer's name line as printed."
+    )
+    document_number: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="attachment: the main document's number and symbol (số và ký hiệu, e.g. 123/QĐ-UBND).",
+    )
+    copy_form: Literal["SAO Y", "SAO LỤC", "TRÍCH SAO"] | None = Field(default=None, description="copy: the form.")
+    copy_agency: str | None = Field(
+        default=None, min_length=1, max_length=200, description="copy: the copying agency's name."
+    )
+    seal_diameter_mm: float | None = Field(
+        default=None, ge=5, le=150, description="seal: the seal's diameter on paper (default: as registered)."
+    )
+    verification_line: bool = Field(
+        default=True, description="person and seal: a short reference and QR code for checking the signature."
+    )
+    signature_algorithm: SignatureAlgorithm
 
 
 class PDFSignatureQuery(_PDFOptions):
@@ -214,6 +258,7 @@ class PDFSignatureParams(_PDFOptions):
 class _CMSOptions(_Strict):
     level: Literal["B-B", "B-T", "B-LT"] = Field(default="B-T", description="CAdES baseline level.")
     digest_algorithm: DigestAlgorithmName = Field(default="sha256", description="Digest of the content.")
+    signature_algorithm: SignatureAlgorithm
 
 
 class CMSSignatureQuery(_CMSOptions):
@@ -279,6 +324,7 @@ class DigestSignatureRequest(_Strict):
         default="cms", description="cms: detached CAdES SignedData; raw: the bare signature value."
     )
     level: Literal["B-B", "B-T", "B-LT"] = Field(default="B-B", description="CAdES level of cms output.")
+    signature_algorithm: SignatureAlgorithm
 
 
 class DigestSignatures(BaseModel):
@@ -331,8 +377,16 @@ class StampImageRequest(_Strict):
     official's handwritten signature (individual), a PNG with a transparent background."""
 
     image_png: str = Field(min_length=1, max_length=1_300_000, description="The PNG image, base64.")
+    width_mm: float | None = Field(
+        default=None,
+        ge=5,
+        le=150,
+        description="Its visible width on paper in millimetres (for a round seal its diameter); unset, the PNG's "
+        "resolution decides. A seal is drawn at this size unless the signing request gives seal_diameter_mm.",
+    )
 
 
 class StampImage(BaseModel):
     credential: str
     image_sha256: str = Field(description="SHA-256 (hex) of the stored PNG.")
+    width_mm: float | None = Field(default=None, description="Its registered width on paper, millimetres.")
