@@ -57,6 +57,13 @@ def test_a_user_password_pdf_signs_with_the_password_header_and_stays_encrypted(
     assert reader.encrypted and reader.decrypt(PASSWORD.encode()).status.name == "USER"
     assert len(reader.embedded_signatures) == 1
 
+    # it verifies with the same header, and without it is a problem
+    verify = {**world["verifier"].headers, "Content-Type": "application/pdf"}
+    verified = api.post("/api/v1/verifications", headers={**verify, **given}, content=signed.content)
+    assert verified.status_code == 201 and verified.json()["conclusion"] == "valid", verified.text
+    refused = api.post("/api/v1/verifications", headers=verify, content=signed.content)
+    assert "password" in assert_problem(refused, 422)["detail"]
+
     assert PASSWORD not in caplog.text and quote(PASSWORD, safe="") not in caplog.text
     events = signature_events(world, seal.lower())
     assert events and all(PASSWORD not in str(event) for event in events)

@@ -57,8 +57,9 @@ def test_set_stamp_image(deployment: Deployment, tmp_path: Path) -> None:
     )["serial"]  # fmt: skip
     png = tmp_path / "seal.png"
     Image.new("RGBA", (20, 20), (200, 0, 0, 100)).save(png, format="PNG")
-    stored = deployment.ok("credential", "set-stamp-image", seal, str(png))
-    assert stored == {"credential": seal, "image_sha256": hashlib.sha256(png.read_bytes()).hexdigest()}
+    stored = deployment.ok("credential", "set-stamp-image", seal, str(png), "--width-mm", "38")
+    digest = hashlib.sha256(png.read_bytes()).hexdigest()
+    assert stored == {"credential": seal, "image_sha256": digest, "width_mm": 38.0}
     (tmp_path / "not.png").write_bytes(b"not a png")
     refused = deployment.run("credential", "set-stamp-image", seal, str(tmp_path / "not.png"))
     assert refused.returncode == 2

@@ -8,7 +8,14 @@ from govsign.keystore.api import KeyAlgorithm, KeyStore
 from govsign.pki.hierarchy import HierarchyResult
 from govsign.services.bootstrap import Services
 from govsign.signing import SigningCredential
+from govsign.validation.evidence import FETCHED_CRLS
 from helpers.credentials import individual_credentials
+
+
+@pytest.fixture(autouse=True)
+def _no_crls_kept_from_other_tests() -> None:
+    """Each test's CRL servers are its own (a port may be reused): start without fetched CRLs."""
+    FETCHED_CRLS.clear()
 
 
 @pytest.fixture(scope="module")

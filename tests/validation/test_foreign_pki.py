@@ -24,6 +24,7 @@ from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from govsign.validation.evidence import FETCHED_CRLS
 from govsign.validation.pdf import validate_pdf
 from govsign.validation.policy import ValidationPolicy
 from govsign.validation.report import Indication
@@ -128,11 +129,13 @@ def _signed(pki: ForeignPKI) -> bytes:
 
 class _CRLServer(http.server.ThreadingHTTPServer):
     crl: bytes = b""
+    requests: int = 0
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = self.server.crl  # type: ignore[attr-defined]
+        self.server.requests += 1  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Type", "application/pkix-crl")
         self.send_header("Content-Length", str(len(body)))
@@ -206,3 +209,22 @@ def test_an_anchor_with_the_issuers_name_but_another_key_is_no_chain_not_try_lat
         report.sub_indication,
         report.messages,
     )
+
+
+def test_a_fetched_crl_is_kept_until_its_next_update_and_a_dead_url_is_not_asked_again_at_once(
+    crl_server: _CRLServer,
+) -> None:
+    pki = _pki(f"http://127.0.0.1:{crl_server.server_address[1]}/kept.crl")
+    crl_server.crl = pki.crl_der
+    signed = _signed(pki)
+    for _ in range(3):
+        report = validate_pdf(BytesIO(signed), _policy(pki.root), now=NOW).signatures[0]
+        assert report.indication is Indication.TOTAL_PASSED, report.messages
+    assert crl_server.requests == 1
+
+    dead = _pki("http://127.0.0.1:9/dead.crl")
+    signed = _signed(dead)
+    first = validate_pdf(BytesIO(signed), _policy(dead.root), now=NOW).signatures[0]
+    assert FETCHED_CRLS.get("http://127.0.0.1:9/dead.crl") is False  # the failure is kept for a while
+    again = validate_pdf(BytesIO(signed), _policy(dead.root), now=NOW).signatures[0]
+    assert first.sub_indication == again.sub_indication == "TRY_LATER"

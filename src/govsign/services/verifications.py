@@ -78,19 +78,41 @@ def _bundle(path: Path | None, setting: str) -> tuple[bytes, ...]:
         raise ConfigurationError(f"{setting} ({path}) is not a readable PEM bundle of certificates: {exc}") from None
 
 
+class OurCAs:
+    """Our CAs and their parsed certificates: the rows are read each time (a new or changed CA
+    counts at once), the certificates parsed once (every verification needs them: our roots are
+    its trust anchors, our issuing CAs its intermediates)."""
+
+    def __init__(self, *, database: Database) -> None:
+        self._database = database
+        self._parsed: dict[bytes, x509.Certificate] = {}
+
+    def records(self) -> tuple[CARecord, ...]:
+        with self._database.read_only() as ports:
+            return tuple(ports.cas.list_cas())
+
+    def by_subject(self) -> dict[x509.Name, tuple[CARecord, x509.Certificate]]:
+        found = {}
+        for ca in self.records():
+            certificate = self._parsed.get(ca.certificate_der)
+            if certificate is None:
+                if len(self._parsed) > 1000:  # CAs are few; never grow without bound
+                    self._parsed.clear()
+                certificate = self._parsed[ca.certificate_der] = x509.load_der_x509_certificate(ca.certificate_der)
+            found[certificate.subject] = (ca, certificate)
+        return found
+
+
 class OwnCAStatus:
     """:class:`~govsign.validation.policy.StatusSource` of the certificates our CAs issued."""
 
-    def __init__(self, *, database: Database, ocsp: OCSPService, evidence: EvidenceService) -> None:
-        self._database = database
+    def __init__(self, *, cas: OurCAs, ocsp: OCSPService, evidence: EvidenceService) -> None:
+        self._cas = cas
         self._ocsp = ocsp
         self._evidence = evidence
 
     def _our_cas(self) -> dict[x509.Name, tuple[CARecord, x509.Certificate]]:
-        with self._database.read_only() as ports:
-            cas = ports.cas.list_cas()
-        parsed = ((ca, x509.load_der_x509_certificate(ca.certificate_der)) for ca in cas)
-        return {certificate.subject: (ca, certificate) for ca, certificate in parsed}
+        return self._cas.by_subject()
 
     def crls(self, certificates: Sequence[x509.Certificate]) -> Sequence[bytes]:
         """The root's current CRLs (published first when there are none or they expired), for
@@ -151,7 +173,8 @@ class Verifications:
         self._clock = clock
         self._authorization = authorization
         self._audit = audit
-        self._status = OwnCAStatus(database=database, ocsp=ocsp, evidence=evidence)
+        self._cas = OurCAs(database=database)
+        self._status = OwnCAStatus(cas=self._cas, ocsp=ocsp, evidence=evidence)
         self._trust = trust
 
     @property
@@ -162,8 +185,7 @@ class Verifications:
     def policy(self) -> ValidationPolicy:
         """Our roots and our issuing CAs (as they are now: tokens and documents may embed only the
         leaf), and the configured anchors and intermediates."""
-        with self._database.read_only() as ports:
-            cas = ports.cas.list_cas()
+        cas = self._cas.records()
         roots = tuple(ca.certificate_der for ca in cas if ca.role is CARole.ROOT)
         issuing = tuple(ca.certificate_der for ca in cas if ca.role is not CARole.ROOT)
         return ValidationPolicy(
@@ -173,14 +195,17 @@ class Verifications:
             timeout_seconds=self._trust.timeout_seconds,
         )
 
-    def verify_pdf(self, document: SpooledDocument, requester: Requester) -> StoredReport:
-        """Every signature and document time-stamp of a PDF; the report is stored and audited."""
+    def verify_pdf(
+        self, document: SpooledDocument, requester: Requester, *, password: str | None = None
+    ) -> StoredReport:
+        """Every signature and document time-stamp of a PDF (an encrypted one opened with
+        ``password``, which is neither logged nor stored); the report is stored and audited."""
         action = "document.verify"
         try:
             self._authorization.check_role(requester, Permission.VERIFY)
             now = self._clock.now()
             with document.open() as stream:
-                validated = validate_pdf(stream, self.policy(), now=now, status=self._status)
+                validated = validate_pdf(stream, self.policy(), now=now, status=self._status, password=password)
             report = VerificationReport(
                 document_sha256=document.digest("sha256").hex(),
                 document_type="pdf",

@@ -21,6 +21,9 @@ data, whatever path the engine took).
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,8 +42,10 @@ from pyhanko.sign.validation.policy_decl import (
 )
 from pyhanko_certvalidator.authority import CertTrustAnchor, TrustAnchor, TrustQualifiers
 from pyhanko_certvalidator.context import CertValidationPolicySpec
-from pyhanko_certvalidator.errors import PathBuildingError
+from pyhanko_certvalidator.errors import CRLFetchError, PathBuildingError
+from pyhanko_certvalidator.fetchers.api import Fetchers
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+from pyhanko_certvalidator.fetchers.requests_fetchers.crl_client import RequestsCRLFetcher
 from pyhanko_certvalidator.ltv.types import ValidationTimingParams
 from pyhanko_certvalidator.policy_decl import (
     FRESHNESS_FALLBACK_VALIDITY_DEFAULT,
@@ -236,6 +241,100 @@ def covers(known: RevocationData, certificates: Iterable[asn1_x509.Certificate],
     )
 
 
+class CRLCache:
+    """CRLs fetched from distribution points, shared by the verifications of a process: a CRL is
+    kept until its nextUpdate (at most a day), a URL that failed is not asked again for
+    FAILURE_SECONDS (a dead distribution point costs one bounded fetch, not one per request)."""
+
+    MAX_ENTRIES = 512
+    MAX_SECONDS = 24 * 3600.0
+    FAILURE_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, asn1_crl.CertificateList | None]] = {}
+
+    def get(self, url: str) -> asn1_crl.CertificateList | bool | None:
+        """The CRL kept for ``url``; False when it failed lately; None when nothing is kept."""
+        with self._lock:
+            entry = self._entries.get(url)
+            if entry is None:
+                return None
+            if entry[0] <= time.monotonic():
+                del self._entries[url]
+                return None
+            return entry[1] if entry[1] is not None else False
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def put(self, url: str, fetched: asn1_crl.CertificateList | None) -> None:
+        """Keep a fetched CRL (or, None, a failure) for ``url``."""
+        if fetched is None:
+            keep = self.FAILURE_SECONDS
+        else:
+            next_update = fetched["tbs_cert_list"]["next_update"].native
+            if next_update is None:
+                return
+            keep = min((next_update - dt.datetime.now(dt.UTC)).total_seconds(), self.MAX_SECONDS)
+            if keep <= 0:
+                return
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[url] = (time.monotonic() + keep, fetched)
+
+
+#: The process's fetched CRLs.
+FETCHED_CRLS = CRLCache()
+
+
+class _CachingCRLFetcher(RequestsCRLFetcher):
+    """pyhanko-certvalidator's CRL fetcher, asking :data:`FETCHED_CRLS` first."""
+
+    async def _fetch_single(self, url: str) -> Any:
+        kept = FETCHED_CRLS.get(url)
+        if kept is False:
+            raise CRLFetchError(f"Failure to fetch CRL from URL {url} (failed moments ago)")
+        if kept is not None:
+            crl = kept
+
+            async def cached() -> asn1_crl.CertificateList:
+                return crl
+
+            # through the fetcher's own bookkeeping, where the engine looks for what was fetched
+            return await self._perform_fetch(url, cached)  # type: ignore[no-untyped-call]
+        try:
+            fetched = await super()._fetch_single(url)  # type: ignore[no-untyped-call]
+        except CRLFetchError:
+            FETCHED_CRLS.put(url, None)
+            raise
+        if isinstance(fetched, asn1_crl.CertificateList):
+            FETCHED_CRLS.put(url, fetched)
+        return fetched
+
+
+class CachingFetcherBackend(RequestsFetcherBackend):
+    """The requests-based fetchers, with fetched CRLs shared between verifications."""
+
+    def get_fetchers(self) -> Fetchers:
+        fetchers = super().get_fetchers()
+        budget = getattr(fetchers.crl_fetcher, "_budget", None)  # the fetchers' shared budget
+        crl_fetcher = _CachingCRLFetcher(per_request_timeout=self.per_request_timeout, budget=budget)  # type: ignore[no-untyped-call]
+        return Fetchers(ocsp_fetcher=fetchers.ocsp_fetcher, crl_fetcher=crl_fetcher, cert_fetcher=fetchers.cert_fetcher)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(ders: tuple[bytes, ...]) -> tuple[asn1_x509.Certificate, ...]:
+    """The policy's anchors or intermediates, parsed in full once and then shared between
+    verifications and threads (only read: nothing is parsed lazily any more)."""
+    certificates = tuple(asn1_x509.Certificate.load(der) for der in ders)
+    for certificate in certificates:
+        certificate.native  # noqa: B018 - force a full parse
+    return certificates
+
+
 def validation_spec(
     policy: ValidationPolicy,
     known: RevocationData,
@@ -253,8 +352,8 @@ def validation_spec(
     The known revocation data is judged by :func:`freshness`; what the engine fetches itself by
     pyhanko-certvalidator's default window (thisUpdate <= validation time <= nextUpdate), a
     stricter rule (the engine fetches at the validation time, so a fetched answer fits it)."""
-    roots = [asn1_x509.Certificate.load(der) for der in policy.trust_anchors]
-    intermediates = [asn1_x509.Certificate.load(der) for der in policy.intermediates]
+    roots = list(_parsed(policy.trust_anchors))
+    intermediates = list(_parsed(policy.intermediates))
     cert_policy = CertValidationPolicySpec(
         trust_manager=BoundedTrustManager(roots, policy=policy, deadline=deadline),
         revinfo_policy=CertRevTrustPolicy(
@@ -269,7 +368,7 @@ def validation_spec(
     rule = RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH if online else RevinfoOnlineFetchingRule.LOCAL_ONLY
     gathering = RevocationInfoGatheringSpec(
         online_fetching_rule=rule,
-        fetcher_backend=RequestsFetcherBackend(per_request_timeout=policy.fetch_timeout_seconds),
+        fetcher_backend=CachingFetcherBackend(per_request_timeout=policy.fetch_timeout_seconds),
     )
     ocsps: list[OCSPContainer] = [
         FreshOCSP(ocsp_response_data=container.ocsp_response_data, index=container.index, deadline=deadline)

@@ -89,9 +89,15 @@ class PDFValidation:
 
 
 def validate_pdf(
-    stream: BinaryIO, policy: ValidationPolicy, *, now: dt.datetime, status: StatusSource | None = None
+    stream: BinaryIO,
+    policy: ValidationPolicy,
+    *,
+    now: dt.datetime,
+    status: StatusSource | None = None,
+    password: str | None = None,
 ) -> PDFValidation:
-    """Validate every signature and document time-stamp of the PDF in ``stream`` at ``now``.
+    """Validate every signature and document time-stamp of the PDF in ``stream`` at ``now``
+    (an encrypted one opened with ``password``, else the empty user password).
 
     InvalidInputError when the file is not a PDF that can be read, or is built to exhaust the
     verifier (objects nested too deeply, more cross-reference entries, revisions, signatures
@@ -103,8 +109,12 @@ def validate_pdf(
     try:
         check_structure(bounded, policy)
         reader = PdfFileReader(bounded, strict=False, decode_limits=decode_limits(policy))
-        if reader.encrypted and reader.decrypt(b"").status is AuthStatus.FAILED:
-            raise InvalidInputError("The PDF is encrypted with a password; send it decrypted.")
+        if reader.encrypted and reader.decrypt(password or "").status is AuthStatus.FAILED:
+            raise InvalidInputError(
+                "The PDF is encrypted and cannot be opened without its password."
+                if password is None
+                else "The password given does not open the PDF."
+            )
         signatures = list(reader.embedded_regular_signatures)
         timestamps = list(reader.embedded_timestamp_signatures)
         if len(signatures) + len(timestamps) > policy.max_signatures:

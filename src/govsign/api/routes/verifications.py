@@ -4,6 +4,7 @@ stored and read back by id."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
@@ -14,7 +15,7 @@ from starlette.datastructures import UploadFile
 from govsign.api.deps import Caller, get_services, get_settings, media_type, requester
 from govsign.api.documents import json_body, spool_body
 from govsign.api.representation import decode_base64
-from govsign.api.routes.parameters import problems
+from govsign.api.routes.parameters import PDF_PASSWORD, pdf_password, problems
 from govsign.api.schemas.verification import CMSVerificationRequest, VerificationReport
 from govsign.errors import InvalidInputError
 from govsign.services.authorization import Requester
@@ -56,7 +57,7 @@ VERIFICATION_ID = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="The
     },
     responses=problems(413, 415, 422),
 )
-async def verify(request: Request, principal: Caller) -> JSONResponse:
+async def verify(request: Request, principal: Caller, password: PDF_PASSWORD = None) -> JSONResponse:
     services = get_services(request)
     who = requester(request, principal)
     if media_type(request) == "application/json":
@@ -66,7 +67,9 @@ async def verify(request: Request, principal: Caller) -> JSONResponse:
     document = await spool_body(request, empty="The request body is empty; send the document to verify.")
     try:
         if media_type(request) == "application/pdf":
-            stored = await asyncio.to_thread(services.verifications.verify_pdf, document, who)
+            stored = await asyncio.to_thread(
+                functools.partial(services.verifications.verify_pdf, password=pdf_password(password)), document, who
+            )
         elif media_type(request) == "message/rfc822":
             stored = await asyncio.to_thread(services.verifications.verify_smime, document, who)
         else:
