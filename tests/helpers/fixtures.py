@@ -17,6 +17,7 @@ Tests that share it must compare counts before and after, never assume an empty 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import shutil
@@ -256,6 +257,20 @@ def hsm_settings(hsm_data_dir: Path, tmp_path: Path) -> Callable[..., Settings]:
 # -- initialised CAs --------------------------------------------------------------------------
 
 
+class RunningClock(FixedClock):
+    """The system clock, moved by ``advance`` (a FixedClock's interface, for the shared deployment)."""
+
+    def __init__(self) -> None:
+        super().__init__(SystemClock().now())
+        self._offset = dt.timedelta(0)
+
+    def now(self) -> dt.datetime:
+        return SystemClock().now() + self._offset
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self._offset += delta
+
+
 class _DeploymentPool:
     """Initialised deployments by database URL, opened once per session and closed at its end."""
 
@@ -267,7 +282,10 @@ class _DeploymentPool:
         deployment = self.deployments.get(database_url)
         if deployment is None:
             settings = build_settings(self.hsm_data_dir, database_url=database_url)
-            clock = FixedClock(SystemClock().now())
+            # the shared deployment's time runs: the apps the tests open over the same database
+            # run on the system clock, and what they store (OCSP responses, CRLs) must not lie in
+            # this deployment's future (verifications refuse revocation data from the future)
+            clock = RunningClock()
             services = Services.open(settings, initialize=True, clock=clock)
             hierarchy = services.hierarchy.initialize(TEST_HIERARCHY, actor="test:conftest")
             deployment = Deployment(settings=settings, services=services, hierarchy=hierarchy, clock=clock)

@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
         services = await asyncio.to_thread(Services.open, settings)
         try:
             await asyncio.to_thread(services.server_key)  # a bad GOVSIGN_API_SECRET_KEY_FILE stops start-up
+            await asyncio.to_thread(services.build_document_services)  # the API serves them: build them now
         except BaseException:
             await asyncio.to_thread(services.close)
             raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -12,7 +12,9 @@ from govsign.cli import output
 from govsign.cli.common import JsonOption, opened, operator
 from govsign.errors import InvalidInputError
 from govsign.services.documents import SpooledDocument
-from govsign.services.verifications import StoredReport, Verifications
+
+if TYPE_CHECKING:  # the verification cores are imported by the services when first used
+    from govsign.services.verifications import StoredReport, Verifications
 
 DocumentArgument = Annotated[
     Path,

@@ -10,10 +10,12 @@ cases they serve from the :class:`Services` they opened and close it when they s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import secrets
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from govsign.clock import Clock, SystemClock
 from govsign.config import Settings
@@ -36,13 +38,10 @@ from govsign.services.hierarchy import Hierarchy
 from govsign.services.hsm import HSMInventory
 from govsign.services.idempotency import IdempotentRequests
 from govsign.services.maintenance import Maintenance
-from govsign.services.signatures import Signatures
 from govsign.services.sole_control import SoleControl, SoleControlPolicy
-from govsign.services.stamp_images import StampImages
 from govsign.services.status import CRLService, OCSPService, TimeStampService
+from govsign.services.trust import TrustSettings
 from govsign.services.uow import UnitOfWork
-from govsign.services.verification_reports import VerificationReportDocuments
-from govsign.services.verifications import TrustSettings, Verifications
 from govsign.storage.engine import Database
 from govsign.storage.migrate import is_at_head, upgrade_to_head
 from govsign.tsa.authority import TSAPolicy
@@ -56,6 +55,13 @@ slots.removable = false
 """
 
 _EMBEDDED_CONF_IN_USE: str | None = None
+
+
+if TYPE_CHECKING:
+    from govsign.services.signatures import Signatures
+    from govsign.services.stamp_images import StampImages
+    from govsign.services.verification_reports import VerificationReportDocuments
+    from govsign.services.verifications import Verifications
 
 
 class Services:
@@ -152,20 +158,6 @@ class Services:
             audit=self.audit,
             policy=sole_control_policy,
         )
-        self.stamp_images = StampImages(uow=self.uow, clock=clock, authorization=self.authorization, audit=self.audit)
-        self.signatures = Signatures(
-            uow=self.uow,
-            keystore=keystore,
-            clock=clock,
-            authorization=self.authorization,
-            audit=self.audit,
-            sole_control=self.sole_control,
-            evidence=self.evidence,
-            timestamps=self.timestamps,
-            stamp_font=settings.stamp_font_file,
-            rsa_signature_algorithm=settings.rsa_signature_algorithm,
-            verification_base_url=settings.public_base_url,
-        )
         self.maintenance = Maintenance(
             uow=self.uow,
             clock=clock,
@@ -177,28 +169,73 @@ class Services:
         self.server_key = server_key
         self.hsm = HSMInventory(keystore=keystore)
         self.health = Health(database=database, keystore=keystore)
-        trust = TrustSettings.load(
+        self._settings = settings
+        # read at start-up, so that a bad trust file stops the service with its name
+        self._trust = TrustSettings.load(
             settings.trust_anchors_file,
             settings.intermediates_file,
             fetch_timeout=settings.verification_fetch_timeout_seconds,
             timeout=settings.verification_timeout_seconds,
         )
-        self.verifications = Verifications(
-            database=database,
-            clock=clock,
+
+    def build_document_services(self) -> None:
+        """Build the document use cases now (a server does at start-up; the CLI when first used)."""
+        for built in (self.stamp_images, self.signatures, self.verifications, self.verification_reports):
+            assert built is not None
+
+    # The document use cases are built on first use: their cores (pyHanko, the PDF and XML
+    # libraries) take about a second to import, which no CA command of the CLI needs.
+
+    @functools.cached_property
+    def stamp_images(self) -> StampImages:
+        from govsign.services.stamp_images import StampImages
+
+        return StampImages(uow=self.uow, clock=self.clock, authorization=self.authorization, audit=self.audit)
+
+    @functools.cached_property
+    def signatures(self) -> Signatures:
+        from govsign.services.signatures import Signatures
+
+        settings = self._settings
+        return Signatures(
+            uow=self.uow,
+            keystore=self.keystore,
+            clock=self.clock,
+            authorization=self.authorization,
+            audit=self.audit,
+            sole_control=self.sole_control,
+            evidence=self.evidence,
+            timestamps=self.timestamps,
+            stamp_font=settings.stamp_font_file,
+            rsa_signature_algorithm=settings.rsa_signature_algorithm,
+            verification_base_url=settings.public_base_url,
+        )
+
+    @functools.cached_property
+    def verifications(self) -> Verifications:
+        from govsign.services.verifications import Verifications
+
+        return Verifications(
+            database=self.database,
+            clock=self.clock,
             authorization=self.authorization,
             audit=self.audit,
             ocsp=self.ocsp,
             evidence=self.evidence,
-            trust=trust,
+            trust=self._trust,
         )
-        self.verification_reports = VerificationReportDocuments(
+
+    @functools.cached_property
+    def verification_reports(self) -> VerificationReportDocuments:
+        from govsign.services.verification_reports import VerificationReportDocuments
+
+        return VerificationReportDocuments(
             uow=self.uow,
-            clock=clock,
+            clock=self.clock,
             verifications=self.verifications,
             signatures=self.signatures,
-            seal_credential=settings.report_seal_credential,
-            font=settings.stamp_font_file,
+            seal_credential=self._settings.report_seal_credential,
+            font=self._settings.stamp_font_file,
         )
 
     @classmethod

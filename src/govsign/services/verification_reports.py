@@ -20,7 +20,6 @@ from govsign.services.signing_credentials import needs_activation
 from govsign.services.uow import UnitOfWork
 from govsign.services.verifications import Verifications
 from govsign.signing.stamp import find_font
-from govsign.validation.report_pdf import ReportFonts, ReportIssuer, render_report_pdf
 
 #: How the audit log names the service when it seals a report.
 SEAL_ACTOR = "service:report-seal"
@@ -74,6 +73,10 @@ class VerificationReportDocuments:
                 f"GOVSIGN_REPORT_SEAL_CREDENTIAL ({self._seal_credential}) is an official's certificate, which only "
                 "its holder may use; name an organization or device certificate."
             )
+        # imported when first needed: fpdf2 takes a quarter of a second to import, which every CLI
+        # command would pay otherwise
+        from govsign.validation.report_pdf import ReportFonts, ReportIssuer, render_report_pdf
+
         rendered = render_report_pdf(
             report,
             ReportFonts.beside(find_font(self._font)),

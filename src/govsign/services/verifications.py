@@ -15,7 +15,6 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -25,57 +24,22 @@ from cryptography.x509 import ocsp
 
 from govsign.access.policy import Permission
 from govsign.clock import Clock
-from govsign.errors import ConfigurationError, GovsignError, InvalidInputError, NotFoundError, UnavailableError
+from govsign.errors import GovsignError, InvalidInputError, NotFoundError, UnavailableError
 from govsign.pki.records import CARecord, CARole
 from govsign.services.audit_log import AuditLog
 from govsign.services.authorization import Authorization, Requester
 from govsign.services.documents import SpooledDocument
 from govsign.services.evidence import EvidenceService
 from govsign.services.status import OCSPService
+from govsign.services.trust import TrustSettings
 from govsign.storage.engine import Database
 from govsign.storage.verifications import VerificationRecord
 from govsign.validation.cms import content_digest, digest_algorithm, parse_signed_data, validate_cms
-from govsign.validation.evidence import load_certificates
 from govsign.validation.pdf import validate_pdf
 from govsign.validation.policy import ValidationPolicy
 from govsign.validation.report import SignatureReport, VerificationReport, conclude, report_json
 from govsign.validation.smime import split_smime
 from govsign.validation.timestamp import imprint_algorithm, imprint_of, parse_timestamp, validate_timestamp
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrustSettings:
-    """What verifications trust besides our own roots, read once at start-up."""
-
-    anchors: tuple[bytes, ...] = ()
-    """Extra trust anchors (DER)."""
-    intermediates: tuple[bytes, ...] = ()
-    """Extra CA certificates for path building (DER)."""
-    fetch_timeout_seconds: float = 5.0
-    """Bound on each revocation fetch."""
-    timeout_seconds: float = 30.0
-    """Bound on a whole verification."""
-
-    @classmethod
-    def load(
-        cls, anchors: Path | None, intermediates: Path | None, *, fetch_timeout: float, timeout: float
-    ) -> TrustSettings:
-        """Read the PEM bundles; ConfigurationError naming the setting when one cannot be read."""
-        return cls(
-            anchors=_bundle(anchors, "GOVSIGN_TRUST_ANCHORS_FILE"),
-            intermediates=_bundle(intermediates, "GOVSIGN_INTERMEDIATES_FILE"),
-            fetch_timeout_seconds=fetch_timeout,
-            timeout_seconds=timeout,
-        )
-
-
-def _bundle(path: Path | None, setting: str) -> tuple[bytes, ...]:
-    if path is None:
-        return ()
-    try:
-        return tuple(load_certificates(path.read_bytes()))
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(f"{setting} ({path}) is not a readable PEM bundle of certificates: {exc}") from None
 
 
 class OurCAs:

@@ -60,7 +60,6 @@ from govsign.validation.engine import (
     timed_out,
     unreadable,
 )
-from govsign.validation.etsi import etsi_report
 from govsign.validation.evidence import (
     Freshness,
     RevocationData,
@@ -234,7 +233,7 @@ async def _validate_all(
     bound = f"{policy.timeout_seconds:g}"
     messages = [message("document.time-bound-reached", seconds=bound)] if cut_short else []
     return PDFValidation(
-        signatures=reports, timestamps=document_timestamps, messages=messages, etsi_xml=etsi_report(validated)
+        signatures=reports, timestamps=document_timestamps, messages=messages, etsi_xml=_etsi_report(validated)
     )
 
 
@@ -734,3 +733,11 @@ class BoundedDiffPolicy(StandardDiffPolicy):
     def apply(self, *args: Any, **kwargs: Any) -> Any:
         self._deadline.check()
         return super().apply(*args, **kwargs)
+
+
+def _etsi_report(validated: Sequence[tuple[EmbeddedPdfSignature, Any, SignatureReport]]) -> str | None:
+    # imported when first needed: the XML bindings take a quarter of a second to import, which
+    # every CLI command would pay otherwise
+    from govsign.validation.etsi import etsi_report
+
+    return etsi_report(validated)
