@@ -60,7 +60,7 @@ from pyhanko.sign.validation.pdf_embedded import async_validate_pdf_signature, a
 from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
-from govsign.clock import FixedClock, SystemClock
+from govsign.clock import Clock, FixedClock, SystemClock
 from govsign.errors import InvalidInputError
 from govsign.keystore.api import KeyAlgorithm, KeyStore
 from govsign.pki.hierarchy import HierarchyResult
@@ -384,6 +384,12 @@ class Relying:
     """Our own records (the service's ``verifications.status``), for our core."""
     fetch: bool = False
     """Whether our core may fetch revocation data."""
+    clock: Clock | None = None
+    """The deployment's clock when it runs (the shared one): the validation time is then its
+    time when validating, not ``now`` (documents are signed after the relying party is made)."""
+
+    def at(self) -> dt.datetime:
+        return self.clock.now() if self.clock is not None else self.now
 
     def policy(self) -> ValidationPolicy:
         return ValidationPolicy(
@@ -401,7 +407,7 @@ class Relying:
             crls=list(self.crls),
             revocation_mode="require",
             allow_fetching=False,
-            moment=self.now,
+            moment=self.at(),
         )
 
 
@@ -439,6 +445,7 @@ def _relying(services: Services, hierarchy: HierarchyResult, certificates: list[
         roots=roots,
         intermediates=intermediates,
         now=services.clock.now(),
+        clock=services.clock,
         nss=_nss_db(nss, roots, intermediates, (issuing_crls[0], root_crls[0])),
         ocsps=tuple(status.ocsp_responses(parsed)),
         crls=(*issuing_crls, *root_crls),
@@ -547,7 +554,9 @@ def shared_documents(
     documents["changed-byte-in-signed-range"] = Document(bytes(changed), relying)
     # the trust of test_an_untrusted_root_gives_no_certificate_chain_found: another certificate as anchor
     other = (credentials[KeyAlgorithm.RSA2048].certificate_der,)
-    untrusted = Relying(roots=other, intermediates=(), now=relying.now, nss=_nss_db(work / "nss-untrusted", other))
+    untrusted = Relying(
+        roots=other, intermediates=(), now=relying.now, clock=relying.clock, nss=_nss_db(work / "nss-untrusted", other)
+    )
     documents["untrusted-root"] = Document(b_b, untrusted)
     documents["page-content-changed"] = Document(validation._append_page_content(documents["b-t-ec"].pdf), relying)
     # test_known_revocation_data_means_nothing_is_fetched: a B-T signature validated with fetching allowed
@@ -672,7 +681,7 @@ def _combine(outcomes: list[Verdict]) -> Verdict:
 def ours_verdict(document: Document) -> Seen:
     relying = document.relying
     try:
-        result = validate_pdf(BytesIO(document.pdf), relying.policy(), now=relying.now, status=relying.status)
+        result = validate_pdf(BytesIO(document.pdf), relying.policy(), now=relying.at(), status=relying.status)
     except InvalidInputError as exc:
         return Seen(UNREADABLE, str(exc))
     details = [
