@@ -24,6 +24,7 @@ from govsign.api.routes import (
     certificates,
     credentials,
     crls,
+    csc,
     health,
     pki,
     signatures,
@@ -73,6 +74,8 @@ def create_app(settings: Settings) -> FastAPI:
     routers = (health, pki, certificates, approvals, crls, audit, cas, agencies, signatures, credentials, verifications)
     for module in routers:
         app.include_router(module.router)
+    app.include_router(csc.router_v2)
+    app.include_router(csc.router_v1)
     install_openapi_extras(app)
     # Outermost: ordinary OCSP and time-stamp requests are answered before any other layer.
     app.add_middleware(

@@ -62,17 +62,18 @@ class Authentication:
             or not token_matches(self._server_key(), token, client.secret_hash)
         ):
             return None
-        return _principal(client)
+        return principal_of(client)
 
     def authenticate_certificate(self, fingerprint: str) -> Principal | None:
         with self._database.read_only() as ports:
             client = ports.access.client_by_certificate(normalise_fingerprint(fingerprint))
         if client is None or client.status != "active":
             return None
-        return _principal(client)
+        return principal_of(client)
 
 
-def _principal(client: APIClientRecord) -> Principal:
+def principal_of(client: APIClientRecord) -> Principal:
+    """The caller as the access policy sees it."""
     return Principal(client_id=client.id, client_name=client.name, role=Role(client.role), agency_id=client.agency_id)
 
 

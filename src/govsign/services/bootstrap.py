@@ -58,6 +58,7 @@ _EMBEDDED_CONF_IN_USE: str | None = None
 
 
 if TYPE_CHECKING:
+    from govsign.services.remote_signing import RemoteSigning
     from govsign.services.signatures import Signatures
     from govsign.services.stamp_images import StampImages
     from govsign.services.verification_reports import VerificationReportDocuments
@@ -180,7 +181,13 @@ class Services:
 
     def build_document_services(self) -> None:
         """Build the document use cases now (a server does at start-up; the CLI when first used)."""
-        for built in (self.stamp_images, self.signatures, self.verifications, self.verification_reports):
+        for built in (
+            self.stamp_images,
+            self.signatures,
+            self.remote_signing,
+            self.verifications,
+            self.verification_reports,
+        ):
             assert built is not None
 
     # The document use cases are built on first use: their cores (pyHanko, the PDF and XML
@@ -209,6 +216,20 @@ class Services:
             stamp_font=settings.stamp_font_file,
             rsa_signature_algorithm=settings.rsa_signature_algorithm,
             verification_base_url=settings.public_base_url,
+        )
+
+    @functools.cached_property
+    def remote_signing(self) -> RemoteSigning:
+        from govsign.services.remote_signing import RemoteSigning
+
+        return RemoteSigning(
+            uow=self.uow,
+            clock=self.clock,
+            authorization=self.authorization,
+            audit=self.audit,
+            sole_control=self.sole_control,
+            signatures=self.signatures,
+            timestamps=self.timestamps,
         )
 
     @functools.cached_property

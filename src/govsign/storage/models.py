@@ -289,6 +289,22 @@ class SignatureActivationRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    max_signatures: Mapped[int | None] = mapped_column(Integer)
+    """For an authorization not bound to hashes (a CSC SCAL 1 SAD of a seal or device
+    credential): how many signatures it allows; None when it names its hashes."""
+
+
+class RemoteAccessTokenRow(Base):
+    """A short-lived access token of the remote-signing (CSC) API, given to an API client by
+    ``auth/login`` or ``oauth2/token``. Only its SHA-256 is stored."""
+
+    __tablename__ = "remote_access_tokens"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class StampImageRow(Base):
