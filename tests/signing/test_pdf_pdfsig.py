@@ -1,6 +1,7 @@
 """poppler's pdfsig (on NSS) accepts our PAdES B-B and B-T signatures (and B-T with RSASSA-PSS),
-an official's signature followed by the agency's seal, and the Decree 30 chain person (B-T) ->
-seal (B-LT) -> copy (B-LT) made through the REST API, while `govsign serve` answers the OCSP
+an official's signature followed by the agency's seal, the Decree 30 chain person (B-T) ->
+seal (B-LT) -> copy (B-LT) made through the REST API, and PDFs signed by pyHanko's own CSC
+client (CSCSigner) through /csc/v1 with a seal and with an official's PIN and TOTP code, while `govsign serve` answers the OCSP
 URL in the signer's certificate (pdfsig checks it). Everything runs in child processes: the
 CLI, the service and the signing script use their own SoftHSM2 token store."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import socket
@@ -325,3 +327,50 @@ def test_pdfsig_says_valid_and_trusted_after_person_seal_copy_through_the_api(
         text = _pdfsig(work, path)
         assert text.count("Signature is Valid.") == count, text
         assert text.count("Certificate is Trusted.") == count, text
+
+
+def _totp(secret_base32: str, step: int) -> str:
+    seed = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
+    digest = hmac.new(seed, step.to_bytes(8, "big"), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return str((int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF) % 1_000_000).zfill(6)
+
+
+@pytest.mark.slow
+def test_pyhanko_csc_signer_signs_through_csc_v1_with_a_seal_and_an_official(
+    served: tuple[Path, dict[str, str]],
+) -> None:
+    """A signing app that knows only the CSC API (pyHanko's CSCSigner, unchanged) signs a PDF
+    with the agency's seal (SCAL 1) and with an official's key authorized by PIN and TOTP
+    (SCAL 2); pdfsig finds both valid and trusted."""
+    work, env = served
+    _cli_json(work, env, "agency", "add", "so-tp-csc", "--name", "Sở Tư pháp")
+    ra = str(_cli_json(work, env, "client", "add", "ra-csc", "--role", "ra-officer", "--agency", "so-tp-csc")["token"])
+    app = str(_cli_json(work, env, "client", "add", "mysign-csc", "--role", "signer", "--agency", "so-tp-csc")["token"])
+    agency = "O=Sở Tư pháp,C=VN"
+    seal = json.loads(_call(env, "POST", "/api/v1/certificates", ra, {
+        "profile": "organization", "subject": f"CN=Sở Tư pháp,{agency}", "key_algorithm": "rsa2048",
+        "agency_id": "so-tp-csc",
+    }))["serial"]  # fmt: skip
+    official = json.loads(_call(env, "POST", "/api/v1/certificates", ra, {
+        "profile": "individual", "subject": f"UID=CCCD:077190000123,CN=Lê Văn Ký,{agency}", "email": "ky@stp.gov.vn",
+        "key_algorithm": "rsa2048", "agency_id": "so-tp-csc",
+    }))["serial"]  # fmt: skip
+    _call(env, "PUT", f"/api/v1/credentials/{official}/factors/pin", ra, {"pin": "620418"})
+    secret = json.loads(_call(env, "POST", f"/api/v1/credentials/{official}/factors/totp", ra, {}))["secret"]
+    access = json.loads(_call(env, "POST", "/csc/v1/auth/login", app, {}))["access_token"]
+    unsigned = work / "csc-unsigned.pdf"
+    unsigned.write_bytes(decision_pdf())
+    client = Path(__file__).resolve().parents[1] / "helpers" / "csc_client.py"
+    for name, serial, factors in (
+        ("seal", seal, []),
+        ("official", official, ["--pin", "620418", "--otp", _totp(secret, int(time.time()) // 30)]),
+    ):
+        out = work / f"csc-{name}.pdf"
+        done = subprocess.run(
+            [sys.executable, str(client), env["TEST_BASE_URL"], access, serial, str(unsigned), str(out), *factors],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        text = _pdfsig(work, out)
+        assert "Signature is Valid." in text and "Certificate is Trusted." in text, name + "\n" + text
