@@ -11,20 +11,25 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import pytest
 from asn1crypto import algos, tsp
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import update
 
+from govsign.audit.events import AuditQuery
 from govsign.storage.models import SignatureActivationRow
+from helpers.pdf import blank_pdf, pdfsig, require_tool
 from helpers.world import AGENCY_A1, World, signature_events
 
 SHA256 = "2.16.840.1.101.3.4.2.1"
@@ -336,3 +341,127 @@ def test_timestamp_and_malformed_requests(world: World, api: TestClient) -> None
     assert_csc_error(garbage, 400)
     assert_csc_error(api.get("/csc/v2/info"), 405)
     assert_csc_error(api.post("/csc/v2/nothing-here", json={}), 404)
+
+
+def _cms_verifies(signature: bytes, content: bytes, chain_pem: bytes, tmp_path: Path) -> None:
+    (tmp_path / "sig.p7s").write_bytes(signature)
+    (tmp_path / "doc.bin").write_bytes(content)
+    (tmp_path / "chain.pem").write_bytes(chain_pem)
+    result = subprocess.run(
+        [require_tool("openssl"), "cms", "-verify", "-binary", "-inform", "DER", "-in", str(tmp_path / "sig.p7s"),
+         "-content", str(tmp_path / "doc.bin"), "-CAfile", str(tmp_path / "chain.pem"), "-purpose", "any",
+         "-out", "/dev/null"],
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0 and "Verification successful" in result.stderr, result.stdout + result.stderr
+
+
+def test_sign_doc_pades_at_every_level_and_cades_of_documents_and_digests(
+    world: World, api: TestClient, tmp_path: Path
+) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+
+    from helpers.pdf import chain_context
+
+    seal = enrol(api, world, "organization", "rsa2048")
+    token = csc_token(api, world)
+    chain_pem = api.get(f"/api/v1/certificates/{seal}/chain?format=pem", headers=world["ra-officer"].headers).content
+    context = chain_context(x509.load_pem_x509_certificates(chain_pem))
+    levels = ["Ades-B-B", "Ades-B-T", "Ades-B-LT", "Ades-B-LTA"]
+    pdfs = [blank_pdf(pages=n + 1) for n in range(len(levels))]
+    content, digests = (
+        b"Quyet dinh so 12",
+        [hashlib.sha256(b"to trinh 1").digest(), hashlib.sha256(b"to trinh 2").digest()],
+    )
+    sad = api.post(
+        "/csc/v2/credentials/authorize", headers=token, json={"credentialID": seal, "numSignatures": 7}
+    ).json()["SAD"]
+    body = {
+        "credentialID": seal,
+        "SAD": sad,
+        "documents": [
+            *({"document": _b64(pdf), "signature_format": "P", "conformance_level": level, "signAlgo": SHA256_RSA}
+              for pdf, level in zip(pdfs, levels, strict=True)),
+            {"document": _b64(content), "signature_format": "C", "conformance_level": "Ades-B-T", "signAlgo": RSA_PSS},
+        ],
+        "documentDigests": [{"hashes": [_b64(d) for d in digests], "hashAlgorithmOID": SHA256, "signature_format": "C", "signAlgo": RSA}],
+    }  # fmt: skip
+    signed = api.post("/csc/v2/signatures/signDoc", headers=token, json=body)
+    assert signed.status_code == 200, signed.text
+    answer = signed.json()
+    assert len(answer["DocumentWithSignature"]) == 4 and len(answer["SignatureObject"]) == 3
+    for level, value in zip(levels, answer["DocumentWithSignature"], strict=True):
+        reader = PdfFileReader(BytesIO(base64.b64decode(value)))
+        (embedded,) = reader.embedded_regular_signatures
+        status = validate_pdf_signature(embedded, context)
+        assert status.intact and status.valid, (level, status.pretty_print_details())
+        assert ("/DSS" in reader.root) == (level in ("Ades-B-LT", "Ades-B-LTA")), level
+        assert embedded.sig_object.get("/SubFilter") == "/ETSI.CAdES.detached", level
+    lta = PdfFileReader(BytesIO(base64.b64decode(answer["DocumentWithSignature"][3])))
+    assert len(lta.embedded_regular_signatures) == 1 and len(lta.embedded_timestamp_signatures) == 1
+    cades, *of_digests = (base64.b64decode(value) for value in answer["SignatureObject"])
+    _cms_verifies(cades, content, chain_pem, tmp_path)
+    for value, text in zip(of_digests, (b"to trinh 1", b"to trinh 2"), strict=True):
+        _cms_verifies(value, text, chain_pem, tmp_path)
+    said = pdfsig(
+        base64.b64decode(answer["DocumentWithSignature"][1]),
+        x509.load_pem_x509_certificates(chain_pem)[-1].public_bytes(serialization.Encoding.DER),
+        tmp_path,
+    )
+    assert "Signature is Valid." in said, said
+    assert "already been used" in assert_csc_error(
+        api.post("/csc/v2/signatures/signDoc", headers=token, json=body), 400
+    )
+    bad = {
+        **body,
+        "SAD": "x",
+        "documents": [{**body["documents"][0], "conformance_level": "Ades-Q"}],
+        "documentDigests": [],
+    }
+    assert "conformance_level" in assert_csc_error(api.post("/csc/v2/signatures/signDoc", headers=token, json=bad), 400)
+
+
+def test_sign_doc_with_an_official_signs_exactly_the_authorized_documents(world: World, api: TestClient) -> None:
+    serial, _ = official(api, world)
+    token = csc_token(api, world)
+    first, second, third = blank_pdf(), blank_pdf(pages=2), blank_pdf(pages=3)
+    hashes = [_b64(hashlib.sha256(pdf).digest()) for pdf in (first, second)]
+    auth = {"credentialID": serial, "numSignatures": 2, "hashes": hashes, "hashAlgorithmOID": SHA256,
+            "authData": [{"id": "PIN", "value": PIN}]}  # fmt: skip
+    document = {"signature_format": "P", "conformance_level": "Ades-B-T", "signAlgo": ECDSA_SHA256}
+    sad = api.post("/csc/v2/credentials/authorize", headers=token, json=auth).json()["SAD"]
+    other = {
+        "credentialID": serial,
+        "SAD": sad,
+        "documents": [{**document, "document": _b64(pdf)} for pdf in (first, third)],
+    }
+    assert "not exactly" in assert_csc_error(api.post("/csc/v2/signatures/signDoc", headers=token, json=other), 400)
+    body = {
+        "credentialID": serial,
+        "SAD": sad,
+        "documents": [{**document, "document": _b64(pdf)} for pdf in (second, first)],
+    }
+    signed = api.post("/csc/v2/signatures/signDoc", headers=token, json=body)
+    assert signed.status_code == 200, signed.text
+    assert [
+        base64.b64decode(value).startswith(pdf)
+        for value, pdf in zip(signed.json()["DocumentWithSignature"], (second, first), strict=True)
+    ] == [True, True]
+    assert "already been used" in assert_csc_error(
+        api.post("/csc/v2/signatures/signDoc", headers=token, json=body), 400
+    )
+    actions = [(e["action"], e["outcome"]) for e in audit_events(world, serial) if e["action"].startswith("signature.")]
+    assert actions == [
+        ("signature.activate", "success"),  # the SAD, for exactly the two documents
+        ("signature.create", "failure"),  # another document: refused, the SAD still unused
+        ("signature.activate.split", "success"),  # used up, one part per document
+        ("signature.create", "success"),
+        ("signature.create", "success"),
+        ("signature.create", "failure"),  # the replay
+    ], actions
+
+
+def audit_events(world: World, serial: str) -> list[dict[str, Any]]:
+    with world.services.database.read_only() as ports:
+        return list(ports.audit.search(AuditQuery(object_id=serial, limit=1000)))

@@ -137,8 +137,66 @@ class HashSigningRequest:
     """Algorithm of the hashes."""
     hashes: Sequence[bytes]
     """The hashes, 1 to 100."""
-    signature_scheme: Literal["rsa-pkcs1v15", "rsa-pss", "ecdsa"]
+    signature_scheme: Scheme
     """How to sign: RSA PKCS#1 v1.5 or RSASSA-PSS with an RSA key, ECDSA with an EC key."""
+
+
+Scheme = Literal["rsa-pkcs1v15", "rsa-pss", "ecdsa"]
+Level = Literal["B-B", "B-T", "B-LT", "B-LTA"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentToSign:
+    """One whole document of a signDoc request."""
+
+    content: bytes
+    """The document."""
+    signature_format: Literal["P", "C"]
+    """P: PAdES (the signed PDF is returned); C: a detached CAdES signature."""
+    level: Level
+    """The baseline level (CAdES up to B-LT)."""
+    signature_scheme: Scheme
+    """How to sign."""
+    certify: bool = False
+    """PAdES: a certification signature (envelope property Certification)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigestsToSign:
+    """Document digests of a signDoc request, each signed as a detached CAdES signature."""
+
+    hashes: Sequence[bytes]
+    """The documents' digests."""
+    hash_algorithm: str
+    """Their algorithm."""
+    level: Level
+    """The baseline level (up to B-LT)."""
+    signature_scheme: Scheme
+    """How to sign."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentSigningRequest:
+    """Documents and digests to sign under one SAD."""
+
+    credential_id: str
+    """The credential."""
+    sad: str
+    """The authorization."""
+    documents: Sequence[DocumentToSign] = ()
+    """Whole documents, in order."""
+    digests: Sequence[DigestsToSign] = ()
+    """Digest groups, in order."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedDocuments:
+    """What signDoc returns."""
+
+    documents_with_signature: list[bytes]
+    """The signed PDFs (PAdES), in the order of the documents."""
+    signature_objects: list[bytes]
+    """The detached CAdES signatures: of the CAdES documents, then of each digest."""
 
 
 def access_token_hash(token: str) -> str:
@@ -332,9 +390,7 @@ class RemoteSigning:
                 raise InvalidInputError(f"A signing request carries 1 to {MAX_BATCH} hashes.")
             with self._uow.reading() as work:
                 view = _found(work, request.credential_id)
-            if (scheme == "ecdsa") == view.record.key_algorithm.is_rsa:
-                key = "an RSA" if view.record.key_algorithm.is_rsa else "an EC"
-                raise InvalidInputError(f"Invalid parameter signAlgo: the credential has {key} key.")
+            _check_scheme(view, scheme)
         except GovsignError as exc:
             self._audit.record_refusal("signature.create", requester, request.credential_id, exc)
             raise
@@ -367,6 +423,98 @@ class RemoteSigning:
                 )
         except GovsignError as exc:
             self._audit.record_refusal("signature.create", requester, request.credential_id, exc)
+            raise
+
+    def sign_documents(self, requester: Requester, request: DocumentSigningRequest) -> SignedDocuments:
+        """PAdES and CAdES signatures of whole documents and of document digests under one SAD
+        (CSC ``signDoc``), through the same signing service as ``/api/v1``. An official's SAD
+        must cover the SHA-256 of each document and the digests of each digest group: it is used
+        up at once and each signing uses its own part of it; a seal's or device's SAD allows one
+        signature per document and per digest."""
+        from govsign.services.documents import SpooledDocument
+        from govsign.services.signatures import CMSSigningRequest, DigestSigningRequest, PDFSigningRequest
+
+        count = len(request.documents) + sum(len(group.hashes) for group in request.digests)
+        try:
+            if not 1 <= count <= MAX_BATCH:
+                raise InvalidInputError(f"A signDoc request signs 1 to {MAX_BATCH} documents and digests.")
+            with self._uow.reading() as work:
+                view = _found(work, request.credential_id)
+            schemes = [item.signature_scheme for item in request.documents]
+            for wanted in [*schemes, *(group.signature_scheme for group in request.digests)]:
+                _check_scheme(view, wanted)
+            if any(group.hash_algorithm != "sha256" for group in request.digests) and needs_activation(view):
+                raise InvalidInputError("An official's SAD covers SHA-256 hashes: give the digests in SHA-256.")
+        except GovsignError as exc:
+            self._audit.record_refusal("signature.create", requester, request.credential_id, exc)
+            raise
+        spooled = [SpooledDocument.of(item.content) for item in request.documents]
+        groups = [[document.digest("sha256")] for document in spooled] + [list(g.hashes) for g in request.digests]
+        tokens = self._use_authorization_for(requester, request.credential_id, request.sad, groups)
+        with_signature: list[bytes] = []
+        signature_objects: list[bytes] = []
+        for index, (item, document) in enumerate(zip(request.documents, spooled, strict=True)):
+            scheme = None if item.signature_scheme == "ecdsa" else item.signature_scheme
+            if item.signature_format == "P":
+                signed = self._signatures.sign_pdf(
+                    document,
+                    PDFSigningRequest(
+                        credential=request.credential_id,
+                        level=item.level,
+                        certify=item.certify,
+                        signature_algorithm=scheme,
+                    ),
+                    requester,
+                    tokens[index],
+                )
+                assert signed.data is not None  # a document given inline is small enough to sign in memory
+                with_signature.append(signed.data)
+            else:
+                if item.level == "B-LTA":
+                    raise InvalidInputError("CAdES signatures are made up to B-LT.")
+                cms = self._signatures.sign_cms(
+                    document,
+                    CMSSigningRequest(credential=request.credential_id, level=item.level, signature_algorithm=scheme),  # type: ignore[arg-type]
+                    requester,
+                    tokens[index],
+                )
+                signature_objects.append(cms.data)
+        for offset, group in enumerate(request.digests):
+            if group.level == "B-LTA":
+                raise InvalidInputError("CAdES signatures are made up to B-LT.")
+            signature_objects.extend(
+                self._signatures.sign_digests(
+                    DigestSigningRequest(
+                        credential=request.credential_id,
+                        digest_algorithm=group.hash_algorithm,
+                        digests=tuple(group.hashes),
+                        output="cms",
+                        level=group.level,  # type: ignore[arg-type]
+                        signature_algorithm=None if group.signature_scheme == "ecdsa" else group.signature_scheme,
+                    ),
+                    requester,
+                    tokens[len(request.documents) + offset],
+                )
+            )
+        return SignedDocuments(documents_with_signature=with_signature, signature_objects=signature_objects)
+
+    def _use_authorization_for(
+        self, requester: Requester, credential_id: str, sad: str, groups: Sequence[Sequence[bytes]]
+    ) -> list[str | None]:
+        """Use up the SAD for these hash groups: an official's is split into one activation per
+        group (returned); a seal's or device's is used up for as many signatures (None each)."""
+        flat = [value for group in groups for value in group]
+        try:
+            with self._uow.transaction(requester.context) as work:
+                view = _found(work, credential_id)
+                self._authorization.check(requester, Permission.SIGN, agency_id=view.record.agency_id)
+                check_may_sign(view)
+                if needs_activation(view):
+                    return list(self._sole_control.split(work.ports, view, requester, sad, "sha256", groups))
+                self._sole_control.consume(work.ports, view, requester, sad, lambda _algorithm: ("sha256", flat))
+                return [None] * len(groups)
+        except GovsignError as exc:
+            self._audit.record_refusal("signature.create", requester, credential_id, exc)
             raise
 
     # -- time-stamps ----------------------------------------------------------------------------
@@ -403,6 +551,13 @@ def _found(work: Work, credential_id: str) -> CertificateView:
         return work.ca.show(credential_id.strip())
     except InvalidInputError as exc:
         raise InvalidInputError(f"The credentialID is not valid: {exc.message}") from exc
+
+
+def _check_scheme(view: CertificateView, scheme: str) -> None:
+    """ECDSA goes with an EC key, PKCS#1 v1.5 and RSASSA-PSS with an RSA key."""
+    if (scheme == "ecdsa") == view.record.key_algorithm.is_rsa:
+        key = "an RSA" if view.record.key_algorithm.is_rsa else "an EC"
+        raise InvalidInputError(f"Invalid parameter signAlgo: the credential has {key} key.")
 
 
 def _uids(certificate_der: bytes) -> set[str]:

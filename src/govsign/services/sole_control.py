@@ -405,6 +405,46 @@ class SoleControl:
             raise ConflictError("The signature activation has already been used; each activation signs once.")
         return {"activation_sha256": token_hash}
 
+    def split(
+        self,
+        ports: SQLPorts,
+        view: CertificateView,
+        requester: Requester,
+        token: str | None,
+        hash_algorithm: str,
+        groups: Sequence[Sequence[bytes]],
+    ) -> list[str]:
+        """Use up one activation covering every hash of ``groups`` (as :meth:`consume` does,
+        in the caller's transaction) and grant one activation per group in its place, to the
+        same client for the same credential, each for exactly its group's hashes and for a
+        minute: a request that signs several documents under one SAD signs each with its own."""
+        flat = [value for group in groups for value in group]
+        used = self.consume(ports, view, requester, token, lambda _algorithm: (hash_algorithm, flat))
+        record = view.record
+        assert record.id is not None and requester.principal is not None
+        now = self._clock.now()
+        tokens: list[str] = []
+        for group in groups:
+            part, part_hash = new_activation_token()
+            ports.sole_control.add_activation(
+                SignatureActivationRecord(
+                    token_sha256=part_hash,
+                    certificate_id=record.id,
+                    client_id=requester.principal.client_id,
+                    hash_algorithm=hash_algorithm,
+                    hashes=tuple(bytes(value).hex() for value in group),
+                    created_at=now,
+                    expires_at=now + dt.timedelta(seconds=60),
+                    used_at=None,
+                )
+            )
+            tokens.append(part)
+        details = {**used, "parts": [activation_token_hash(part) for part in tokens], "count": len(flat)}
+        self._audit.trail(ports, requester.context).certificate_event(
+            "signature.activate.split", requester, record.serial_hex, details
+        )
+        return tokens
+
     def authorize_without_factors(
         self,
         serial: str,

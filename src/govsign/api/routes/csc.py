@@ -211,11 +211,19 @@ def _info(version: Literal["v1", "v2"], request: Request) -> dict[str, Any]:
         "lang": "vi-VN",
         "description": f"govsign remote signing: keys of officials and agencies in the HSM (version {__version__}).",
         "authType": ["basic", "oauth2client"] if version == "v2" else ["basic"],
-        "methods": [*methods, *(["oauth2/token"] if version == "v2" else [])],
+        "methods": [
+            *methods,
+            *(["oauth2/token", "signatures/signDoc"] if version == "v2" else ["credentials/sendOTP"]),
+        ],
     }
     if version == "v2":
         info["oauth2"] = f"{base}/csc/v2"
         info["signAlgorithms"] = {"algos": [*_RSA_ALGOS, *_EC_ALGOS]}
+        info["signature_formats"] = {
+            "formats": ["P", "C"],
+            "envelope_properties": [["Certification", "Revision"], ["Detached"]],
+        }
+        info["conformance_levels"] = ["Ades-B-B", "Ades-B-T", "Ades-B-LT", "Ades-B-LTA"]
     return info
 
 
@@ -693,3 +701,111 @@ async def timestamp_v1(body: TimestampRequest, request: Request, principal: CSCC
 )
 async def timestamp_v2(body: TimestampRequest, request: Request, principal: CSCCaller) -> JSONResponse:
     return await _timestamp(body, request, principal)
+
+
+# -- signDoc -------------------------------------------------------------------------------------
+
+_LEVELS = {
+    "ades-b-b": "B-B", "ades-b": "B-B", "ades-b-t": "B-T", "ades-t": "B-T",
+    "ades-b-lt": "B-LT", "ades-lt": "B-LT", "ades-b-lta": "B-LTA", "ades-lta": "B-LTA",
+}  # fmt: skip
+
+
+def _level(value: str) -> str:
+    level = _LEVELS.get(value.strip().lower())
+    if level is None:
+        raise InvalidInputError("Invalid parameter conformance_level: use Ades-B-B, Ades-B-T, Ades-B-LT or Ades-B-LTA.")
+    return level
+
+
+class DocumentIn(_Body):
+    document: str = Field(description="The document (base64): a PDF for PAdES, any content for CAdES.")
+    signature_format: Literal["P", "C"] = Field(description="P: PAdES (the signed PDF returned); C: CAdES detached.")
+    conformance_level: str = Field(
+        "Ades-B-B", max_length=20, description="Ades-B-B, Ades-B-T, Ades-B-LT or Ades-B-LTA."
+    )
+    signAlgo: str = Field(max_length=64, description="OID of the signature algorithm (see signHash).")
+    signAlgoParams: str | None = Field(None, max_length=400)
+    signed_envelope_property: str | None = Field(
+        None, max_length=20, description="P: Certification or Revision (the default); C: Detached (the only one)."
+    )
+
+
+class DigestsIn(_Body):
+    hashes: list[str] = Field(min_length=1, max_length=MULTISIGN, description="Document digests (base64).")
+    hashAlgorithmOID: str = Field(max_length=64)
+    signature_format: Literal["C"] = Field(description="C: a detached CAdES signature per digest.")
+    conformance_level: str = Field("Ades-B-B", max_length=20)
+    signAlgo: str = Field(max_length=64)
+    signAlgoParams: str | None = Field(None, max_length=400)
+    signed_envelope_property: str | None = Field(None, max_length=20, description="Detached (the only one).")
+
+
+class SignDocRequest(_Body):
+    credentialID: str = Field(max_length=64)
+    SAD: str = Field(max_length=200)
+    documents: list[DocumentIn] = Field(default_factory=list, max_length=MULTISIGN)
+    documentDigests: list[DigestsIn] = Field(default_factory=list, max_length=MULTISIGN)
+    operationMode: Literal["S"] = Field("S", description="Synchronous only.")
+
+
+class SignDocResponse(BaseModel):
+    DocumentWithSignature: list[str] = Field(
+        description="The signed PDFs (base64), in the order of the PAdES documents."
+    )
+    SignatureObject: list[str] = Field(
+        description="The detached CAdES signatures (base64): of the CAdES documents, then of each digest."
+    )
+
+
+@router_v2.post(
+    "/signatures/signDoc",
+    operation_id="cscv2SignDoc",
+    summary="CSC v2: PAdES and CAdES signatures of documents or document digests, B-B to B-LTA, under one SAD.",
+    response_model=SignDocResponse,
+)
+async def sign_doc_v2(body: SignDocRequest, request: Request, principal: CSCCaller) -> JSONResponse:
+    from govsign.services.remote_signing import DigestsToSign, DocumentSigningRequest, DocumentToSign
+
+    documents = []
+    for item in body.documents:
+        envelope = (item.signed_envelope_property or "").lower()
+        allowed = ("", "certification", "revision") if item.signature_format == "P" else ("", "detached")
+        if envelope not in allowed:
+            raise InvalidInputError("Invalid parameter signed_envelope_property for this signature_format.")
+        implied = SIGN_ALGORITHMS.get(item.signAlgo.strip(), ("", None))[1] or "sha256"
+        documents.append(
+            DocumentToSign(
+                content=_unb64(item.document, "document"),
+                signature_format=item.signature_format,
+                level=_level(item.conformance_level),  # type: ignore[arg-type]
+                signature_scheme=_signature_algorithm(item.signAlgo, item.signAlgoParams, implied),  # type: ignore[arg-type]
+                certify=envelope == "certification",
+            )
+        )
+    digests = []
+    for group in body.documentDigests:
+        if (group.signed_envelope_property or "detached").lower() != "detached":
+            raise InvalidInputError("Invalid parameter signed_envelope_property: digests are signed Detached.")
+        algorithm = _hash_algorithm(group.hashAlgorithmOID, "hashAlgorithmOID")
+        digests.append(
+            DigestsToSign(
+                hashes=[_unb64(value, "hashes") for value in group.hashes],
+                hash_algorithm=algorithm,
+                level=_level(group.conformance_level),  # type: ignore[arg-type]
+                signature_scheme=_signature_algorithm(group.signAlgo, group.signAlgoParams, algorithm),  # type: ignore[arg-type]
+            )
+        )
+    if not documents and not digests:
+        raise InvalidInputError("Missing parameter documents or documentDigests.")
+    signed = await asyncio.to_thread(
+        get_services(request).remote_signing.sign_documents,
+        requester(request, principal),
+        DocumentSigningRequest(credential_id=body.credentialID, sad=body.SAD, documents=documents, digests=digests),
+    )
+    return _json(
+        {
+            "DocumentWithSignature": [_b64(value) for value in signed.documents_with_signature],
+            "SignatureObject": [_b64(value) for value in signed.signature_objects],
+        }
+    )
