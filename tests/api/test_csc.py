@@ -465,3 +465,51 @@ def test_sign_doc_with_an_official_signs_exactly_the_authorized_documents(world:
 def audit_events(world: World, serial: str) -> list[dict[str, Any]]:
     with world.services.database.read_only() as ports:
         return list(ports.audit.search(AuditQuery(object_id=serial, limit=1000)))
+
+
+def test_extend_transaction_replaces_a_seals_sad_and_never_an_officials(world: World, api: TestClient) -> None:
+    seal = enrol(api, world, "organization")
+    token = csc_token(api, world)
+    sad = api.post(
+        "/csc/v2/credentials/authorize", headers=token, json={"credentialID": seal, "numSignatures": 1}
+    ).json()["SAD"]
+    extended = api.post("/csc/v1/credentials/extendTransaction", headers=token, json={"credentialID": seal, "SAD": sad})
+    assert extended.status_code == 200, extended.text
+    fresh = extended.json()["SAD"]
+    assert fresh != sad and 0 < extended.json()["expiresIn"] <= 300
+    digest = _b64(hashlib.sha256(b"gia han").digest())
+    sign = {"credentialID": seal, "hashes": [digest], "hashAlgorithmOID": SHA256, "signAlgo": ECDSA_SHA256}
+    assert "already been used" in assert_csc_error(
+        api.post("/csc/v2/signatures/signHash", headers=token, json={**sign, "SAD": sad}), 400
+    )
+    assert api.post("/csc/v2/signatures/signHash", headers=token, json={**sign, "SAD": fresh}).status_code == 200
+    again = api.post("/csc/v2/credentials/extendTransaction", headers=token, json={"credentialID": seal, "SAD": fresh})
+    assert "used or has expired" in assert_csc_error(again, 400)
+    foreign = csc_token(api, world, "signer2")
+    other = api.post(
+        "/csc/v2/credentials/authorize", headers=token, json={"credentialID": seal, "numSignatures": 1}
+    ).json()["SAD"]
+    assert "not one this client holds" in assert_csc_error(
+        api.post("/csc/v2/credentials/extendTransaction", headers=foreign, json={"credentialID": seal, "SAD": other}),
+        400,
+    )
+
+    serial, _ = official(api, world)
+    auth = {
+        "credentialID": serial,
+        "numSignatures": 1,
+        "hashes": [digest],
+        "hashAlgorithmOID": SHA256,
+        "authData": [{"id": "PIN", "value": PIN}],
+    }
+    sad = api.post("/csc/v2/credentials/authorize", headers=token, json=auth).json()["SAD"]
+    refused = api.post(
+        "/csc/v2/credentials/extendTransaction", headers=token, json={"credentialID": serial, "SAD": sad}
+    )
+    assert "authorizes the signing again" in assert_csc_error(refused, 400)
+    assert (
+        api.post(
+            "/csc/v2/signatures/signHash", headers=token, json={**sign, "credentialID": serial, "SAD": sad}
+        ).status_code
+        == 200
+    )

@@ -65,7 +65,7 @@ def test_every_route_but_the_public_ones_needs_authentication(direct_api: TestCl
     # The walk found the API: all 26 /api/v1 operations and the public protocol endpoints.
     assert sum(1 for _, p in protected if p.startswith("/api/v1/")) == 26, protected
     csc = [(m, p) for m, p in protected if p.startswith("/csc/")]
-    assert len(csc) == 16, csc  # v1: 8 operations besides info; v2: 8 besides info and oauth2/token
+    assert len(csc) == 18, csc  # v1: 9 operations besides info; v2: 9 besides info and oauth2/token
     assert len(protected) == 26 + len(csc), f"routes outside /api/v1 that are neither public nor docs: {protected}"
     assert len(public) >= 7, public
 

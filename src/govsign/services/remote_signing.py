@@ -378,6 +378,12 @@ class RemoteSigning:
         seconds = max(1, int((grant.expires_at - self._clock.now()).total_seconds()))
         return SignatureAuthorization(sad=grant.token, expires_in=seconds, count=grant.count)
 
+    def extend(self, requester: Requester, credential_id: str, sad: str) -> SignatureAuthorization:
+        """A fresh SAD for the same signatures (seals and devices; an official authorizes again)."""
+        grant = self._sole_control.extend(credential_id, requester, sad)
+        seconds = max(1, int((grant.expires_at - self._clock.now()).total_seconds()))
+        return SignatureAuthorization(sad=grant.token, expires_in=seconds, count=grant.count)
+
     def sign_hashes(self, requester: Requester, request: HashSigningRequest) -> list[bytes]:
         """The bare signatures (PKCS#1 v1.5, RSASSA-PSS or DER ECDSA) over the hashes, in order,
         when the SAD allows exactly them; each refusal is audited and signs nothing."""

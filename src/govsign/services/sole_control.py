@@ -17,7 +17,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from govsign.access.policy import Permission
@@ -444,6 +444,52 @@ class SoleControl:
             "signature.activate.split", requester, record.serial_hex, details
         )
         return tokens
+
+    def extend(self, serial: str, requester: Requester, token: str) -> ActivationGrant:
+        """A fresh SAD in place of an unused, unexpired one of a seal or device credential (CSC
+        ``extendTransaction``): the same client, credential and scope, the old one used up. An
+        official's activation is never extended: sole control asks the official again."""
+        try:
+            return self._extend(serial, requester, token)
+        except GovsignError as exc:
+            self._audit.record_refusal("signature.authorize", requester, serial, exc)
+            raise
+
+    def _extend(self, serial: str, requester: Requester, token: str) -> ActivationGrant:
+        principal = requester.principal
+        assert principal is not None
+        with self._uow.transaction(requester.context) as work:
+            view = work.ca.show(serial)
+            record = view.record
+            self._authorization.check(requester, Permission.SIGN, agency_id=record.agency_id)
+            check_may_sign(view)
+            if needs_activation(view):
+                raise PolicyViolationError(
+                    "An official's authorization is not extended: the official authorizes the signing again."
+                )
+            token_hash = activation_token_hash(token)
+            stored = work.ports.sole_control.activation_for_update(token_hash)
+            now = self._clock.now()
+            if stored is None or stored.certificate_id != record.id or stored.client_id != principal.client_id:
+                raise PolicyViolationError("The SAD is not one this client holds for this credential.")
+            if stored.used_at is not None or now >= stored.expires_at:
+                raise ConflictError("The SAD has been used or has expired; ask for a new one.")
+            work.ports.sole_control.consume_activation(token_hash, now)
+            fresh, fresh_hash = new_activation_token()
+            expires_at = now + dt.timedelta(seconds=self._policy.activation_ttl_seconds)
+            work.ports.sole_control.add_activation(
+                replace(stored, token_sha256=fresh_hash, created_at=now, expires_at=expires_at, used_at=None)
+            )
+            details = {"replaces_sha256": token_hash, "expires_at": expires_at.isoformat()}
+            work.audit.certificate_event("signature.authorize.extend", requester, record.serial_hex, details)
+        count = stored.max_signatures if stored.max_signatures is not None else len(stored.hashes)
+        return ActivationGrant(
+            token=fresh,
+            credential=record.serial_hex,
+            hash_algorithm=stored.hash_algorithm,
+            count=count,
+            expires_at=expires_at,
+        )
 
     def authorize_without_factors(
         self,

@@ -200,6 +200,7 @@ def _info(version: Literal["v1", "v2"], request: Request) -> dict[str, Any]:
         "credentials/list",
         "credentials/info",
         "credentials/authorize",
+        "credentials/extendTransaction",
         "signatures/signHash",
         "signatures/timestamp",
     ]
@@ -552,6 +553,40 @@ async def authorize_v2(body: AuthorizeRequestV2, request: Request, principal: CS
         factors.get("PIN"),
         factors.get("OTP"),
     )
+
+
+class ExtendRequest(_Body):
+    credentialID: str = Field(max_length=64)
+    SAD: str = Field(max_length=200, description="The SAD to replace (unused and unexpired).")
+    hash: list[str] | None = Field(None, max_length=MULTISIGN, description="v1: ignored (the scope is the SAD's).")
+    hashes: list[str] | None = Field(None, max_length=MULTISIGN, description="v2: ignored (the scope is the SAD's).")
+
+
+async def _extend(body: ExtendRequest, request: Request, principal: Principal) -> JSONResponse:
+    grant = await asyncio.to_thread(
+        get_services(request).remote_signing.extend, requester(request, principal), body.credentialID, body.SAD
+    )
+    return _json({"SAD": grant.sad, "expiresIn": grant.expires_in})
+
+
+@router_v1.post(
+    "/credentials/extendTransaction",
+    operation_id="cscv1ExtendTransaction",
+    summary="CSC v1: a fresh SAD in place of an unused one (seals and devices; an official authorizes again).",
+    response_model=AuthorizeResponse,
+)
+async def extend_v1(body: ExtendRequest, request: Request, principal: CSCCaller) -> JSONResponse:
+    return await _extend(body, request, principal)
+
+
+@router_v2.post(
+    "/credentials/extendTransaction",
+    operation_id="cscv2ExtendTransaction",
+    summary="CSC v2: a fresh SAD in place of an unused one (seals and devices; an official authorizes again).",
+    response_model=AuthorizeResponse,
+)
+async def extend_v2(body: ExtendRequest, request: Request, principal: CSCCaller) -> JSONResponse:
+    return await _extend(body, request, principal)
 
 
 @router_v1.post(
