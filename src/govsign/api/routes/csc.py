@@ -66,6 +66,87 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
+class CSCErrorBody(BaseModel):
+    """A CSC API error."""
+
+    error: str = Field(
+        description="invalid_request, invalid_token, access_denied, temporarily_unavailable, server_error."
+    )
+    error_description: str = Field(description="What is wrong, in one sentence.")
+
+
+CSC_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": CSCErrorBody, "description": meaning}
+    for status, meaning in (
+        (400, "The request is malformed, or refused (unknown credential, SAD not valid for it)."),
+        (401, "No valid access token (invalid_token)."),
+        (403, "The client may not use the credential, or the official's factors are wrong (access_denied)."),
+        (429, "The official's factors are locked after wrong attempts."),
+        (503, "The HSM or database cannot be reached now (temporarily_unavailable)."),
+    )
+}
+
+
+class InfoResponse(BaseModel):
+    specs: str = Field(description="The CSC API version implemented (2.0.0.2 or 1.0.4.0).")
+    name: str
+    logo: str
+    region: str
+    lang: str
+    description: str
+    authType: list[str] = Field(description="How clients authenticate: basic (auth/login), oauth2client.")
+    methods: list[str] = Field(description="The operations offered.")
+    oauth2: str | None = Field(None, description="v2: base URI of the OAuth 2.0 token endpoint.")
+    signAlgorithms: dict[str, Any] | None = Field(None, description="v2: the signature algorithm OIDs.")
+    signature_formats: dict[str, Any] | None = Field(None, description="v2: signDoc formats (P, C) and envelopes.")
+    conformance_levels: list[str] | None = Field(None, description="v2: signDoc levels, Ades-B-B to Ades-B-LTA.")
+
+
+class KeyInfo(BaseModel):
+    status: Literal["enabled", "disabled"]
+    algo: list[str] = Field(description="OIDs of the signature algorithms the key signs with.")
+    len: int = Field(description="Key length in bits.")
+    curve: str | None = Field(None, description="EC keys: the curve's OID.")
+
+
+class CertInfo(BaseModel):
+    status: str = Field(description="valid, revoked, suspended or expired.")
+    certificates: list[str] = Field(description="Base64 DER: the signer's certificate first, then its CAs.")
+    issuerDN: str | None = None
+    serialNumber: str | None = None
+    subjectDN: str | None = None
+    validFrom: str | None = Field(None, description="GeneralizedTime, UTC.")
+    validTo: str | None = Field(None, description="GeneralizedTime, UTC.")
+
+
+class CredentialInfoV1(BaseModel):
+    description: str
+    key: KeyInfo
+    cert: CertInfo
+    authMode: Literal["explicit"]
+    SCAL: Literal["1", "2"] = Field(description="2: an official's key (SAD bound to hashes, factors required).")
+    multisign: int = Field(description="The most signatures per authorization and per signHash.")
+    lang: str
+    PIN: dict[str, Any] | None = Field(None, description="The PIN: presence, format, label.")
+    OTP: dict[str, Any] | None = Field(None, description="The TOTP code: presence, type offline, format.")
+
+
+class CredentialInfoV2(BaseModel):
+    description: str
+    key: KeyInfo
+    cert: CertInfo
+    SCAL: Literal["1", "2"]
+    multisign: int
+    lang: str
+    auth: dict[str, Any] | None = Field(None, description="With authInfo: mode explicit, expression, objects.")
+
+
+class ListResponseV2(BaseModel):
+    credentialIDs: list[str]
+    onlyValid: bool
+    credentialInfos: list[dict[str, Any]] | None = Field(None, description="With credentialInfo: each one's info.")
+
+
 # -- common pieces -------------------------------------------------------------------------------
 
 
@@ -258,6 +339,7 @@ def _register_common(router: APIRouter, version: Literal["v1", "v2"]) -> None:
         "/info",
         operation_id=f"csc{version}Info",
         summary=f"CSC {version}: what this remote-signing service is and which operations it offers.",
+        response_model=InfoResponse,
     )
     async def info(request: Request) -> JSONResponse:
         return _json(_info(version, request))
@@ -265,6 +347,7 @@ def _register_common(router: APIRouter, version: Literal["v1", "v2"]) -> None:
     @router.post(
         "/auth/login",
         operation_id=f"csc{version}Login",
+        responses=CSC_ERRORS,
         summary=f"CSC {version}: exchange the API client's govsign token (or client certificate) for an access token.",
         response_model=LoginResponse,
     )
@@ -275,6 +358,7 @@ def _register_common(router: APIRouter, version: Literal["v1", "v2"]) -> None:
     @router.post(
         "/auth/revoke",
         operation_id=f"csc{version}Revoke",
+        responses=CSC_ERRORS,
         summary=f"CSC {version}: revoke an access token of the calling client.",
         status_code=204,
         response_class=Response,
@@ -291,6 +375,7 @@ _register_common(router_v1, "v1")
 @router_v2.post(
     "/oauth2/token",
     operation_id="cscv2Token",
+    responses=CSC_ERRORS,
     summary="CSC v2: OAuth 2.0 client_credentials grant: client_id and, as client_secret, the client's govsign token.",
     response_model=TokenResponse,
 )
@@ -345,6 +430,7 @@ async def _list(request: Request, principal: Principal, body: ListRequest) -> li
 @router_v1.post(
     "/credentials/list",
     operation_id="cscv1CredentialsList",
+    responses=CSC_ERRORS,
     summary="CSC v1: the credentials the client may sign with.",
     response_model=ListResponse,
 )
@@ -363,7 +449,9 @@ class ListRequestV2(ListRequest):
 @router_v2.post(
     "/credentials/list",
     operation_id="cscv2CredentialsList",
+    responses=CSC_ERRORS,
     summary="CSC v2: the credentials the client may sign with, optionally with their information.",
+    response_model=ListResponseV2,
 )
 async def list_v2(body: ListRequestV2, request: Request, principal: CSCCaller) -> JSONResponse:
     identifiers = await _list(request, principal, body)
@@ -446,7 +534,9 @@ def _info_v2(credential: RemoteCredential, which: str, cert_info: bool, auth_inf
 @router_v1.post(
     "/credentials/info",
     operation_id="cscv1CredentialsInfo",
+    responses=CSC_ERRORS,
     summary="CSC v1: a credential's key, certificates and how it is authorized.",
+    response_model=CredentialInfoV1,
 )
 async def info_v1(body: InfoRequest, request: Request, principal: CSCCaller) -> JSONResponse:
     credential = await _credential(request, principal, body.credentialID)
@@ -456,7 +546,9 @@ async def info_v1(body: InfoRequest, request: Request, principal: CSCCaller) -> 
 @router_v2.post(
     "/credentials/info",
     operation_id="cscv2CredentialsInfo",
+    responses=CSC_ERRORS,
     summary="CSC v2: a credential's key, certificates, SCAL and authorization objects.",
+    response_model=CredentialInfoV2,
 )
 async def info_v2(body: InfoRequest, request: Request, principal: CSCCaller) -> JSONResponse:
     credential = await _credential(request, principal, body.credentialID)
@@ -523,6 +615,7 @@ async def _authorize(
 @router_v1.post(
     "/credentials/authorize",
     operation_id="cscv1Authorize",
+    responses=CSC_ERRORS,
     summary="CSC v1: the SAD: an official's activation (PIN and/or OTP, bound to the hashes) or a seal's authorization.",
     response_model=AuthorizeResponse,
 )
@@ -535,6 +628,7 @@ async def authorize_v1(body: AuthorizeRequestV1, request: Request, principal: CS
 @router_v2.post(
     "/credentials/authorize",
     operation_id="cscv2Authorize",
+    responses=CSC_ERRORS,
     summary="CSC v2: the SAD: an official's activation (authData PIN and/or OTP, bound to the hashes) or a seal's.",
     response_model=AuthorizeResponse,
 )
@@ -572,6 +666,7 @@ async def _extend(body: ExtendRequest, request: Request, principal: Principal) -
 @router_v1.post(
     "/credentials/extendTransaction",
     operation_id="cscv1ExtendTransaction",
+    responses=CSC_ERRORS,
     summary="CSC v1: a fresh SAD in place of an unused one (seals and devices; an official authorizes again).",
     response_model=AuthorizeResponse,
 )
@@ -582,6 +677,7 @@ async def extend_v1(body: ExtendRequest, request: Request, principal: CSCCaller)
 @router_v2.post(
     "/credentials/extendTransaction",
     operation_id="cscv2ExtendTransaction",
+    responses=CSC_ERRORS,
     summary="CSC v2: a fresh SAD in place of an unused one (seals and devices; an official authorizes again).",
     response_model=AuthorizeResponse,
 )
@@ -592,7 +688,9 @@ async def extend_v2(body: ExtendRequest, request: Request, principal: CSCCaller)
 @router_v1.post(
     "/credentials/sendOTP",
     operation_id="cscv1SendOTP",
+    responses=CSC_ERRORS,
     summary="CSC v1: not offered: the officials' one-time codes come from their authenticator apps (TOTP).",
+    response_model=CSCErrorBody,
 )
 async def send_otp_v1(request: Request, principal: CSCCaller) -> JSONResponse:
     raise InvalidInputError("This service sends no OTP: the official reads the code from an authenticator app (TOTP).")
@@ -658,6 +756,7 @@ async def _sign_hash(
 @router_v1.post(
     "/signatures/signHash",
     operation_id="cscv1SignHash",
+    responses=CSC_ERRORS,
     summary="CSC v1: raw signatures over the hashes the SAD authorized.",
     response_model=SignHashResponse,
 )
@@ -670,6 +769,7 @@ async def sign_hash_v1(body: SignHashRequestV1, request: Request, principal: CSC
 @router_v2.post(
     "/signatures/signHash",
     operation_id="cscv2SignHash",
+    responses=CSC_ERRORS,
     summary="CSC v2: raw signatures over the hashes the SAD authorized.",
     response_model=SignHashResponse,
 )
@@ -721,6 +821,7 @@ async def _timestamp(body: TimestampRequest, request: Request, principal: Princi
 @router_v1.post(
     "/signatures/timestamp",
     operation_id="cscv1Timestamp",
+    responses=CSC_ERRORS,
     summary="CSC v1: an RFC 3161 time-stamp token over a hash from the service's TSA.",
     response_model=TimestampResponse,
 )
@@ -731,6 +832,7 @@ async def timestamp_v1(body: TimestampRequest, request: Request, principal: CSCC
 @router_v2.post(
     "/signatures/timestamp",
     operation_id="cscv2Timestamp",
+    responses=CSC_ERRORS,
     summary="CSC v2: an RFC 3161 time-stamp token over a hash from the service's TSA.",
     response_model=TimestampResponse,
 )
@@ -796,6 +898,7 @@ class SignDocResponse(BaseModel):
 @router_v2.post(
     "/signatures/signDoc",
     operation_id="cscv2SignDoc",
+    responses=CSC_ERRORS,
     summary="CSC v2: PAdES and CAdES signatures of documents or document digests, B-B to B-LTA, under one SAD.",
     response_model=SignDocResponse,
 )
