@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from govsign import __version__
-from govsign.api.background import run_maintenance
+from govsign.api.background import maintenance_jobs, run_jobs
 from govsign.api.middleware import configure_json_logging, install_middleware
 from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
@@ -31,6 +31,7 @@ from govsign.api.routes import (
 )
 from govsign.config import Settings, load_settings
 from govsign.services.bootstrap import Services
+from govsign.services.metrics import process_stopped
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -44,7 +45,11 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(services.close)
             raise
         app.state.services = services
-        tasks = asyncio.create_task(run_maintenance(services.maintenance)) if settings.background_tasks else None
+        tasks = (
+            asyncio.create_task(run_jobs(maintenance_jobs(services), services.leases))
+            if settings.background_tasks
+            else None
+        )
         try:
             yield
         finally:
@@ -53,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await tasks
             await asyncio.to_thread(services.close)
+            process_stopped()
 
     app = FastAPI(
         title="govsign",
