@@ -314,6 +314,15 @@ def test_two_nodes_behind_haproxy_survive_a_kill_9_of_one(deployment: ClusterDep
         )
         assert seal_response.status_code == 201, seal_response.text
         seal = seal_response.json()["serial"]
+        digest = base64.b64encode(bytes(32)).decode()
+        for node in cluster.nodes.values():  # one process generated the key; each signs with it
+            signed = httpx.post(
+                f"{node.url}/api/v1/signatures/digests",
+                headers=d.signer,
+                json={"credential": seal, "digest_algorithm": "sha256", "digests": [digest]},
+                timeout=30,
+            )
+            assert signed.status_code == 200, (node.name, signed.text)
         assert _wait_for(lambda: _lease_holder_node(d, cluster) is not None, LEASE_SECONDS * 2), "nobody took the lease"
 
         traffic = Traffic()

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from govsign.cli.serve import metrics_directory
 from govsign.clock import SystemClock
 from govsign.services.bootstrap import Services
 from helpers.cli import GOVSIGN, free_port
@@ -46,7 +47,7 @@ def served(fresh_database_url: str, hsm_data_dir: Path, tmp_path: Path) -> Itera
             GOVSIGN_BACKGROUND_LEASE_SECONDS="3",
             GOVSIGN_LOG_LEVEL="WARNING",
         )
-        metrics_dir = hsm_data_dir / "metrics" / f"127.0.0.1-{port}"
+        metrics_dir = metrics_directory(settings, "127.0.0.1", port)
         metrics_dir.mkdir(parents=True, exist_ok=True)
         (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # an earlier run's: emptied at start
         log = tmp_path / "serve.log"

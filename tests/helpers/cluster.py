@@ -4,7 +4,7 @@ HAProxy on 127.0.0.1 (the shape ``scripts/cluster`` starts by hand).
 The nodes share the suite's embedded data dir (``hsm_data_dir``: its softhsm2.conf, token
 directory, PIN and API server key), as nodes of a deployment share a network HSM and their
 secrets; each node is its own process with its own PKCS#11 login, and its own metrics directory
-(``metrics/<host>-<port>`` under the data dir).
+(``metrics/<machine>-<host>-<port>`` under the data dir).
 """
 
 from __future__ import annotations

@@ -108,7 +108,10 @@ async def _keep_leases(leases: Leases, names: Sequence[str], stop: asyncio.Event
     every = leases.ttl.total_seconds() / 3
     while not stop.is_set():
         for name in names:
-            await asyncio.to_thread(leases.hold, name)
+            try:
+                await asyncio.to_thread(leases.hold, name)
+            except Exception:
+                log.exception("renewing the lease %s failed", name)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
 

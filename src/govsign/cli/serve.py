@@ -5,7 +5,7 @@ The app is named by its import string, so the CLI does not import ``govsign.api`
 worker process builds its own app (and its own PKCS#11 login) from the environment.
 
 Before the workers start, ``PROMETHEUS_MULTIPROC_DIR`` is pointed at a directory of this server's
-own under the data dir (``metrics/<host>-<port>``, mode 0700, emptied first), so that the
+own under the data dir (``metrics/<machine>-<host>-<port>``, mode 0700, emptied first), so that the
 workers' metrics add up to one view at ``/metrics`` (prometheus_client's multiprocess mode).
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -55,10 +56,16 @@ def serve(
     )
 
 
+def metrics_directory(settings: Settings, host: str, port: int) -> Path:
+    """This server's multiprocess metrics directory under the data dir:
+    ``metrics/<machine>-<host>-<port>``, so servers sharing a data dir never share it."""
+    return settings.data_dir / "metrics" / f"{socket.gethostname()}-{host}-{port}".replace("/", "_")
+
+
 def prepare_metrics_directory(settings: Settings, host: str, port: int) -> Path:
     """Empty (or create) this server's multiprocess metrics directory and name it in the
     environment the workers inherit; the files of an earlier run would add old counts."""
-    directory = settings.data_dir / "metrics" / f"{host.replace('/', '_')}-{port}"
+    directory = metrics_directory(settings, host, port)
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, mode=0o700)
     directory.parent.chmod(0o700)
