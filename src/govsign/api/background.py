@@ -77,7 +77,8 @@ async def run_jobs(jobs: Sequence[BackgroundJob], leases: Leases, stop: asyncio.
     returns, so the services are never closed under a running HSM or database call."""
     stop = stop or asyncio.Event()
     names = sorted({job.lease for job in jobs if job.lease is not None})
-    keeper = asyncio.create_task(_keep_leases(leases, names, stop)) if names else None
+    finished = asyncio.Event()
+    keeper = asyncio.create_task(_keep_leases(leases, names, stop, finished)) if names else None
     last_run: dict[str, float] = {}
     try:
         while not stop.is_set():
@@ -93,27 +94,28 @@ async def run_jobs(jobs: Sequence[BackgroundJob], leases: Leases, stop: asyncio.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_SECONDS)
     finally:
+        # let a renewal under way finish (never cancel it: its thread would go on and could take
+        # the lease again after it was given back), then give the leases back
+        finished.set()
         if keeper is not None:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            await keeper
         for name in names:
             if leases.held(name):
-                await asyncio.shield(asyncio.to_thread(leases.release, name))
+                await asyncio.to_thread(leases.release, name)
 
 
-async def _keep_leases(leases: Leases, names: Sequence[str], stop: asyncio.Event) -> None:
+async def _keep_leases(leases: Leases, names: Sequence[str], stop: asyncio.Event, finished: asyncio.Event) -> None:
     """Take or renew each lease every third of its lifetime (a lapsed holder is replaced within
-    one lifetime plus one renewal)."""
+    one lifetime plus one renewal), until the loop stops."""
     every = leases.ttl.total_seconds() / 3
-    while not stop.is_set():
+    while not (stop.is_set() or finished.is_set()):
         for name in names:
             try:
                 await asyncio.to_thread(leases.hold, name)
             except Exception:
                 log.exception("renewing the lease %s failed", name)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
+            await asyncio.wait_for(finished.wait(), every)
 
 
 async def _run(job: BackgroundJob) -> None:
