@@ -166,15 +166,21 @@ def test_failed_authentications_are_audited_once_per_address_per_minute_with_a_c
 ) -> None:
     deployment = make_deployment()
     authentication, clock = deployment.services.authentication, deployment.clock
-    clock.advance(clock.now().replace(second=5, microsecond=0) + dt.timedelta(minutes=1) - clock.now())
-    for _ in range(25):  # a flood from one address...
-        authentication.record_failure("192.0.2.77", "someclient")
+    clock.advance(clock.now().replace(second=2, microsecond=0) + dt.timedelta(minutes=1) - clock.now())
+    limit = deployment.settings.auth_failure_limit
+    waits = [authentication.record_failure("192.0.2.77", "someclient") for _ in range(25)]  # a flood...
+    assert waits[:limit] == [0] * limit and all(waits[limit:]), waits
+    # past the limit the process counts in memory and adds to the database once a second
+    assert authentication.flush_failures() == 25 - limit - 1
+    assert authentication.flush_failures() == 0
     authentication.record_failure("192.0.2.77", None)
     for _ in range(3):  # ...and a few from another
         authentication.record_failure("192.0.2.78", None)
     assert authentication.audit_failures() == 0, "the minute is not over yet"
     clock.advance(dt.timedelta(seconds=60))
     authentication.record_failure("192.0.2.77", None)  # the next minute, audited after it
+    assert authentication.audit_failures() == 0, "a few seconds' grace for the last flushes"
+    clock.advance(dt.timedelta(seconds=4))
     assert authentication.audit_failures() == 2
     assert authentication.audit_failures() == 0, "each minute is audited once"
     events = deployment.services.audit.search(AuditQuery(action="authentication.failure"))

@@ -9,7 +9,8 @@ Jobs are of two kinds:
   an audit checkpoint when enough events were added; every 10 seconds the audit events of the
   failed authentications of the minutes that are over;
 * per-process jobs run in every worker (what only this process can do: carry its HSM operation
-  counts into the shared Prometheus metrics).
+  counts into the shared Prometheus metrics, and the failed authentications it counted in
+  memory during a flood into the database).
 
 The lease is renewed by a task of its own, so a long job does not let it lapse; a holder that
 dies is replaced once its lease expires. The database row locks stay as the second line: each
@@ -38,6 +39,7 @@ CRL_EVERY_SECONDS = 1.0
 OCSP_EVERY_SECONDS = 30.0
 AUTH_FAILURE_AUDIT_EVERY_SECONDS = 10.0
 METRICS_SYNC_EVERY_SECONDS = 1.0
+AUTH_FAILURE_FLUSH_EVERY_SECONDS = 1.0
 #: The lease of the deployment-wide maintenance jobs.
 MAINTENANCE_LEASE = "maintenance"
 
@@ -68,6 +70,12 @@ def maintenance_jobs(services: Services) -> list[BackgroundJob]:
             work=services.authentication.audit_failures,
         ),
         BackgroundJob(name="HSM metrics", every=METRICS_SYNC_EVERY_SECONDS, work=sync_hsm_counts, lease=None),
+        BackgroundJob(
+            name="failed-authentication counts",
+            every=AUTH_FAILURE_FLUSH_EVERY_SECONDS,
+            work=services.authentication.flush_failures,
+            lease=None,
+        ),
     ]
 
 

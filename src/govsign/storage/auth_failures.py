@@ -30,15 +30,15 @@ class SQLAuthFailureStore(Repository):
     """Count failed authentications; take the counts of minutes that are over."""
 
     @database_errors
-    def add(self, source: str, client_id: str, window_start: dt.datetime) -> tuple[int, int]:
-        """Count one failure; returns the failures of this minute from ``source`` naming
-        ``client_id`` and from ``source`` in all (this one included)."""
+    def add(self, source: str, client_id: str, window_start: dt.datetime, count: int = 1) -> tuple[int, int]:
+        """Count ``count`` failures; returns the failures of this minute from ``source`` naming
+        ``client_id`` and from ``source`` in all (these included)."""
         statement = upsertable_insert(self._session, AuthFailureRow).values(
-            source=source, client_id=client_id, window_start=window_start, failures=1
+            source=source, client_id=client_id, window_start=window_start, failures=count
         )
         statement = statement.on_conflict_do_update(
             index_elements=["source", "client_id", "window_start"],
-            set_={"failures": AuthFailureRow.failures + 1},
+            set_={"failures": AuthFailureRow.failures + count},
         ).returning(AuthFailureRow.failures)
         for_client = int(self._session.execute(statement).scalar_one())
         for_source = self._session.scalar(
