@@ -6,7 +6,8 @@
 #
 # On Debian/Ubuntu as root it installs the system packages govsign and its tests use (SoftHSM2,
 # OpenSC's pkcs11-tool, poppler's pdfsig, GnuTLS's certtool, NSS's certutil, qpdf, openssl, the DejaVu
-# font of the verification reports, Liberation Serif 2 for Vietnamese signature stamps) and,
+# font of the verification reports, Liberation Serif 2 for Vietnamese signature stamps, HAProxy for
+# the two-node test and scripts/cluster) and,
 # when no usable Python is present, python3 with venv support and a compiler. It then creates
 # .venv in the project root and installs the project with its [dev] extras into it, again only
 # when the venv is new or pyproject.toml changed since the last install (the sha256 of
@@ -41,7 +42,7 @@ _govsign_bootstrap() (
     fi
   fi
 
-  packages=(softhsm2 opensc poppler-utils gnutls-bin libnss3-tools qpdf openssl ca-certificates fonts-dejavu-core fonts-liberation2)
+  packages=(softhsm2 opensc poppler-utils gnutls-bin libnss3-tools qpdf openssl ca-certificates fonts-dejavu-core fonts-liberation2 haproxy)
   if [[ $need_python == true ]]; then
     packages+=(python3 python3-venv python3-dev gcc)
   fi

@@ -142,9 +142,13 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     """When set, GET /metrics requires 'Authorization: Bearer <token>'."""
     auth_failure_limit: int = Field(default=10, ge=1)
-    """Failed authentications per source address per minute before 429."""
+    """Failed authentications per minute from one address naming one client before further
+    failures get 429 (ten times as many from one address in all); valid credentials always pass."""
     background_tasks: bool = True
     """Run CRL publication, OCSP pre-production and responder rollover inside ``serve``."""
+    background_lease_seconds: float = Field(default=6.0, ge=1.0, le=300.0)
+    """Lifetime of the lease under which one process of the deployment runs the background jobs
+    (renewed every third of it; a dead holder is replaced after at most this long)."""
 
     @field_validator("dual_control")
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from govsign import __version__
-from govsign.api.background import run_maintenance
+from govsign.api.background import maintenance_jobs, run_jobs
 from govsign.api.middleware import configure_json_logging, install_middleware
 from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
@@ -32,6 +32,12 @@ from govsign.api.routes import (
 )
 from govsign.config import Settings, load_settings
 from govsign.services.bootstrap import Services
+from govsign.services.metrics import process_stopped
+
+log = logging.getLogger(__name__)
+
+#: How long shutdown waits for a background job's run to finish.
+JOBS_STOP_SECONDS = 30.0
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -45,15 +51,25 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(services.close)
             raise
         app.state.services = services
-        tasks = asyncio.create_task(run_maintenance(services.maintenance)) if settings.background_tasks else None
+        stop_jobs = asyncio.Event()
+        jobs = (
+            asyncio.create_task(run_jobs(maintenance_jobs(services), services.leases, stop_jobs))
+            if settings.background_tasks
+            else None
+        )
         try:
             yield
         finally:
-            if tasks is not None:
-                tasks.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await tasks
+            if jobs is not None:
+                # stop, not cancel: a job's HSM or database call finishes before the services
+                # close, and the leases are given back
+                stop_jobs.set()
+                try:
+                    await asyncio.wait_for(jobs, JOBS_STOP_SECONDS)
+                except TimeoutError:
+                    log.warning("the background jobs did not stop within %s s; stopping anyway", JOBS_STOP_SECONDS)
             await asyncio.to_thread(services.close)
+            process_stopped()
 
     app = FastAPI(
         title="govsign",

@@ -37,6 +37,7 @@ from govsign.services.health import Health
 from govsign.services.hierarchy import Hierarchy
 from govsign.services.hsm import HSMInventory
 from govsign.services.idempotency import IdempotentRequests
+from govsign.services.leases import Leases
 from govsign.services.maintenance import Maintenance
 from govsign.services.sole_control import SoleControl, SoleControlPolicy
 from govsign.services.status import CRLService, OCSPService, TimeStampService
@@ -88,7 +89,14 @@ class Services:
         self.authorization = Authorization(database=database)
         server_key = ServerKey(settings)
         self.authentication = Authentication(
-            database=database, server_key=server_key, failure_limit=settings.auth_failure_limit
+            database=database,
+            clock=clock,
+            audit=self.audit,
+            server_key=server_key,
+            failure_limit=settings.auth_failure_limit,
+        )
+        self.leases = Leases(
+            database=database, clock=clock, ttl=dt.timedelta(seconds=settings.background_lease_seconds)
         )
         self.directory = Directory(
             database=database, clock=clock, audit=self.audit, authorization=self.authorization, server_key=server_key

@@ -335,3 +335,27 @@ class VerificationRow(Base):
     etsi_xml: Mapped[str | None] = mapped_column(Text)
     report_pdf: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     """The report rendered as a PDF and sealed, made when first asked for."""
+
+
+class LeaseRow(Base):
+    """Who runs a deployment-wide background job: the holder renews the lease before it expires;
+    when it stops renewing (its process died), another process takes it over after expiry."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AuthFailureRow(Base):
+    """Failed authentications from one address naming one client (``""`` when the credentials
+    named none) in one minute: the shared limiter's counter and the source of the audit event."""
+
+    __tablename__ = "auth_failures"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from govsign import __version__
 from govsign.access.policy import Principal
-from govsign.api.deps import authenticated, get_services, requester
-from govsign.errors import InvalidInputError, UnauthenticatedError
+from govsign.api.deps import authenticated, get_services, requester, source_address
+from govsign.errors import InvalidInputError, RateLimitedError, UnauthenticatedError
 from govsign.services.remote_signing import (
     AuthorizationRequest,
     HashSigningRequest,
@@ -258,6 +258,10 @@ async def _csc_caller(request: Request) -> Principal:
     if scheme.lower() == "bearer" and token.strip():
         principal = await asyncio.to_thread(get_services(request).remote_signing.principal_for, token.strip())
     if principal is None:
+        # counted and audited with the other failed authentications (429 past the limit)
+        wait = await asyncio.to_thread(get_services(request).authentication.record_failure, source_address(request))
+        if wait:
+            raise RateLimitedError("Too many failed authentications from this address; try again later.", wait)
         raise UnauthenticatedError(
             "The access token is missing, expired or revoked; get one from auth/login or oauth2/token."
         )
@@ -399,6 +403,9 @@ async def oauth2_token(
         await asyncio.to_thread(services.authentication.authenticate_token, client_secret) if client_secret else None
     )
     if principal is None or client_id not in (principal.client_id, principal.client_name):
+        wait = await asyncio.to_thread(services.authentication.record_failure, source_address(request), client_id)
+        if wait:
+            raise RateLimitedError("Too many failed authentications from this address; try again later.", wait)
         raise UnauthenticatedError("The client_id and client_secret do not name an active API client.")
     grant = await asyncio.to_thread(services.remote_signing.login, requester(request, principal))
     return _json({"access_token": grant.token, "token_type": "Bearer", "expires_in": grant.expires_in})

@@ -7,12 +7,12 @@ import hmac
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from govsign.api.deps import get_services, get_settings
 from govsign.api.problems import problem
 from govsign.errors import GovsignError
-from govsign.services.metrics import REGISTRY
+from govsign.services.metrics import exposition
 
 router = APIRouter(tags=["operations"])
 
@@ -67,4 +67,4 @@ async def metrics(request: Request) -> Response:
             return problem(
                 401, "unauthenticated", "Authentication required", "Send the metrics token as a bearer token."
             )
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(await asyncio.to_thread(exposition), media_type=CONTENT_TYPE_LATEST)

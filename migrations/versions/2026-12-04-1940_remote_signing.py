@@ -1,7 +1,7 @@
 """remote signing (CSC API): access tokens, and authorizations not bound to hashes
 
 Revision ID: 5b8d2e7f1a93
-Revises: 9a3e6f1c2d84
+Revises: b7d2e4f6a813
 Create Date: 2026-12-04 19:20:00+00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from govsign.storage.base import UTCDateTime
 
 revision: str = "5b8d2e7f1a93"
-down_revision: str | None = "9a3e6f1c2d84"
+down_revision: str | None = "b7d2e4f6a813"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
