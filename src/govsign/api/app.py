@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from govsign import __version__
 from govsign.api.background import run_maintenance
+from govsign.api.hsm_watch import run_hsm_watch
 from govsign.api.middleware import configure_json_logging, install_middleware
 from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
@@ -44,14 +45,22 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(services.close)
             raise
         app.state.services = services
-        tasks = asyncio.create_task(run_maintenance(services.maintenance)) if settings.background_tasks else None
+        tasks = (
+            [
+                asyncio.create_task(run_maintenance(services.maintenance)),
+                asyncio.create_task(run_hsm_watch(services.outage)),
+            ]
+            if settings.background_tasks
+            else []
+        )
         try:
             yield
         finally:
-            if tasks is not None:
-                tasks.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await tasks
+                    await task
             await asyncio.to_thread(services.close)
 
     app = FastAPI(
