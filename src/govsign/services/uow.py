@@ -100,6 +100,12 @@ class UnitOfWork:
         )
         return Work(ports=ports, ca=ca, audit=trail)
 
+    def record_refusal(self, action: str, requester: Requester, object_id: str, error: GovsignError) -> None:
+        """Audit an operation refused outside :meth:`run` (as :meth:`run` does: not when the
+        database is the one unavailable)."""
+        if not isinstance(error, DatabaseUnavailableError):
+            self._audit.record_refusal(action, requester, object_id, error)
+
     def read(self, operation: Callable[[Work], T]) -> T:
         """Run a read in a read-only transaction (nothing it does is kept)."""
         with self.reading() as work:
