@@ -5,6 +5,9 @@ per process, and the session's shared token must not go away under other tests).
 reports what it saw as JSON: how soon ping said the token was gone, how many calls were refused
 and how many probes reached the module while it was down (at most one a second), and how soon
 the keystore was back after the directory was.
+
+A token that comes back with another PIN is tried once: probing it every second with a PIN it
+refuses would lock it.
 """
 
 from __future__ import annotations
@@ -112,3 +115,65 @@ def test_token_directory_away_and_back() -> None:
     # back within 5 s (a probe is due at most a second after the directory is back)
     assert report["recovered_seconds"] < 5.0, report
     assert report["signed_after"] and report["outages"] == 1, report
+
+
+PIN_CHILD = """
+import json, logging, os, subprocess, sys, time
+from pathlib import Path
+from govsign.config import Settings
+from govsign.errors import HSMUnavailableError
+from govsign.keystore.api import KeyAlgorithm
+from govsign.services.bootstrap import open_keystore
+
+data = Path(sys.argv[1])
+settings = Settings(
+    _env_file=None, data_dir=data, hsm_pin="outage-Pin-1357", public_base_url="http://127.0.0.1:1",
+    pkcs11_module=None, hsm_token_label="govsign", hsm_pin_file=None,
+)
+keystore = open_keystore(settings, create=True)
+
+
+class Refusals(logging.Handler):
+    count = 0
+
+    def emit(self, record):
+        if "rejected the PIN" in record.getMessage():
+            Refusals.count += 1
+
+
+logging.getLogger("govsign.keystore.pkcs11").addHandler(Refusals())
+keystore.ping()
+os.rename(data / "tokens", data / "tokens.away")
+(data / "tokens").mkdir(mode=0o700)
+subprocess.run(
+    ["softhsm2-util", "--init-token", "--free", "--label", "govsign", "--so-pin", "so-0000", "--pin", "other-Pin-0000"],
+    check=True, capture_output=True,
+)
+started = time.monotonic()
+while time.monotonic() - started < 2.5:
+    keystore.probe()
+    try:
+        keystore.ping()
+    except HSMUnavailableError:
+        pass
+    time.sleep(0.05)
+print(json.dumps({"available": keystore.available, "pin_refusals": Refusals.count}))
+"""
+
+
+def test_a_token_back_with_another_pin_is_tried_once_and_never_locked() -> None:
+    work = Path(tempfile.mkdtemp(prefix="govsign-token-pin-"))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", PIN_CHILD, str(work / "data")],
+            env=base_environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"available": False, "pin_refusals": 1}, (report, done.stderr[-2000:])

@@ -177,6 +177,8 @@ class PKCS11KeyStore:
         self._last_probe = 0.0
         #: how many times the keystore went down and came back, for the outage watch
         self._outages = 0
+        #: the token refused the PIN on a reconnection: no more logins are tried
+        self._pin_refused = False
 
     # -- session management -----------------------------------------------------------------
 
@@ -325,9 +327,16 @@ class PKCS11KeyStore:
         not do (SoftHSM2 goes on failing after its token directory is back until it is
         re-initialised); True when it worked (and the keystore is up again)."""
         self._last_probe = time.monotonic()
+        if self._pin_refused:
+            return False
         self._drop_session_locked()
         try:
             self._open_locked(attempts=_RECONNECT_ATTEMPTS)
+        except HSMLoginError as exc:
+            # never tried again: a probe a second with a PIN the token refuses would lock it
+            self._pin_refused = True
+            log.error("%s The HSM stays unavailable until the PIN is fixed and the service restarted.", exc.message)
+            return False
         except GovsignError as exc:
             log.debug("HSM probe failed: %s", exc.message)
             return False
