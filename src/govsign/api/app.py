@@ -45,22 +45,21 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(services.close)
             raise
         app.state.services = services
-        tasks = (
-            [
-                asyncio.create_task(run_maintenance(services.maintenance)),
-                asyncio.create_task(run_hsm_watch(services.outage)),
-            ]
-            if settings.background_tasks
-            else []
-        )
+        tasks = asyncio.create_task(run_maintenance(services.maintenance)) if settings.background_tasks else None
+        # one HSM watch per process (each has its own session): stopped, not cancelled, so its
+        # tick ends before the services close (a closed keystore is no outage to audit)
+        watch_stop = asyncio.Event()
+        watch = asyncio.create_task(run_hsm_watch(services.outage, watch_stop)) if settings.background_tasks else None
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
+            watch_stop.set()
+            if tasks is not None:
+                tasks.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await tasks
+            if watch is not None:
+                await watch
             await asyncio.to_thread(services.close)
 
     app = FastAPI(
