@@ -2,7 +2,8 @@
 (renamed) and given back, as a token that is pulled out or a network HSM that goes away.
 
 The service runs in a child process on a data dir and token store of its own (never the
-session's shared token). While the token is away, /readyz says so within a second, every
+session's shared token), with one worker and with two (each worker has its own HSM session
+and its own watch, and each must come back). While the token is away, /readyz says so within a second, every
 operation that needs the HSM is refused at once (503 problems; OCSP tryLater; TSA
 systemFailure), what needs only the database keeps working, nothing is half-written, and each
 refusal is audited. When the token is back, the service's own HSM watch notices it and
@@ -55,6 +56,7 @@ class Served:
     process: subprocess.Popen[bytes]
     tokens: dict[str, str]
     log: Path
+    workers: int
 
     @property
     def token_dir(self) -> Path:
@@ -86,8 +88,9 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
+def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+    workers = int(request.param)
     work = Path(tempfile.mkdtemp(prefix="govsign-hsm-outage-"))
     port = free_port()
     env = base_environment()
@@ -101,7 +104,7 @@ def served() -> Iterator[Served]:
     _run(["init", "--root-key", "ec-p256", "--issuing-key", "ec-p256", "--service-key", "ec-p256"], env, work)
     _run(["agency", "add", AGENCY, "--name", "Sở Tư pháp thử nghiệm"], env, work)
     tokens = {}
-    for role in ("ra-officer", "signer", "auditor"):
+    for role in ("admin", "ra-officer", "signer", "auditor"):
         created = json.loads(
             _run(["client", "add", f"outage-{role}", "--role", role, "--agency", AGENCY, "--json"], env, work)
         )
@@ -109,9 +112,13 @@ def served() -> Iterator[Served]:
     log = work / "serve.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [GOVSIGN, "serve", "--port", str(port)], env=env, cwd=work, stdout=sink, stderr=subprocess.STDOUT
+            [GOVSIGN, "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            cwd=work,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
-    service = Served(f"http://127.0.0.1:{port}", work / "data", process, tokens, log)
+    service = Served(f"http://127.0.0.1:{port}", work / "data", process, tokens, log, workers)
     try:
         _until(lambda: _status(service, "/readyz") == 200, 60, "serve did not become ready", service)
         yield service
@@ -151,6 +158,13 @@ def _until(condition: Callable[[], bool], seconds: float, message: str, service:
         assert time.monotonic() - started < seconds, message
         time.sleep(0.05)
     return time.monotonic() - started
+
+
+def _all_back(api: httpx.Client, served: Served, downs_before: int, ups_before: int) -> bool:
+    """Every worker whose watch saw the token go has seen it come back (and one at least has)."""
+    downs = len(_events(api, served, "hsm.unavailable")) - downs_before
+    ups = len(_events(api, served, "hsm.available")) - ups_before
+    return ups >= 1 and ups == downs
 
 
 def _timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
@@ -231,7 +245,15 @@ def test_token_taken_away_and_given_back(served: Served, api: httpx.Client) -> N
     rows_before = served.certificate_rows()
     events_before = {
         action: len(_events(api, served, action))
-        for action in ("certificate.issue", "signature.create", "tsa.timestamp", "ocsp.respond")
+        for action in (
+            "certificate.issue",
+            "signature.create",
+            "crl.publish",
+            "tsa.timestamp",
+            "ocsp.respond",
+            "hsm.unavailable",
+            "hsm.available",
+        )
     }
 
     # -- the token goes away --------------------------------------------------------------
@@ -245,6 +267,7 @@ def test_token_taken_away_and_given_back(served: Served, api: httpx.Client) -> N
         lambda: _enrol(api, served),
         lambda: _sign_pdf(api, served, seal, "B-B"),
         lambda: _sign_pdf(api, served, seal, "B-T"),
+        lambda: api.post("/api/v1/crls", headers=served.headers("admin")),
     ):
         response, elapsed = _timed(call)
         _problem_503(response)
@@ -277,9 +300,9 @@ def test_token_taken_away_and_given_back(served: Served, api: httpx.Client) -> N
     # -- the token comes back: the service's HSM watch notices, no request needed ----------
     back_at = served.give_token_back()
     took = _until(
-        lambda: len(_events(api, served, "hsm.available")) >= 1,
+        lambda: _all_back(api, served, events_before["hsm.unavailable"], events_before["hsm.available"]),
         RECOVERED_WITHIN_SECONDS,
-        "the HSM watch did not bring the token back within 5 s",
+        "the HSM watch of every worker did not bring the token back within 5 s",
     )
     assert took < RECOVERED_WITHIN_SECONDS
     assert api.get("/readyz").status_code == 200
@@ -304,12 +327,14 @@ def test_token_taken_away_and_given_back(served: Served, api: httpx.Client) -> N
 
     assert len(refusals("certificate.issue")) == 1, _events(api, served, "certificate.issue")
     assert len(refusals("signature.create")) >= 2, _events(api, served, "signature.create")  # B-B and B-T
+    assert [e["actor"] for e in refusals("crl.publish")] == ["client:outage-admin"], _events(api, served, "crl.publish")
     tsa_refused = refusals("tsa.timestamp")
     assert sum(e["details"]["refused"] for e in tsa_refused) >= 2, tsa_refused  # ours, and the B-T's
     assert sum(e["details"]["refused"] for e in refusals("ocsp.respond")) >= 1
-    (down,) = _events(api, served, "hsm.unavailable")
-    (up,) = _events(api, served, "hsm.available")
-    assert down["outcome"] == "failure" and up["id"] > down["id"], (down, up)
+    downs = _events(api, served, "hsm.unavailable")[events_before["hsm.unavailable"] :]
+    ups = _events(api, served, "hsm.available")[events_before["hsm.available"] :]
+    assert 1 <= len(downs) == len(ups) <= served.workers, (downs, ups)
+    assert all(d["outcome"] == "failure" for d in downs) and min(u["id"] for u in ups) > min(d["id"] for d in downs)
     assert served.process.poll() is None  # the same process throughout: no restart
 
 
@@ -319,13 +344,18 @@ def test_an_outage_with_no_traffic_is_noticed_and_ended_by_the_hsm_watch(served:
     seal = _enrol(api, served, "organization").json()["serial"]
     downs, ups = len(_events(api, served, "hsm.unavailable")), len(_events(api, served, "hsm.available"))
     served.take_token_away()
-    _until(lambda: len(_events(api, served, "hsm.unavailable")) > downs, 3.0, "the HSM watch did not see the token go")
+    _until(
+        lambda: len(_events(api, served, "hsm.unavailable")) == downs + served.workers,
+        3.0,
+        "the HSM watch of every worker did not see the token go",
+    )
     served.give_token_back()
     took = _until(
-        lambda: len(_events(api, served, "hsm.available")) > ups,
+        lambda: _all_back(api, served, downs, ups),
         RECOVERED_WITHIN_SECONDS,
-        "the HSM watch did not bring the token back within 5 s",
+        "the HSM watch of every worker did not bring the token back within 5 s",
     )
     assert took < RECOVERED_WITHIN_SECONDS
-    assert _sign_pdf(api, served, seal, "B-T").status_code == 200
-    assert api.get("/readyz").status_code == 200
+    for _ in range(4 * served.workers):  # whichever worker answers
+        assert _sign_pdf(api, served, seal, "B-T").status_code == 200
+        assert api.get("/readyz").status_code == 200
