@@ -201,6 +201,19 @@ def _sign_pdf(api: httpx.Client, served: Served, seal: str, level: str) -> httpx
     )
 
 
+def _sign_cms(api: httpx.Client, served: Served, seal: str, level: str) -> httpx.Response:
+    return api.post(
+        "/api/v1/signatures/cms",
+        headers={**served.headers("signer"), "Content-Type": "application/octet-stream"},
+        params={"credential": seal, "level": level},
+        content=b"a document",
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
 def _ocsp_request(api: httpx.Client, served: Served, serial: str, *, nonce: bool) -> bytes:
     chain = api.get(f"/api/v1/certificates/{serial}/chain?format=pem", headers=served.headers("ra-officer"))
     assert chain.status_code == 200, chain.text
@@ -267,6 +280,13 @@ def test_token_taken_away_and_given_back(served: Served, api: httpx.Client) -> N
         lambda: _enrol(api, served),
         lambda: _sign_pdf(api, served, seal, "B-B"),
         lambda: _sign_pdf(api, served, seal, "B-T"),
+        lambda: _sign_pdf(api, served, seal, "B-LT"),
+        lambda: _sign_cms(api, served, seal, "B-T"),
+        lambda: api.post(
+            "/api/v1/signatures/digests",
+            headers=served.headers("signer"),
+            json={"credential": seal, "digest_algorithm": "sha256", "digests": [_b64(bytes(32))], "output": "raw"},
+        ),
         lambda: api.post("/api/v1/crls", headers=served.headers("admin")),
     ):
         response, elapsed = _timed(call)
@@ -308,6 +328,7 @@ def test_token_taken_away_and_given_back(served: Served, api: httpx.Client) -> N
     assert api.get("/readyz").status_code == 200
     assert _enrol(api, served).status_code == 201
     assert _sign_pdf(api, served, seal, "B-T").status_code == 200
+    assert _sign_cms(api, served, seal, "B-T").status_code == 200
     assert _timestamp(api, nonce=2) == ("granted", set())
     assert _ocsp(api, _ocsp_request(api, served, seal, nonce=True)).certificate_status == ocsp.OCSPCertStatus.GOOD
     if revocation.status_code == 503:
@@ -326,7 +347,7 @@ def test_token_taken_away_and_given_back(served: Served, api: httpx.Client) -> N
         return [e for e in new if e["outcome"] == "failure" and e["details"].get("error") == "unavailable"]
 
     assert len(refusals("certificate.issue")) == 1, _events(api, served, "certificate.issue")
-    assert len(refusals("signature.create")) >= 2, _events(api, served, "signature.create")  # B-B and B-T
+    assert len(refusals("signature.create")) >= 5, _events(api, served, "signature.create")  # each one above
     assert [e["actor"] for e in refusals("crl.publish")] == ["client:outage-admin"], _events(api, served, "crl.publish")
     tsa_refused = refusals("tsa.timestamp")
     assert sum(e["details"]["refused"] for e in tsa_refused) >= 2, tsa_refused  # ours, and the B-T's
