@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from govsign import __version__
 from govsign.api.background import maintenance_jobs, run_jobs
+from govsign.api.hsm_watch import run_hsm_watch
 from govsign.api.middleware import configure_json_logging, install_middleware
 from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
@@ -57,9 +58,14 @@ def create_app(settings: Settings) -> FastAPI:
             if settings.background_tasks
             else None
         )
+        # one HSM watch per process (each has its own session), never under the deployment's
+        # lease: stopped, not cancelled, so its tick ends before the services close
+        watch_stop = asyncio.Event()
+        watch = asyncio.create_task(run_hsm_watch(services.outage, watch_stop)) if settings.background_tasks else None
         try:
             yield
         finally:
+            watch_stop.set()
             if jobs is not None:
                 # stop, not cancel: a job's HSM or database call finishes before the services
                 # close, and the leases are given back
@@ -68,6 +74,8 @@ def create_app(settings: Settings) -> FastAPI:
                     await asyncio.wait_for(jobs, JOBS_STOP_SECONDS)
                 except TimeoutError:
                     log.warning("the background jobs did not stop within %s s; stopping anyway", JOBS_STOP_SECONDS)
+            if watch is not None:
+                await watch
             await asyncio.to_thread(services.close)
             process_stopped()
 

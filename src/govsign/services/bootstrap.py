@@ -39,6 +39,7 @@ from govsign.services.hsm import HSMInventory
 from govsign.services.idempotency import IdempotentRequests
 from govsign.services.leases import Leases
 from govsign.services.maintenance import Maintenance
+from govsign.services.outage import HSMOutage
 from govsign.services.sole_control import SoleControl, SoleControlPolicy
 from govsign.services.status import CRLService, OCSPService, TimeStampService
 from govsign.services.trust import TrustSettings
@@ -107,9 +108,14 @@ class Services:
             refresh_before=dt.timedelta(minutes=settings.ocsp_refresh_before_minutes),
             max_cert_ids=settings.ocsp_max_cert_ids,
         )
-        self.ocsp = OCSPService(database=database, keystore=keystore, clock=clock, policy=ocsp_policy)
+        self.outage = HSMOutage(database=database, keystore=keystore, audit=self.audit, clock=clock)
+        self.ocsp = OCSPService(
+            database=database, keystore=keystore, clock=clock, policy=ocsp_policy, refusals=self.outage.refused
+        )
         tsa_policy = TSAPolicy(policy_oid=settings.tsa_policy_oid, accuracy_seconds=settings.tsa_accuracy_seconds)
-        self.timestamps = TimeStampService(database=database, keystore=keystore, clock=clock, policy=tsa_policy)
+        self.timestamps = TimeStampService(
+            database=database, keystore=keystore, clock=clock, policy=tsa_policy, refusals=self.outage.refused
+        )
         crl_policy = CRLPolicy(
             validity=dt.timedelta(hours=settings.crl_validity_hours),
             refresh_before=dt.timedelta(hours=settings.crl_refresh_before_hours),

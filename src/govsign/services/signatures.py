@@ -30,7 +30,7 @@ from cryptography import x509
 
 from govsign.access.policy import Permission
 from govsign.clock import Clock
-from govsign.errors import ErrorKind, GovsignError, InvalidInputError, PolicyViolationError
+from govsign.errors import DatabaseUnavailableError, GovsignError, InvalidInputError, PolicyViolationError
 from govsign.keystore.api import KeyStore, SignatureScheme
 from govsign.pki.authority import CertificateView
 from govsign.pki.issuer import serial_to_hex
@@ -276,7 +276,7 @@ class Signatures:
             result, details = make(checked.credential, checked.view.record.serial_hex)
             self._record(checked.view, requester, {**checked.details, **details})
         except GovsignError as exc:
-            if exc.kind is not ErrorKind.UNAVAILABLE:
+            if not isinstance(exc, DatabaseUnavailableError):  # an unavailable HSM is audited too
                 self._audit.record_refusal("signature.create", requester, serial, exc)
             raise
         return result

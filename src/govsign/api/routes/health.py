@@ -27,7 +27,7 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     operation_id="getReadiness",
-    summary="Readiness: the database answers and the HSM session works.",
+    summary="Readiness: the database answers and the HSM token is there (checked, not cached).",
     responses={
         503: {"description": "The database or the HSM is not available.", "content": {"application/problem+json": {}}}
     },
