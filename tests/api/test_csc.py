@@ -513,3 +513,51 @@ def test_extend_transaction_replaces_a_seals_sad_and_never_an_officials(world: W
         ).status_code
         == 200
     )
+
+
+def test_sign_doc_draws_decree30_stamps_with_the_signing_apis_parameters(world: World, api: TestClient) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from signing.decree30_pages import NAME, decision_pdf
+
+    seal = enrol(api, world, "organization")
+    token = csc_token(api, world)
+    sad = api.post(
+        "/csc/v2/credentials/authorize", headers=token, json={"credentialID": seal, "numSignatures": 2}
+    ).json()["SAD"]
+    copy = {"document": _b64(decision_pdf()), "signature_format": "P", "signAlgo": ECDSA_SHA256, "stamp": "copy",
+            "copy_form": "SAO Y", "copy_agency": "Văn phòng Bộ Tư pháp", "field_name": "BanSao"}  # fmt: skip
+    cades_with_stamp = {"document": _b64(b"x"), "signature_format": "C", "signAlgo": ECDSA_SHA256, "stamp": "copy"}
+    refused = api.post(
+        "/csc/v2/signatures/signDoc",
+        headers=token,
+        json={"credentialID": seal, "SAD": sad, "documents": [copy, cades_with_stamp]},
+    )
+    assert "PDF" in assert_csc_error(refused, 400)
+    signed = api.post(
+        "/csc/v2/signatures/signDoc", headers=token, json={"credentialID": seal, "SAD": sad, "documents": [copy]}
+    )
+    assert signed.status_code == 200, signed.text
+    reader = PdfFileReader(BytesIO(base64.b64decode(signed.json()["DocumentWithSignature"][0])))
+    (embedded,) = reader.embedded_signatures
+    assert embedded.field_name == "BanSao"
+    stamp_text = embedded.sig_field["/AP"]["/N"]
+    assert stamp_text is not None  # a visible widget: the copy stamp
+    assert [float(v) for v in embedded.sig_field["/Rect"]][3] > 780  # top right of page 1
+
+    # the person stamp needs an official's credential and the page's text: problems name them
+    sad = api.post(
+        "/csc/v2/credentials/authorize", headers=token, json={"credentialID": seal, "numSignatures": 1}
+    ).json()["SAD"]
+    person = {
+        **copy,
+        "stamp": "person",
+        "title_text": "PHÓ CHỦ TỊCH",
+        "name_text": NAME,
+        "copy_form": None,
+        "copy_agency": None,
+    }
+    wrong = api.post(
+        "/csc/v2/signatures/signDoc", headers=token, json={"credentialID": seal, "SAD": sad, "documents": [person]}
+    )
+    assert "individual" in assert_csc_error(wrong, 400)

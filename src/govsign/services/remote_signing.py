@@ -16,9 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
 
@@ -159,6 +159,11 @@ class DocumentToSign:
     """How to sign."""
     certify: bool = False
     """PAdES: a certification signature (envelope property Certification)."""
+    appearance: Mapping[str, Any] = field(default_factory=dict)
+    """PAdES: the visible stamp and field parameters of
+    :class:`~govsign.services.signatures.PDFSigningRequest` (stamp, title_text, name_text,
+    stamp_page, stamp_box, document_number, copy_form, copy_agency, seal_diameter_mm,
+    field_name, reason, location, verification_line)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -465,6 +470,7 @@ class RemoteSigning:
                 signed = self._signatures.sign_pdf(
                     document,
                     PDFSigningRequest(
+                        **item.appearance,
                         credential=request.credential_id,
                         level=item.level,
                         certify=item.certify,

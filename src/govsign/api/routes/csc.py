@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from govsign import __version__
 from govsign.access.policy import Principal
 from govsign.api.deps import authenticated, get_services, requester, source_address
+from govsign.api.schemas.resources import PDFAppearance
 from govsign.errors import InvalidInputError, RateLimitedError, UnauthenticatedError
 from govsign.services.remote_signing import (
     AuthorizationRequest,
@@ -862,7 +863,14 @@ def _level(value: str) -> str:
     return level
 
 
-class DocumentIn(_Body):
+class DocumentIn(PDFAppearance):
+    """A document to sign; a PDF also takes the visible-stamp and field parameters of
+    ``/api/v1/signatures/pdf`` under the same names (stamp, title_text, name_text, stamp_page,
+    stamp_box, document_number, copy_form, copy_agency, seal_diameter_mm, field_name, reason,
+    location, verification_line)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
     document: str = Field(description="The document (base64): a PDF for PAdES, any content for CAdES.")
     signature_format: Literal["P", "C"] = Field(description="P: PAdES (the signed PDF returned); C: CAdES detached.")
     conformance_level: str = Field(
@@ -919,13 +927,20 @@ async def sign_doc_v2(body: SignDocRequest, request: Request, principal: CSCCall
         if envelope not in allowed:
             raise InvalidInputError("Invalid parameter signed_envelope_property for this signature_format.")
         implied = SIGN_ALGORITHMS.get(item.signAlgo.strip(), ("", None))[1] or "sha256"
+        appearance = item.model_dump(include=set(PDFAppearance.model_fields))
+        if item.signature_format == "C" and any(
+            value not in (None, False) for name, value in appearance.items() if name != "verification_line"
+        ):
+            raise InvalidInputError("The stamp and field parameters apply to PDF (signature_format P) documents only.")
+        box = appearance.pop("stamp_box")
         documents.append(
             DocumentToSign(
                 content=_unb64(item.document, "document"),
                 signature_format=item.signature_format,
                 level=_level(item.conformance_level),  # type: ignore[arg-type]
                 signature_scheme=_signature_algorithm(item.signAlgo, item.signAlgoParams, implied),  # type: ignore[arg-type]
-                certify=envelope == "certification",
+                certify=envelope == "certification" or bool(appearance.pop("certify")),
+                appearance={**appearance, "stamp_box": tuple(float(v) for v in box.split(",")) if box else None},
             )
         )
     digests = []
