@@ -75,6 +75,21 @@ def assert_csc_error(response: Response, status: int, error: str = "invalid_requ
     return str(body["error_description"])
 
 
+def pkeyutl_verifies(public_key: Any, digest: bytes, signature: bytes, tmp_path: Path, *options: str) -> None:
+    """``openssl pkeyutl -verify`` accepts ``signature`` over the ``digest`` (the independent check)."""
+    (tmp_path / "pub.pem").write_bytes(
+        public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    (tmp_path / "digest.bin").write_bytes(digest)
+    (tmp_path / "sig.bin").write_bytes(signature)
+    done = subprocess.run(
+        [require_tool("openssl"), "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"),
+         "-in", str(tmp_path / "digest.bin"), "-sigfile", str(tmp_path / "sig.bin"), *options],
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0 and "Signature Verified Successfully" in done.stdout, done.stdout + done.stderr
+
+
 def enrol(api: TestClient, world: World, profile: str, key: str = "ec-p256", uid: str | None = None) -> str:
     tag = secrets.token_hex(3)
     subject = (
@@ -174,7 +189,9 @@ def test_credentials_list_by_user_and_info_with_chain_scal_and_factors(world: Wo
     assert "credentialID" in assert_csc_error(api.post("/csc/v2/credentials/info", headers=token, json={}), 400)
 
 
-def test_an_official_signs_exactly_the_authorized_hashes_with_pin_and_otp(world: World, api: TestClient) -> None:
+def test_an_official_signs_exactly_the_authorized_hashes_with_pin_and_otp(
+    world: World, api: TestClient, tmp_path: Path
+) -> None:
     serial, secret = official(api, world, with_totp=True)
     assert secret is not None
     token = csc_token(api, world)
@@ -232,6 +249,7 @@ def test_an_official_signs_exactly_the_authorized_hashes_with_pin_and_otp(world:
 
     for digest, value in zip(digests, signed.json()["signatures"], strict=True):
         public_key.verify(base64.b64decode(value), digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        pkeyutl_verifies(public_key, digest, base64.b64decode(value), tmp_path)
     replay = api.post("/csc/v2/signatures/signHash", headers=token, json={**sign, "hashes": [_b64(d) for d in digests]})
     assert "already been used" in assert_csc_error(replay, 400)
 
@@ -240,7 +258,9 @@ def test_an_official_signs_exactly_the_authorized_hashes_with_pin_and_otp(world:
     assert events[3]["details"]["digests"] == [d.hex() for d in digests]
 
 
-def test_a_seal_is_authorized_without_factors_and_signs_with_pss_and_pkcs1(world: World, api: TestClient) -> None:
+def test_a_seal_is_authorized_without_factors_and_signs_with_pss_and_pkcs1(
+    world: World, api: TestClient, tmp_path: Path
+) -> None:
     seal = enrol(api, world, "organization", "rsa2048")
     token = csc_token(api, world)
     public_key = certificate(api, token, seal).public_key()
@@ -255,10 +275,11 @@ def test_a_seal_is_authorized_without_factors_and_signs_with_pss_and_pkcs1(world
             "salt_length": 32,
         }
     ).dump()
-    for sign_algo, params, scheme in (
-        (RSA_PSS, _b64(pss_params), padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)),
-        (RSA, None, padding.PKCS1v15()),
-    ):
+    for sign_algo, params, scheme, openssl_options in (
+        (RSA_PSS, _b64(pss_params), padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+         ("-pkeyopt", "digest:sha256", "-pkeyopt", "rsa_padding_mode:pss", "-pkeyopt", "rsa_pss_saltlen:32")),
+        (RSA, None, padding.PKCS1v15(), ("-pkeyopt", "digest:sha256")),
+    ):  # fmt: skip
         # v1 field names, as pyHanko's CSCSigner and MySign-style apps send them
         sad = api.post("/csc/v1/credentials/authorize", headers=token, json={"credentialID": seal, "numSignatures": 2})
         assert sad.status_code == 200, sad.text
@@ -275,6 +296,7 @@ def test_a_seal_is_authorized_without_factors_and_signs_with_pss_and_pkcs1(world
         assert signed.status_code == 200, signed.text
         for digest, value in zip(digests, signed.json()["signatures"], strict=True):
             public_key.verify(base64.b64decode(value), digest, scheme, Prehashed(hashes.SHA256()))
+            pkeyutl_verifies(public_key, digest, base64.b64decode(value), tmp_path, *openssl_options)
         assert "already been used" in assert_csc_error(
             api.post("/csc/v1/signatures/signHash", headers=token, json=body), 400
         )
@@ -507,12 +529,18 @@ def test_extend_transaction_replaces_a_seals_sad_and_never_an_officials(world: W
         "/csc/v2/credentials/extendTransaction", headers=token, json={"credentialID": serial, "SAD": sad}
     )
     assert "authorizes the signing again" in assert_csc_error(refused, 400)
-    assert (
-        api.post(
-            "/csc/v2/signatures/signHash", headers=token, json={**sign, "credentialID": serial, "SAD": sad}
-        ).status_code
-        == 200
-    )
+    stale = api.post("/csc/v2/credentials/authorize", headers=token, json=auth).json()["SAD"]
+    with world.services.database.unit_of_work() as ports:
+        ports.session.execute(
+            update(SignatureActivationRow)
+            .where(SignatureActivationRow.token_sha256 == hashlib.sha256(stale.encode()).hexdigest())
+            .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+        )
+    late = {**sign, "credentialID": serial, "SAD": stale}
+    assert "expired" in assert_csc_error(api.post("/csc/v2/signatures/signHash", headers=token, json=late), 400)
+    signed = api.post("/csc/v2/signatures/signHash", headers=token, json={**sign, "credentialID": serial, "SAD": sad})
+    assert signed.status_code == 200, signed.text
+    assert [event["outcome"] for event in signature_events(world, serial)] == ["failure", "success"]
 
 
 def test_sign_doc_draws_decree30_stamps_with_the_signing_apis_parameters(world: World, api: TestClient) -> None:
