@@ -307,6 +307,23 @@ class RemoteAccessTokenRow(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
+class SignatureReferenceRow(Base):
+    """The reference printed on a stamp's verification line (Decree 30), and what it resolves to:
+    the signature as govsign made it. 128 random bits: not enumerable."""
+
+    __tablename__ = "signature_references"
+
+    reference: Mapped[str] = mapped_column(String(40), primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    """The document as it was sent to be signed."""
+    signed_sha256: Mapped[str] = mapped_column(String(64))
+    """The signed document as it was returned."""
+    level: Mapped[str] = mapped_column(String(8))
+    stamp: Mapped[str] = mapped_column(String(16))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class StampImageRow(Base):
     """The image a credential's visible signatures show (Decree 30: the agency's seal, or the
     official's handwritten signature), a transparent PNG."""
