@@ -1,4 +1,4 @@
-"""signature references: what a stamp's verification reference resolves to
+"""signature references (what a stamp's verification reference resolves to) and rate counters
 
 Revision ID: 3e9c1a7d5b20
 Revises: 5b8d2e7f1a93
@@ -36,8 +36,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("reference", name=op.f("pk_signature_references")),
     )
     op.create_index(op.f("ix_signature_references_certificate_id"), "signature_references", ["certificate_id"])
+    op.create_table(
+        "rate_counters",
+        sa.Column("key", sa.String(length=100), nullable=False),
+        sa.Column("window_start", UTCDateTime(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("key", "window_start", name=op.f("pk_rate_counters")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("rate_counters")
     op.drop_index(op.f("ix_signature_references_certificate_id"), table_name="signature_references")
     op.drop_table("signature_references")

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     """Largest JSON API request body accepted."""
     max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest document (PDF, content, e-mail) accepted by the signing endpoints; streamed to disk."""
+    public_max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    """Largest upload the public verification page (/verify, /v/) accepts; streamed to disk."""
+    public_verify_per_minute: int = Field(default=30, ge=1)
+    """Verifications one address may ask of the public page in a minute (then 429)."""
     rsa_signature_algorithm: Literal["rsa-pss", "rsa-pkcs1v15"] = "rsa-pkcs1v15"
     """How RSA keys sign PDF, CMS and digest signatures when a request names no
     ``signature_algorithm``: RSASSA-PSS (as Circular 15/2025 Appendix I names it) or PKCS#1 v1.5,

@@ -1,5 +1,5 @@
-"""Only /pki/*, /healthz, /readyz, /metrics and the CSC API's info and oauth2/token answer without
-credentials: every other route of the app (found by walking app.routes, not the OpenAPI
+"""Only /pki/*, /healthz, /readyz, /metrics, the public verification page (/, /verify, /v/) and
+the CSC API's info and oauth2/token answer without credentials: every other route of the app (found by walking app.routes, not the OpenAPI
 document) answers 401 with a problem document (a CSC error object under /csc/) and a
 WWW-Authenticate challenge."""
 
@@ -13,8 +13,10 @@ from fastapi.testclient import TestClient
 
 from helpers.world import assert_problem
 
-PUBLIC_PREFIXES = ("/pki/",)
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/csc/v1/info", "/csc/v2/info", "/csc/v2/oauth2/token"})
+PUBLIC_PREFIXES = ("/pki/", "/verify", "/v/")
+PUBLIC_PATHS = frozenset(
+    {"/", "/healthz", "/readyz", "/metrics", "/csc/v1/info", "/csc/v2/info", "/csc/v2/oauth2/token"}
+)
 #: FastAPI's generated documentation routes.
 DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
@@ -26,6 +28,7 @@ SAMPLE_VALUES = {
     "name": "issuing-1",
     "encoded": "MAA",
     "verification_id": "feedface" * 4,
+    "reference": "GS-" + "A" * 26,
 }
 
 

@@ -28,6 +28,7 @@ from govsign.api.routes import (
     csc,
     health,
     pki,
+    public,
     signatures,
     verifications,
 )
@@ -93,13 +94,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     install_middleware(
-        app, max_request_bytes=settings.max_request_bytes, max_document_bytes=settings.max_document_bytes
+        app,
+        max_request_bytes=settings.max_request_bytes,
+        max_document_bytes=settings.max_document_bytes,
+        public_upload_bytes=settings.public_max_upload_bytes,
     )
     routers = (health, pki, certificates, approvals, crls, audit, cas, agencies, signatures, credentials, verifications)
     for module in routers:
         app.include_router(module.router)
     app.include_router(csc.router_v2)
     app.include_router(csc.router_v1)
+    app.include_router(public.router)
     install_openapi_extras(app)
     # Outermost: ordinary OCSP and time-stamp requests are answered before any other layer.
     app.add_middleware(

@@ -60,6 +60,7 @@ _EMBEDDED_CONF_IN_USE: str | None = None
 
 
 if TYPE_CHECKING:
+    from govsign.services.public_verification import PublicVerification
     from govsign.services.remote_signing import RemoteSigning
     from govsign.services.signatures import Signatures
     from govsign.services.stamp_images import StampImages
@@ -201,6 +202,7 @@ class Services:
             self.remote_signing,
             self.verifications,
             self.verification_reports,
+            self.public_verification,
         ):
             assert built is not None
 
@@ -244,6 +246,18 @@ class Services:
             sole_control=self.sole_control,
             signatures=self.signatures,
             timestamps=self.timestamps,
+        )
+
+    @functools.cached_property
+    def public_verification(self) -> PublicVerification:
+        from govsign.services.public_verification import PublicPolicy, PublicVerification
+
+        return PublicVerification(
+            uow=self.uow,
+            clock=self.clock,
+            audit=self.audit,
+            verifications=self.verifications,
+            policy=PublicPolicy(verifications_per_minute=self._settings.public_verify_per_minute),
         )
 
     @functools.cached_property

@@ -324,6 +324,17 @@ class SignatureReferenceRow(Base):
     signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
+class RateCounterRow(Base):
+    """Requests counted per key (e.g. an address of the public page) and minute, shared by every
+    worker process and node."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class StampImageRow(Base):
     """The image a credential's visible signatures show (Decree 30: the agency's seal, or the
     official's handwritten signature), a transparent PNG."""

@@ -14,6 +14,7 @@ from govsign.storage.crls import SQLCRLStore
 from govsign.storage.idempotency import SQLIdempotencyStore
 from govsign.storage.leases import SQLLeaseStore
 from govsign.storage.ocsp import SQLOCSPStore
+from govsign.storage.rate_counters import SQLRateCounterStore
 from govsign.storage.references import SQLReferenceStore
 from govsign.storage.sole_control import SQLSoleControlStore
 from govsign.storage.stamp_images import SQLStampImageStore
@@ -41,3 +42,4 @@ class SQLPorts:
         self.leases = SQLLeaseStore(session)
         self.auth_failures = SQLAuthFailureStore(session)
         self.references = SQLReferenceStore(session)
+        self.rate_counters = SQLRateCounterStore(session)
