@@ -185,7 +185,17 @@ def vn_date(value: str | None, lang: Lang = "vi") -> str:
     return f"ngày {here:%d} tháng {here:%m} năm {here:%Y}" if lang == "vi" else f"{here:%d %B %Y}"
 
 
+def common_name(subject: str | None) -> str:
+    """The common name of a subject as the report writes it (``Common Name: X, Organization: ...``)."""
+    text = str(subject or "")
+    for prefix in ("Common Name: ", "CN="):
+        if prefix in text:
+            return text.split(prefix, 1)[1].split(", ")[0].split(",")[0]
+    return text
+
+
 _TEMPLATES.filters["vn_time"] = vn_time
+_TEMPLATES.filters["common_name"] = common_name
 _TEMPLATES.filters["vn_date"] = vn_date
 
 
