@@ -257,6 +257,7 @@ class Services:
             clock=self.clock,
             audit=self.audit,
             verifications=self.verifications,
+            reports=self.verification_reports,
             policy=PublicPolicy(verifications_per_minute=self._settings.public_verify_per_minute),
         )
 

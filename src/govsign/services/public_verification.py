@@ -27,6 +27,7 @@ from govsign.services.uow import UnitOfWork
 
 if TYPE_CHECKING:
     from govsign.services.documents import SpooledDocument
+    from govsign.services.verification_reports import VerificationReportDocuments
     from govsign.services.verifications import StoredReport, Verifications
 
 #: References as the stamps print them: GS- and 26 base32 characters (128 bits).
@@ -76,9 +77,17 @@ class PublicVerification:
     """Verification for anyone, by upload or by a stamp's reference."""
 
     def __init__(
-        self, *, uow: UnitOfWork, clock: Clock, audit: AuditLog, verifications: Verifications, policy: PublicPolicy
+        self,
+        *,
+        uow: UnitOfWork,
+        clock: Clock,
+        audit: AuditLog,
+        verifications: Verifications,
+        reports: VerificationReportDocuments,
+        policy: PublicPolicy,
     ) -> None:
         self._uow = uow
+        self._reports = reports
         self._clock = clock
         self._audit = audit
         self._verifications = verifications
@@ -112,6 +121,15 @@ class PublicVerification:
         if kind == "cms" and signature is not None:
             return self._verifications.verify_cms(signature, who, document=document)
         raise InvalidInputError("Upload a PDF, an e-mail (.eml), or a .p7s signature with its document.")
+
+    def sealed_report(self, verification_id: str, address: str) -> bytes:
+        """The sealed PDF of a report made by the public page (reports of API clients are theirs:
+        NotFoundError, as for an unknown id)."""
+        with self._uow.reading() as work:
+            stored = work.ports.verifications.get(verification_id)
+        if stored is None or stored.client_id is not None:
+            raise NotFoundError("No such report.")
+        return self._reports.pdf(verification_id, visitor(address))
 
     def referenced(self, reference: str) -> ReferencedSignature:
         """The signature a stamp's reference names (NotFoundError for any other string)."""

@@ -23,7 +23,7 @@ from starlette.formparsers import MultiPartException
 from govsign.api.deps import get_services, get_settings, source_address
 from govsign.errors import GovsignError, NotFoundError
 from govsign.services.documents import SpooledDocument
-from govsign.services.public_verification import ReferencedSignature, visitor
+from govsign.services.public_verification import ReferencedSignature
 from govsign.validation.wording import (
     CONCLUSIONS,
     COVERAGES,
@@ -434,7 +434,7 @@ async def report_pdf(request: Request, verification_id: str) -> Response:
         if len(verification_id) != 32 or not all(c in "0123456789abcdef" for c in verification_id):
             raise NotFoundError("No such report.")
         pdf = await asyncio.to_thread(
-            services.verification_reports.pdf, verification_id, visitor(source_address(request))
+            services.public_verification.sealed_report, verification_id, source_address(request)
         )
     except GovsignError as exc:
         return _error_page(request, exc)
