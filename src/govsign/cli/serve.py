@@ -36,9 +36,14 @@ def serve(
     services = Services.open(settings)
     try:
         services.server_key()
+        with services.database.read_only() as ports:
+            ca_certificates = [ca.certificate_der for ca in ports.cas.list_cas()]
     finally:
         services.close()
     prepare_metrics_directory(settings, host, port)
+    typer.echo(f"govsign: listening on http://{_shown(host)}:{port} ({workers} worker(s))", err=True)
+    for warning in base_url_warnings(ca_certificates, port):
+        typer.echo(f"govsign: warning: {warning}", err=True)
     import uvicorn
 
     uvicorn.run(
@@ -71,3 +76,38 @@ def prepare_metrics_directory(settings: Settings, host: str, port: int) -> Path:
     directory.parent.chmod(0o700)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     return directory
+
+
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def base_url_warnings(ca_certificates: list[bytes], port: int) -> list[str]:
+    """A sentence for each CA certificate whose URLs (CRL distribution point, AIA) name a loopback
+    address on another port than the one served: relying parties would ask a port nobody answers.
+    A public base URL (behind a proxy) is not second-guessed."""
+    from urllib.parse import urlsplit
+
+    from cryptography import x509
+
+    warnings = []
+    for der in ca_certificates:
+        certificate = x509.load_der_x509_certificate(der)
+        urls: list[str] = []
+        for extension in certificate.extensions:
+            items: list[object] = []
+            if isinstance(extension.value, x509.CRLDistributionPoints):
+                items = [name for point in extension.value for name in point.full_name or []]
+            elif isinstance(extension.value, x509.AuthorityInformationAccess):
+                items = [description.access_location for description in extension.value]
+            urls += [item.value for item in items if isinstance(item, x509.UniformResourceIdentifier)]
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.hostname in ("127.0.0.1", "localhost", "::1") and (parts.port or 80) != port:
+                warnings.append(
+                    f"the CA certificate {certificate.subject.rfc4514_string()} names {url}, on port "
+                    f"{parts.port or 80}, but this server listens on {port}; set GOVSIGN_PUBLIC_BASE_URL before "
+                    "'govsign init' (scripts/serve --port N does)"
+                )
+                break
+    return warnings
