@@ -30,7 +30,13 @@ from cryptography import x509
 
 from govsign.access.policy import Permission
 from govsign.clock import Clock
-from govsign.errors import DatabaseUnavailableError, GovsignError, InvalidInputError, PolicyViolationError
+from govsign.errors import (
+    DatabaseUnavailableError,
+    ErrorKind,
+    GovsignError,
+    InvalidInputError,
+    PolicyViolationError,
+)
 from govsign.keystore.api import KeyStore, SignatureScheme
 from govsign.pki.authority import CertificateView
 from govsign.pki.issuer import serial_to_hex
@@ -287,7 +293,15 @@ class Signatures:
     ) -> T:
         try:
             checked = self._check(serial, requester, activation, hashes, signature_algorithm)
-            result, details = make(checked.credential, checked.view.record.serial_hex)
+            try:
+                result, details = make(checked.credential, checked.view.record.serial_hex)
+            except GovsignError as exc:
+                used = checked.details.get("activation_sha256")
+                if used is not None and exc.kind in (ErrorKind.INVALID_INPUT, ErrorKind.POLICY_VIOLATION):
+                    # refused on the request's own parameters before anything was signed: the
+                    # official's activation stays usable (until it expires) for a corrected request
+                    self._sole_control.restore(str(used), requester, serial)
+                raise
             self._record(checked.view, requester, {**checked.details, **details})
         except GovsignError as exc:
             if not isinstance(exc, DatabaseUnavailableError):  # an unavailable HSM is audited too

@@ -405,6 +405,15 @@ class SoleControl:
             raise ConflictError("The signature activation has already been used; each activation signs once.")
         return {"activation_sha256": token_hash}
 
+    def restore(self, token_sha256: str, requester: Requester, serial: str) -> None:
+        """Make a used activation usable again (its expiry unchanged) when the signing it was
+        used for was refused on the request's own parameters and signed nothing; audited."""
+        with self._uow.transaction(requester.context) as work:
+            if work.ports.sole_control.restore_activation(token_sha256):
+                work.audit.certificate_event(
+                    "signature.activate.restore", requester, serial, {"activation_sha256": token_sha256}
+                )
+
     def split(
         self,
         ports: SQLPorts,

@@ -100,6 +100,15 @@ class SQLSoleControlStore(Repository):
         )
         return bool(getattr(result, "rowcount", 0))
 
+    def restore_activation(self, token_sha256: str) -> bool:
+        """Mark a used activation unused again; False when it was not used."""
+        result = self._session.execute(
+            update(SignatureActivationRow)
+            .where(SignatureActivationRow.token_sha256 == token_sha256, SignatureActivationRow.used_at.is_not(None))
+            .values(used_at=None)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     def purge_activations(self, *, expired_before: dt.datetime) -> int:
         """Delete activations that expired before the given time (used or not)."""
         result = self._session.execute(

@@ -1,0 +1,50 @@
+"""A signing refused on the request's own parameters after the official's activation was checked
+(a field that is already signed) leaves the activation usable: the official does not have to
+type a new code for the corrected request. The restoration is audited."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from helpers.pdf import blank_pdf
+from helpers.world import AGENCY_A1, World, assert_problem, enrol, post_pdf, signature_events
+
+PIN = "640213"
+
+
+@pytest.fixture(scope="module")
+def api(world: World) -> Iterator[TestClient]:
+    with world.app(dual_control="") as client:
+        yield client
+
+
+def test_a_request_refused_on_its_parameters_keeps_the_activation(world: World, api: TestClient) -> None:
+    ra, signer = world["ra-officer"].headers, world["signer"].headers
+    official = enrol(api, world["ra-officer"], AGENCY_A1, profile="individual")
+    assert api.put(f"/api/v1/credentials/{official}/factors/pin", headers=ra, json={"pin": PIN}).status_code == 204
+    seal = enrol(api, world["ra-officer"], AGENCY_A1, profile="organization")
+    sealed = post_pdf(api, signer, blank_pdf(), credential=seal, level="B-B", field_name="DaKy")
+    assert sealed.status_code == 200, sealed.text
+    pdf = sealed.content
+    digest = base64.b64encode(hashlib.sha256(pdf).digest()).decode()
+    grant = api.post(
+        f"/api/v1/credentials/{official}/activations", headers=signer, json={"hashes": [digest], "pin": PIN}
+    )
+    token = grant.json()["activation"]
+
+    refused = post_pdf(api, signer, pdf, credential=official, level="B-B", field_name="DaKy", activation=token)
+    assert_problem(refused, 422)
+    corrected = post_pdf(api, signer, pdf, credential=official, level="B-B", field_name="LanhDao", activation=token)
+    assert corrected.status_code == 200, corrected.text
+    replay = post_pdf(api, signer, pdf, credential=official, level="B-B", field_name="Khac", activation=token)
+    assert "already been used" in assert_problem(replay, 409)["detail"]
+    assert [e["outcome"] for e in signature_events(world, official)] == ["failure", "success", "failure"]
+    restored = signature_events(world, official, action="signature.activate.restore")
+    assert (
+        len(restored) == 1 and restored[0]["details"]["activation_sha256"] == hashlib.sha256(token.encode()).hexdigest()
+    )
