@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,7 +19,8 @@ from govsign.storage.engine import Database
 from govsign.storage.ports import SQLPorts
 
 _AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
+#: Letters of any script (Vietnamese: "Hệ thống QLVB"), digits, spaces, dots, hyphens, underscores.
+_CLIENT_NAME = re.compile(r"^[^\W_][\w .-]{0,99}$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,7 +80,8 @@ class Directory:
     def add_client(
         self, name: str, *, role: str, agency_id: str, actor: str, certificate_fingerprint: str | None = None
     ) -> NewClient:
-        if not _CLIENT_NAME.match(name):
+        name = unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+        if not isinstance(name, str) or not _CLIENT_NAME.match(name) or name != name.strip():
             raise InvalidInputError("A client name is 1 to 100 letters, digits, spaces, dots, hyphens or underscores.")
         try:
             parsed_role = Role(role)

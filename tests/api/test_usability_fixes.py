@@ -1,4 +1,4 @@
-"""A signing refused on the request's own parameters after the official's activation was checked
+"""Usability fixes (issue 16). A signing refused on the request's own parameters after the official's activation was checked
 (a field that is already signed) leaves the activation usable: the official does not have to
 type a new code for the corrected request. The restoration is audited."""
 
@@ -48,3 +48,16 @@ def test_a_request_refused_on_its_parameters_keeps_the_activation(world: World, 
     assert (
         len(restored) == 1 and restored[0]["details"]["activation_sha256"] == hashlib.sha256(token.encode()).hexdigest()
     )
+
+
+def test_client_names_take_vietnamese_letters(world: World) -> None:
+    import secrets
+
+    from govsign.errors import InvalidInputError
+
+    name = f"Hệ thống QLVB Sở Tư pháp {secrets.token_hex(2)}"
+    created = world.services.directory.add_client(name, role="signer", agency_id=AGENCY_A1, actor="test:names")
+    assert created is not None
+    for bad in (" leading", "trailing ", "_under", "semi;colon", ""):
+        with pytest.raises(InvalidInputError):
+            world.services.directory.add_client(bad, role="signer", agency_id=AGENCY_A1, actor="test:names")
