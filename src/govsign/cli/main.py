@@ -36,13 +36,39 @@ EXIT_CODES = {
     ErrorKind.RATE_LIMITED: 5,
 }
 
+EXIT_CODE_HELP = (
+    "Exit codes: 0 success; 1 a verification that is not valid (verify, audit verify); 2 bad input or refused "
+    "by policy; 3 not found; 4 conflict with the current state; 5 unavailable (HSM, database) or rate-limited; "
+    "6 configuration; 7 authentication or permission; 70 internal error; 130 aborted."
+)
+
 app = typer.Typer(
     name="govsign",
     help="Administer the govsign certificate authority (keys in a PKCS#11 HSM).",
+    epilog=EXIT_CODE_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from govsign import __version__
+
+        typer.echo(f"govsign {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Administer the govsign certificate authority (keys in a PKCS#11 HSM)."""
+
+
 app.command()(init)
 for group, name in (
     (ca_app, "ca"),
