@@ -198,3 +198,7 @@ def configure_json_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Libraries that warn on every signing about what is expected: fontTools subsetting the stamp
+    # font (tables it does not subset, such as FFTM), pyHanko about optional features not used.
+    for noisy in ("fontTools.subset", "fontTools.ttLib", "pyhanko.pdf_utils.font"):
+        logging.getLogger(noisy).setLevel(max(logging.ERROR, root.level))
