@@ -160,3 +160,26 @@ def test_csr_key_is_the_certified_key(issued: dict[str, Issued], csrs: dict[str,
     assert issued["organization"].certificate.subject.get_attributes_for_oid(NameOID.USER_ID)[0].value == (
         "MST:0400260612"
     )
+
+
+def test_issue_with_an_agency_binds_the_certificate_to_it(sqlite_deployment: Deployment) -> None:
+    """`cert issue --agency` (issue 16): the certificate belongs to the agency, so its signers
+    may use it; an unknown agency is refused (exit 3) and nothing is issued."""
+    import json
+    import secrets
+
+    agency = f"so-tp-{secrets.token_hex(3)}"
+    assert_ok(sqlite_deployment.run("agency", "add", agency, "--name", "Sở Tư pháp"))
+    issued = sqlite_deployment.run(
+        "cert", "issue", "--profile", "organization", "--subject", "CN=Sở Tư pháp,O=Sở Tư pháp,C=VN",
+        "--generate-key", "ec-p256", "--agency", agency, "--json",
+    )  # fmt: skip
+    assert_ok(issued)
+    assert json.loads(issued.stdout)["agency_id"] == agency
+    shown = sqlite_deployment.run("cert", "show", json.loads(issued.stdout)["serial"], "--json")
+    assert json.loads(shown.stdout)["agency_id"] == agency
+    unknown = sqlite_deployment.run(
+        "cert", "issue", "--profile", "organization", "--subject", "CN=Không có,C=VN", "--generate-key", "ec-p256",
+        "--agency", "khong-co", "--json",
+    )  # fmt: skip
+    assert unknown.returncode == 3 and "khong-co" in unknown.stderr, unknown.describe()

@@ -62,10 +62,15 @@ def cert_issue(
     generate_key: Annotated[KeyChoice | None, typer.Option(help="Generate the key pair in the HSM.")] = None,
     validity_days: Annotated[int | None, typer.Option(help="Validity in days (at most 5 years).")] = None,
     issuer: Annotated[str | None, typer.Option(help="Issuing CA id (default: the active issuing CA).")] = None,
+    agency: Annotated[
+        str | None,
+        typer.Option(help="The subscriber's agency (its signer clients may then sign with the certificate)."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Issue a certificate from a CSR or with a key generated in the HSM."""
     spec = IssuanceRequest(
+        agency_id=agency,
         profile=profile,
         subject=subject,
         email=email,

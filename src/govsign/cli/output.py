@@ -59,6 +59,7 @@ def _record_json(record: CertificateRecord) -> dict[str, Any]:
         "profile": record.profile,
         "subject": record.subject,
         "email": record.email,
+        "agency_id": record.agency_id,
         "not_before": iso_utc(record.not_before),
         "not_after": iso_utc(record.not_after),
         "key_algorithm": record.key_algorithm.value,
