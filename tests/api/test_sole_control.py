@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import hmac
 import json
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from sqlalchemy import update
 
 from govsign.audit.events import AuditQuery
 from govsign.storage.models import SignatureActivationRow
+from helpers.factors import totp
 from helpers.pdf import blank_pdf
 from helpers.world import AGENCY_A1, World, assert_problem, enrol, post_pdf, signature_events
 
@@ -30,13 +30,6 @@ PIN = "482915"
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def totp(secret_base32: str, step: int) -> str:
-    seed = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
-    digest = hmac.new(seed, step.to_bytes(8, "big"), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    return str((int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF) % 1_000_000).zfill(6)
 
 
 @pytest.fixture(scope="module")

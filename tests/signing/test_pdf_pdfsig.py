@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import os
 import socket
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from helpers.factors import totp
 from helpers.pdf import require_tool
 from signing.decree30_pages import NAME, decision_pdf, seal_png, signature_png
 
@@ -329,13 +329,6 @@ def test_pdfsig_says_valid_and_trusted_after_person_seal_copy_through_the_api(
         assert text.count("Certificate is Trusted.") == count, text
 
 
-def _totp(secret_base32: str, step: int) -> str:
-    seed = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
-    digest = hmac.new(seed, step.to_bytes(8, "big"), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    return str((int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF) % 1_000_000).zfill(6)
-
-
 @pytest.mark.slow
 def test_pyhanko_csc_signer_signs_through_csc_v1_with_a_seal_and_an_official(
     served: tuple[Path, dict[str, str]],
@@ -364,7 +357,7 @@ def test_pyhanko_csc_signer_signs_through_csc_v1_with_a_seal_and_an_official(
     client = Path(__file__).resolve().parents[1] / "helpers" / "csc_client.py"
     for name, serial, factors in (
         ("seal", seal, []),
-        ("official", official, ["--pin", "620418", "--otp", _totp(secret, int(time.time()) // 30)]),
+        ("official", official, ["--pin", "620418", "--otp", totp(secret, int(time.time()) // 30)]),
     ):
         out = work / f"csc-{name}.pdf"
         done = subprocess.run(

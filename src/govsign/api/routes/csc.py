@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, Response
@@ -32,6 +33,25 @@ from govsign.services.remote_signing import (
 
 router_v2 = APIRouter(prefix="/csc/v2", tags=["remote signing (CSC API v2)"])
 router_v1 = APIRouter(prefix="/csc/v1", tags=["remote signing (CSC API v1)"])
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def _on_both(path: str, name: str, summary: str, response_model: type[BaseModel]) -> Callable[[Handler], Handler]:
+    """Register one handler for an operation that is the same under /csc/v1 and /csc/v2."""
+
+    def register(handler: Handler) -> Handler:
+        for version, router in (("v1", router_v1), ("v2", router_v2)):
+            router.post(
+                path,
+                operation_id=f"csc{version}{name}",
+                responses=CSC_ERRORS,
+                summary=f"CSC {version}: {summary}",
+                response_model=response_model,
+            )(handler)
+        return handler
+
+    return register
+
 
 #: Digest algorithms by OID, and back.
 HASH_OIDS = {
@@ -664,33 +684,17 @@ class ExtendRequest(_Body):
     hashes: list[str] | None = Field(None, max_length=MULTISIGN, description="v2: ignored (the scope is the SAD's).")
 
 
-async def _extend(body: ExtendRequest, request: Request, principal: Principal) -> JSONResponse:
+@_on_both(
+    "/credentials/extendTransaction",
+    "ExtendTransaction",
+    "a fresh SAD in place of an unused one (seals and devices; an official authorizes again).",
+    AuthorizeResponse,
+)
+async def extend(body: ExtendRequest, request: Request, principal: CSCCaller) -> JSONResponse:
     grant = await asyncio.to_thread(
         get_services(request).remote_signing.extend, requester(request, principal), body.credentialID, body.SAD
     )
     return _json({"SAD": grant.sad, "expiresIn": grant.expires_in})
-
-
-@router_v1.post(
-    "/credentials/extendTransaction",
-    operation_id="cscv1ExtendTransaction",
-    responses=CSC_ERRORS,
-    summary="CSC v1: a fresh SAD in place of an unused one (seals and devices; an official authorizes again).",
-    response_model=AuthorizeResponse,
-)
-async def extend_v1(body: ExtendRequest, request: Request, principal: CSCCaller) -> JSONResponse:
-    return await _extend(body, request, principal)
-
-
-@router_v2.post(
-    "/credentials/extendTransaction",
-    operation_id="cscv2ExtendTransaction",
-    responses=CSC_ERRORS,
-    summary="CSC v2: a fresh SAD in place of an unused one (seals and devices; an official authorizes again).",
-    response_model=AuthorizeResponse,
-)
-async def extend_v2(body: ExtendRequest, request: Request, principal: CSCCaller) -> JSONResponse:
-    return await _extend(body, request, principal)
 
 
 @router_v1.post(
@@ -805,7 +809,13 @@ class TimestampResponse(BaseModel):
     timestamp: str = Field(description="The RFC 3161 time-stamp token (base64 DER).")
 
 
-async def _timestamp(body: TimestampRequest, request: Request, principal: Principal) -> JSONResponse:
+@_on_both(
+    "/signatures/timestamp",
+    "Timestamp",
+    "an RFC 3161 time-stamp token over a hash from the service's TSA.",
+    TimestampResponse,
+)
+async def timestamp(body: TimestampRequest, request: Request, principal: CSCCaller) -> JSONResponse:
     algorithm = _hash_algorithm(body.hashAlgorithmOID or body.hashAlgo, "hashAlgo")
     nonce = None
     if body.nonce is not None:
@@ -824,28 +834,6 @@ async def _timestamp(body: TimestampRequest, request: Request, principal: Princi
         nonce,
     )
     return _json({"timestamp": _b64(token)})
-
-
-@router_v1.post(
-    "/signatures/timestamp",
-    operation_id="cscv1Timestamp",
-    responses=CSC_ERRORS,
-    summary="CSC v1: an RFC 3161 time-stamp token over a hash from the service's TSA.",
-    response_model=TimestampResponse,
-)
-async def timestamp_v1(body: TimestampRequest, request: Request, principal: CSCCaller) -> JSONResponse:
-    return await _timestamp(body, request, principal)
-
-
-@router_v2.post(
-    "/signatures/timestamp",
-    operation_id="cscv2Timestamp",
-    responses=CSC_ERRORS,
-    summary="CSC v2: an RFC 3161 time-stamp token over a hash from the service's TSA.",
-    response_model=TimestampResponse,
-)
-async def timestamp_v2(body: TimestampRequest, request: Request, principal: CSCCaller) -> JSONResponse:
-    return await _timestamp(body, request, principal)
 
 
 # -- signDoc -------------------------------------------------------------------------------------
