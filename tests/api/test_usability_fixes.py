@@ -61,3 +61,26 @@ def test_client_names_take_vietnamese_letters(world: World) -> None:
     for bad in (" leading", "trailing ", "_under", "semi;colon", ""):
         with pytest.raises(InvalidInputError):
             world.services.directory.add_client(bad, role="signer", agency_id=AGENCY_A1, actor="test:names")
+
+
+def test_a_signer_discovers_the_credentials_it_may_sign_with(world: World, api: TestClient) -> None:
+    ra, signer = world["ra-officer"].headers, world["signer"].headers
+    official = enrol(api, world["ra-officer"], AGENCY_A1, profile="individual")
+    assert api.put(f"/api/v1/credentials/{official}/factors/pin", headers=ra, json={"pin": PIN}).status_code == 204
+    seal = enrol(api, world["ra-officer"], AGENCY_A1, profile="organization")
+    listed = api.get("/api/v1/credentials", headers=signer)
+    assert listed.status_code == 200, listed.text
+    found = {item["serial"]: item for item in listed.json()["items"]}
+    assert {official, seal} <= set(found)
+    mine = found[official]
+    assert mine["activation_required"] and mine["factors"] == ["pin"] and mine["profile"] == "individual"
+    assert mine["signature_algorithms"] == ["ecdsa"] and mine["key_algorithm"] == "ec-p256"
+    assert mine["certificate_pem"].startswith("-----BEGIN CERTIFICATE-----") and len(mine["chain_pem"]) == 2
+    assert not found[seal]["activation_required"] and found[seal]["factors"] == []
+    one = api.get(f"/api/v1/credentials/{seal}", headers=signer)
+    assert one.status_code == 200 and one.json() == found[seal]
+    assert official not in {
+        i["serial"] for i in api.get("/api/v1/credentials", headers=world["signer@B"].headers).json()["items"]
+    }
+    assert_problem(api.get(f"/api/v1/credentials/{official}", headers=world["signer@B"].headers), 403)
+    assert_problem(api.get("/api/v1/credentials/0a1b2c3d4e", headers=signer), 404)

@@ -88,6 +88,10 @@ class RemoteCredential:
     """Start of validity."""
     not_after: dt.datetime
     """End of validity."""
+    agency_id: str | None = None
+    """The agency it belongs to."""
+    stamp_image: bool = False
+    """An image for its visible stamps is stored."""
 
     @property
     def key_bits(self) -> int:
@@ -329,6 +333,7 @@ class RemoteSigning:
                 chain.append(ca.certificate_der)
                 ca = work.ports.cas.get_ca(ca.parent_id) if ca.parent_id else None
             factors = work.ports.sole_control.factors(record.id) if record.id is not None else None
+            image = work.ports.stamp_images.get(record.id) if record.id is not None else None
         certificate = x509.load_der_x509_certificate(record.certificate_der)
         official = needs_activation(view)
         return RemoteCredential(
@@ -345,6 +350,8 @@ class RemoteSigning:
             issuer=certificate.issuer.rfc4514_string(),
             not_before=record.not_before,
             not_after=record.not_after,
+            agency_id=record.agency_id,
+            stamp_image=image is not None,
         )
 
     # -- authorization and signing ------------------------------------------------------------

@@ -1,10 +1,13 @@
-"""Signing credentials (`/api/v1/credentials/{serial}/...`): officials' second factors, their
-signature activations (sole control), and the image that visible signatures show."""
+"""Signing credentials (`/api/v1/credentials[/{serial}/...]`): the credentials a signer may use,
+officials' second factors, their signature activations (sole control), and the image that
+visible signatures show."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from cryptography import x509
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -13,9 +16,61 @@ from govsign.api.deps import Caller, get_services, requester
 from govsign.api.representation import decode_base64
 from govsign.api.routes.parameters import SERIAL, problems
 from govsign.api.schemas import resources as schemas
+from govsign.der import certificate_pem
+from govsign.services.remote_signing import RemoteCredential
 from govsign.services.sole_control import ActivationRequest
 
 router = APIRouter(prefix="/api/v1", tags=["sole control"])
+
+
+def _credential(credential: RemoteCredential) -> dict[str, Any]:
+    schemes = ["rsa-pkcs1v15", "rsa-pss"] if credential.key_algorithm.is_rsa else ["ecdsa"]
+    return schemas.SigningCredential(
+        serial=credential.credential_id,
+        profile=credential.profile,  # type: ignore[arg-type]
+        subject=credential.subject,
+        agency_id=credential.agency_id,
+        status=credential.status.value,
+        key_algorithm=credential.key_algorithm.value,
+        signature_algorithms=schemes,
+        activation_required=credential.scal == 2,
+        factors=[name for name, on in (("pin", credential.pin), ("totp", credential.otp)) if on],  # type: ignore[misc]
+        stamp_image=credential.stamp_image,
+        not_before=credential.not_before,
+        not_after=credential.not_after,
+        certificate_pem=certificate_pem(x509.load_der_x509_certificate(credential.certificate_der)),
+        chain_pem=[certificate_pem(x509.load_der_x509_certificate(der)) for der in credential.chain_der],
+    ).model_dump(mode="json")
+
+
+@router.get(
+    "/credentials",
+    operation_id="listSigningCredentials",
+    summary="The credentials the caller may sign with (its agency and sub-units): profile, key, activation, chain.",
+    response_model=schemas.SigningCredentialList,
+    responses=problems(403),
+)
+async def list_credentials(request: Request, principal: Caller) -> JSONResponse:
+    remote = get_services(request).remote_signing
+    who = requester(request, principal)
+
+    def read() -> list[dict[str, Any]]:
+        return [_credential(remote.credential(who, serial)) for serial in remote.credential_ids(who, limit=1000)]
+
+    return JSONResponse({"items": await asyncio.to_thread(read)})
+
+
+@router.get(
+    "/credentials/{serial}",
+    operation_id="getSigningCredential",
+    summary="One credential the caller may sign with.",
+    response_model=schemas.SigningCredential,
+    responses=problems(403, 404),
+)
+async def get_credential(serial: SERIAL, request: Request, principal: Caller) -> JSONResponse:
+    remote = get_services(request).remote_signing
+    credential = await asyncio.to_thread(remote.credential, requester(request, principal), serial)
+    return JSONResponse(_credential(credential))
 
 
 def _shown_once(resource: BaseModel) -> JSONResponse:

@@ -346,6 +346,56 @@ class PINRequest(_Strict):
     current_pin: str | None = Field(default=None, max_length=64, description="The current PIN, when there is one.")
 
 
+class SigningCredential(BaseModel):
+    """A credential the caller may sign with (its agency's and sub-units')."""
+
+    serial: str = Field(description="Serial number (hex): the credential query parameter of the signing endpoints.")
+    profile: Literal["individual", "organization", "device"]
+    subject: str = Field(description="The certificate's subject (RFC 4514).")
+    agency_id: str | None = None
+    status: str = Field(description="valid, revoked, on_hold or expired.")
+    key_algorithm: str = Field(description="rsa2048, rsa3072, rsa4096, ec-p256 or ec-p384.")
+    signature_algorithms: list[str] = Field(
+        description="What signature_algorithm may ask for: rsa-pkcs1v15 and rsa-pss for RSA keys, ecdsa for EC keys."
+    )
+    activation_required: bool = Field(
+        description="An official's credential: each signing needs the official's activation."
+    )
+    factors: list[Literal["pin", "totp"]] = Field(description="The factors an activation asks for.")
+    stamp_image: bool = Field(description="An image for visible stamps (signature or seal) is stored.")
+    not_before: dt.datetime
+    not_after: dt.datetime
+    certificate_pem: str
+    chain_pem: list[str] = Field(description="The CA certificates above it, issuing CA first (PEM).")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "serial": "4f1c2a9d0e7b3c51",
+                    "profile": "organization",
+                    "subject": "CN=Ủy ban nhân dân tỉnh Hà Nam,O=Ủy ban nhân dân tỉnh Hà Nam,C=VN",
+                    "agency_id": "ubnd-hn",
+                    "status": "valid",
+                    "key_algorithm": "rsa2048",
+                    "signature_algorithms": ["rsa-pkcs1v15", "rsa-pss"],
+                    "activation_required": False,
+                    "factors": [],
+                    "stamp_image": True,
+                    "not_before": "2026-12-04T00:00:00Z",
+                    "not_after": "2028-12-03T00:00:00Z",
+                    "certificate_pem": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
+                    "chain_pem": ["-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n"],
+                }
+            ]
+        }
+    }
+
+
+class SigningCredentialList(BaseModel):
+    items: list[SigningCredential]
+
+
 class TOTPEnrolment(BaseModel):
     credential: str = Field(description="Serial number (hex) of the official's certificate.")
     secret: str = Field(description="The TOTP seed in base32, shown once: give it only to the official.")
