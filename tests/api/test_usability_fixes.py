@@ -84,3 +84,28 @@ def test_a_signer_discovers_the_credentials_it_may_sign_with(world: World, api: 
     }
     assert_problem(api.get(f"/api/v1/credentials/{official}", headers=world["signer@B"].headers), 403)
     assert_problem(api.get("/api/v1/credentials/0a1b2c3d4e", headers=signer), 404)
+
+
+def test_every_signing_answer_names_the_certificate_and_the_signature_algorithm(world: World, api: TestClient) -> None:
+    from helpers.world import post_cms
+
+    signer = world["signer"].headers
+    seal = enrol(api, world["ra-officer"], AGENCY_A1, profile="organization")  # EC P-256: ecdsa
+    pdf = post_pdf(api, signer, blank_pdf(), credential=seal, level="B-B")
+    assert (pdf.headers["govsign-credential"], pdf.headers["govsign-signature-algorithm"]) == (seal, "ecdsa")
+    cms = post_cms(api, signer, b"noi dung", credential=seal, level="B-B")
+    assert (cms.headers["govsign-credential"], cms.headers["govsign-signature-algorithm"]) == (seal, "ecdsa")
+    body = {
+        "credential": seal,
+        "digest_algorithm": "sha256",
+        "digests": [base64.b64encode(bytes(32)).decode()],
+        "output": "raw",
+    }
+    digests = api.post("/api/v1/signatures/digests", headers=signer, json=body)
+    assert digests.status_code == 200, digests.text
+    assert digests.json()["credential"] == seal and digests.json()["signature_algorithm"] == "ecdsa"
+    as_json = api.post(
+        "/api/v1/signatures/cms", headers=signer,
+        json={"credential": seal, "level": "B-B", "document": base64.b64encode(b"x").decode()},
+    )  # fmt: skip
+    assert as_json.status_code == 200 and as_json.json()["signature_algorithm"] == "ecdsa", as_json.text

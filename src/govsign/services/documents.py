@@ -146,6 +146,8 @@ class SignedFile:
     """The signature level made (B-B, B-T, B-LT, B-LTA)."""
     data: bytes | None = None
     """The signed document, when it is kept in memory (then ``path`` is None)."""
+    signature_algorithm: str | None = None
+    """How the key signed: rsa-pkcs1v15, rsa-pss or ecdsa."""
 
     @property
     def size(self) -> int:

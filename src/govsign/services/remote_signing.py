@@ -422,7 +422,7 @@ class RemoteSigning:
         )
         if not official:
             self._use_unattended_authorization(requester, request)
-        return self._signatures.sign_digests(signing, requester, request.sad if official else None)
+        return self._signatures.sign_digests(signing, requester, request.sad if official else None).signatures
 
     def _use_unattended_authorization(self, requester: Requester, request: HashSigningRequest) -> None:
         """Use up the SAD of a seal or device credential (its signing needs no activation through
@@ -513,7 +513,7 @@ class RemoteSigning:
                     ),
                     requester,
                     tokens[len(request.documents) + offset],
-                )
+                ).signatures
             )
         return SignedDocuments(documents_with_signature=with_signature, signature_objects=signature_objects)
 

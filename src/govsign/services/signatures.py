@@ -171,6 +171,20 @@ class SignedContent:
     """The detached CMS, or the signed message."""
     document_sha256: str
     """SHA-256 (hex) of the document as received."""
+    signature_algorithm: str | None = None
+    """How the key signed: rsa-pkcs1v15, rsa-pss or ecdsa."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedDigests:
+    """Signatures over client-computed digests, and what made them."""
+
+    signatures: list[bytes]
+    """One per digest, in order (detached CMS, or the bare value)."""
+    credential: str
+    """Serial (hex) of the signing certificate."""
+    signature_algorithm: str
+    """How the key signed: rsa-pkcs1v15, rsa-pss or ecdsa."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -291,6 +305,19 @@ class Signatures:
         make: Callable[[SigningCredential, str], tuple[T, dict[str, Any]]],
         signature_algorithm: SignatureAlgorithm | None = None,
     ) -> T:
+        return self._sign_described(serial, requester, activation, hashes, make, signature_algorithm)[0]
+
+    def _sign_described(
+        self,
+        serial: str,
+        requester: Requester,
+        activation: str | None,
+        hashes: Hashes,
+        make: Callable[[SigningCredential, str], tuple[T, dict[str, Any]]],
+        signature_algorithm: SignatureAlgorithm | None = None,
+    ) -> tuple[T, dict[str, Any]]:
+        """The three steps; the result with what its audit event records (the signature
+        algorithm, the credential...)."""
         try:
             checked = self._check(serial, requester, activation, hashes, signature_algorithm)
             try:
@@ -302,12 +329,13 @@ class Signatures:
                     # official's activation stays usable (until it expires) for a corrected request
                     self._sole_control.restore(str(used), requester, serial)
                 raise
-            self._record(checked.view, requester, {**checked.details, **details})
+            recorded = {**checked.details, **details, "credential": checked.view.record.serial_hex}
+            self._record(checked.view, requester, recorded)
         except GovsignError as exc:
             if not isinstance(exc, DatabaseUnavailableError):  # an unavailable HSM is audited too
                 self._audit.record_refusal("signature.create", requester, serial, exc)
             raise
-        return result
+        return result, recorded
 
     def _visible_stamp(
         self, document: SpooledDocument, request: PDFSigningRequest, password: str | None
@@ -443,6 +471,7 @@ class Signatures:
                 signed_sha256=signed_sha256,
                 credential=serial_hex,
                 level=request.level,
+                signature_algorithm=scheme.value,
             )
             details = _details(
                 "pades", request.level, evidence, scheme, document_sha256=document_sha256, count=1,
@@ -495,7 +524,7 @@ class Signatures:
             details = _details("cades", request.level, evidence, scheme, document_sha256=content_sha256, count=1)
             return signature, details
 
-        signature = self._sign(
+        signature, recorded = self._sign_described(
             request.credential,
             requester,
             activation,
@@ -503,9 +532,13 @@ class Signatures:
             make,
             request.signature_algorithm,
         )
-        return SignedContent(data=signature, document_sha256=content_sha256)
+        return SignedContent(
+            data=signature, document_sha256=content_sha256, signature_algorithm=recorded["signature_algorithm"]
+        )
 
-    def sign_digests(self, request: DigestSigningRequest, requester: Requester, activation: str | None) -> list[bytes]:
+    def sign_digests(
+        self, request: DigestSigningRequest, requester: Requester, activation: str | None
+    ) -> SignedDigests:
         digests = list(request.digests)
         cms = request.output == "cms"
         level = request.level if cms else "B-B"
@@ -540,13 +573,18 @@ class Signatures:
             )
             return signatures, details
 
-        return self._sign(
+        signatures, recorded = self._sign_described(
             request.credential,
             requester,
             activation,
             lambda _alg: (request.digest_algorithm, digests),
             make,
             request.signature_algorithm,
+        )
+        return SignedDigests(
+            signatures=signatures,
+            credential=str(recorded["credential"]),
+            signature_algorithm=str(recorded["signature_algorithm"]),
         )
 
     def sign_smime(
@@ -562,8 +600,12 @@ class Signatures:
             scheme = signature_scheme(credential.key)
             return signed, _details("smime", "B-B", None, scheme, document_sha256=message_sha256, count=1)
 
-        signed = self._sign(credential_serial, requester, activation, lambda alg: (alg, [document.digest(alg)]), make)
-        return SignedContent(data=signed, document_sha256=message_sha256)
+        signed, recorded = self._sign_described(
+            credential_serial, requester, activation, lambda alg: (alg, [document.digest(alg)]), make
+        )
+        return SignedContent(
+            data=signed, document_sha256=message_sha256, signature_algorithm=recorded["signature_algorithm"]
+        )
 
 
 def _stamp_only(request: PDFSigningRequest) -> tuple[object, ...]:

@@ -130,13 +130,16 @@ async def _signing(
         document.discard()
 
 
-def _signed_json(document: bytes, document_sha256: str, credential: str, level: str | None) -> JSONResponse:
+def _signed_json(
+    document: bytes, document_sha256: str, credential: str, level: str | None, signature_algorithm: str | None
+) -> JSONResponse:
     return JSONResponse(
         schemas.SignedDocument(
             document=base64.b64encode(document).decode("ascii"),
             document_sha256=document_sha256,
             credential=credential,
             level=level,
+            signature_algorithm=signature_algorithm,
         ).model_dump(mode="json")
     )
 
@@ -156,11 +159,16 @@ def _signed_answer(
     """A signed result held in memory: as JSON to a JSON request, otherwise as ``media_type``
     with the received document's SHA-256 (and ``headers``)."""
     if _is_json(request):
-        return _signed_json(signed.data, signed.document_sha256, _serial(credential), level)
+        return _signed_json(signed.data, signed.document_sha256, _serial(credential), level, signed.signature_algorithm)
     return Response(
         signed.data,
         media_type=media_type,
-        headers={"Govsign-Document-SHA256": signed.document_sha256, **(headers or {})},
+        headers={
+            "Govsign-Document-SHA256": signed.document_sha256,
+            "Govsign-Credential": _serial(credential),
+            "Govsign-Signature-Algorithm": signed.signature_algorithm or "",
+            **(headers or {}),
+        },
     )
 
 
@@ -216,10 +224,11 @@ async def sign_pdf(
         "Govsign-Signed-SHA256": signed.signed_sha256,
         "Govsign-Credential": signed.credential,
         "Govsign-Level": signed.level,
+        "Govsign-Signature-Algorithm": signed.signature_algorithm or "",
     }
     if _is_json(request):
         data = signed.data if signed.data is not None else b"".join(signed.chunks())
-        return _signed_json(data, signed.document_sha256, signed.credential, signed.level)
+        return _signed_json(data, signed.document_sha256, signed.credential, signed.level, signed.signature_algorithm)
     if signed.data is not None:
         return Response(signed.data, media_type="application/pdf", headers=headers)
     headers["Content-Length"] = str(signed.size)
@@ -311,11 +320,14 @@ async def sign_digests(
         level=body.level,
         signature_algorithm=body.signature_algorithm,
     )
-    signatures = await asyncio.to_thread(
+    signed = await asyncio.to_thread(
         get_services(request).signatures.sign_digests, signing, requester(request, principal), activation
     )
     return JSONResponse(
-        schemas.DigestSignatures(signatures=[base64.b64encode(s).decode("ascii") for s in signatures]).model_dump(
-            mode="json"
-        )
+        schemas.DigestSignatures(
+            signatures=[base64.b64encode(s).decode("ascii") for s in signed.signatures],
+            credential=signed.credential,
+            signature_algorithm=signed.signature_algorithm,
+        ).model_dump(mode="json"),
+        headers={"Govsign-Credential": signed.credential, "Govsign-Signature-Algorithm": signed.signature_algorithm},
     )

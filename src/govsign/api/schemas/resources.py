@@ -315,6 +315,9 @@ class SignedDocument(BaseModel):
     document_sha256: str = Field(description="SHA-256 (hex) of the document as received.")
     credential: str = Field(description="Serial number (hex) of the signing certificate.")
     level: str | None = Field(default=None, description="The signature level made.")
+    signature_algorithm: str | None = Field(
+        default=None, description="How the key signed: rsa-pkcs1v15, rsa-pss or ecdsa."
+    )
 
 
 class DigestSignatureRequest(_Strict):
@@ -334,6 +337,10 @@ class DigestSignatureRequest(_Strict):
 
 class DigestSignatures(BaseModel):
     signatures: list[str] = Field(description="One signature per digest, in order, base64 (DER).")
+    credential: str | None = Field(default=None, description="Serial number (hex) of the signing certificate.")
+    signature_algorithm: str | None = Field(
+        default=None, description="How the key signed: rsa-pkcs1v15, rsa-pss or ecdsa."
+    )
 
 
 # -- sole control ----------------------------------------------------------------------------
