@@ -3,6 +3,7 @@ API. Errors are one sentence on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -92,16 +93,27 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=os.environ.get("GOVSIGN_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
     )
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in arguments
+
+    def fail(kind: str, message: str, code: int) -> None:
+        """One sentence on stderr (a JSON object under --json), then the exit code."""
+        if as_json:
+            sys.stderr.write(
+                json.dumps({"error": kind, "message": message, "exit_code": code}, ensure_ascii=False) + "\n"
+            )
+        else:
+            output.stderr.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(code)
+
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="govsign")
+        result = app(args=arguments, standalone_mode=False, prog_name="govsign")
     except GovsignError as exc:
-        output.stderr.print(f"error: {exc.message}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(EXIT_CODES.get(exc.kind, 1))
+        fail(exc.kind.value, exc.message, EXIT_CODES.get(exc.kind, 1))
     except (typer.Exit, click.exceptions.Exit) as exc:
         sys.exit(getattr(exc, "exit_code", 1))
     except (typer.Abort, click.exceptions.Abort):
-        output.stderr.print("error: Aborted.", highlight=False, markup=False)
-        sys.exit(130)
+        fail("aborted", "Aborted.", 130)
     except (TyperException, click.ClickException) as exc:
         # Usage errors (unknown command or option, bad value): one sentence, like every error.
         format_message = getattr(exc, "format_message", None)
@@ -109,18 +121,15 @@ def main(argv: list[str] | None = None) -> None:
         message = " ".join(str(message).split()).rstrip(".") or "No command given"
         context = getattr(exc, "ctx", None)
         command = getattr(context, "command_path", None) or "govsign"
-        output.stderr.print(f"error: {message}; see '{command} --help'.", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(getattr(exc, "exit_code", 2))
+        fail("usage", f"{message}; see '{command} --help'.", getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception:
         logging.getLogger("govsign.cli").debug("unexpected error", exc_info=True)
-        output.stderr.print(
-            "error: An internal error stopped the command; nothing was committed. "
-            "Set GOVSIGN_LOG_LEVEL=DEBUG for details.",
-            highlight=False,
-            markup=False,
+        fail(
+            "internal",
+            "An internal error stopped the command; nothing was committed. Set GOVSIGN_LOG_LEVEL=DEBUG for details.",
+            70,
         )
-        sys.exit(70)
     if isinstance(result, int) and result:
         sys.exit(result)

@@ -1,4 +1,4 @@
-"""`govsign serve` warns when the CA certificates name a loopback base URL on another port than
+"""CLI usability (issue 16). `govsign serve` warns when the CA certificates name a loopback base URL on another port than
 the one it listens on (what `scripts/serve --port N` without GOVSIGN_PUBLIC_BASE_URL used to
 make), and not for a public base URL behind a proxy."""
 
@@ -41,3 +41,21 @@ def test_a_loopback_url_on_another_port_is_warned_about() -> None:
 def test_the_served_port_and_a_public_base_url_are_not() -> None:
     assert base_url_warnings([_ca("http://127.0.0.1:19301/pki/crl/root-1.crl")], 19301) == []
     assert base_url_warnings([_ca("https://ca.gov.vn/pki/crl/root-1.crl")], 8443) == []
+
+
+def test_errors_under_json_are_a_json_object_on_stderr(tmp_path: object) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    govsign = Path(sys.executable).parent / "govsign"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVSIGN_")}
+    env["GOVSIGN_DATA_DIR"] = str(Path(str(tmp_path)) / "none")
+    done = subprocess.run([str(govsign), "cert", "show", "0a", "--json"], env=env, capture_output=True, text=True)
+    assert done.returncode == 6 and done.stdout == ""
+    error = json.loads(done.stderr)
+    assert error["error"] == "configuration" and error["exit_code"] == 6 and "govsign init" in error["message"]
+    plain = subprocess.run([str(govsign), "cert", "show", "0a"], env=env, capture_output=True, text=True)
+    assert plain.returncode == 6 and plain.stderr.startswith("error: ")
