@@ -183,3 +183,23 @@ def test_issue_with_an_agency_binds_the_certificate_to_it(sqlite_deployment: Dep
         "--agency", "khong-co", "--json",
     )  # fmt: skip
     assert unknown.returncode == 3 and "khong-co" in unknown.stderr, unknown.describe()
+
+
+def test_out_writes_the_certificate_as_pem(sqlite_deployment: Deployment, tmp_path: Path) -> None:
+    """`--out FILE` on issue, show, renew (issue 16): the certificate in PEM, the same as the JSON's."""
+    import json
+
+    issued_file, shown_file, renewed_file = tmp_path / "issued.pem", tmp_path / "shown.pem", tmp_path / "renewed.pem"
+    issued = sqlite_deployment.run(
+        "cert", "issue", "--profile", "device", "--subject", "CN=Máy chủ QLVB,O=Bộ Tư pháp,C=VN",
+        "--generate-key", "ec-p256", "--out", str(issued_file), "--json",
+    )  # fmt: skip
+    assert_ok(issued)
+    body = json.loads(issued.stdout)
+    assert issued_file.read_text() == body["certificate_pem"]
+    assert_ok(sqlite_deployment.run("cert", "show", body["serial"], "--out", str(shown_file)))
+    assert shown_file.read_text() == body["certificate_pem"]
+    renewed = sqlite_deployment.run("cert", "renew", body["serial"], "--out", str(renewed_file), "--json")
+    assert_ok(renewed)
+    assert renewed_file.read_text() == json.loads(renewed.stdout)["certificate_pem"]
+    x509.load_pem_x509_certificate(renewed_file.read_bytes())

@@ -10,6 +10,7 @@ import typer
 
 from govsign.cli import output
 from govsign.cli.common import JsonOption, KeyChoice, opened, operator, parse_time, progress_display, read_file
+from govsign.errors import InvalidInputError
 from govsign.keystore.api import KeyAlgorithm
 from govsign.pki.authority import CertificateView, IssuedCertificate
 from govsign.pki.issuance import IssuanceRequest
@@ -44,11 +45,31 @@ def _algorithm(choice: KeyChoice | None) -> KeyAlgorithm | None:
     return KeyAlgorithm(choice.value) if choice else None
 
 
-def _issued(issued: IssuedCertificate, json_output: bool, message: str) -> None:
+#: ``--out FILE``: write the certificate there (PEM) as well.
+OutOption = Annotated[Path | None, typer.Option("--out", help="Also write the certificate to this file (PEM).")]
+
+
+def _write_pem(out: Path | None, pem: str) -> None:
+    """Write the certificate PEM to ``out`` (replacing it), when one is named."""
+    if out is None:
+        return
+    try:
+        out.write_text(pem, encoding="ascii")
+    except OSError as exc:
+        raise InvalidInputError(
+            f"Could not write {out} ({exc.strerror or exc}); the certificate is stored all the same: "
+            "'govsign cert show SERIAL --out FILE' writes it again."
+        ) from None
+
+
+def _issued(issued: IssuedCertificate, json_output: bool, message: str, out: Path | None = None) -> None:
+    _write_pem(out, issued.certificate_pem)
     if json_output:
         output.print_json(output.issued_json(issued))
         return
     output.stdout.print(message)
+    if out is not None:
+        output.stdout.print(f"Wrote the certificate to {out}.", markup=False, highlight=False)
 
 
 @cert_app.command("issue")
@@ -66,6 +87,7 @@ def cert_issue(
         str | None,
         typer.Option(help="The subscriber's agency (its signer clients may then sign with the certificate)."),
     ] = None,
+    out: OutOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Issue a certificate from a CSR or with a key generated in the HSM."""
@@ -82,18 +104,22 @@ def cert_issue(
     with opened() as services, progress_display(generate_key is not None) as progress:
         issued = services.certificates.enrol(spec, operator(), progress=progress)
     assert isinstance(issued, IssuedCertificate)  # the operator acts alone: never a pending approval
+    _write_pem(out, issued.certificate_pem)
     if json_output:
         output.print_json(output.issued_json(issued))
         return
     output.stdout.print(f"[green]Issued[/] certificate {issued.record.serial_hex} for {issued.record.subject}.")
     output.stdout.print(issued.certificate_pem, end="")
+    if out is not None:
+        output.stdout.print(f"Wrote the certificate to {out}.", markup=False, highlight=False)
 
 
 @cert_app.command("show")
-def cert_show(serial: Serial, issuer: Issuer = None, json_output: JsonOption = False) -> None:
+def cert_show(serial: Serial, issuer: Issuer = None, out: OutOption = None, json_output: JsonOption = False) -> None:
     """Show one certificate and its status."""
     with opened() as services:
         view = services.certificates.show(serial, operator(), issuer_id=issuer)
+    _write_pem(out, view.certificate_pem)
     if json_output:
         output.print_json(output.certificate_json(view))
         return
@@ -162,12 +188,13 @@ def cert_renew(
     serial: Serial,
     validity_days: Annotated[int | None, typer.Option(help="Validity in days.")] = None,
     issuer: Issuer = None,
+    out: OutOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Issue a new certificate with the same subject and key and a new validity."""
     with opened() as services:
         issued = services.certificates.renew(serial, operator(), validity_days=validity_days, issuer_id=issuer)
-    _issued(issued, json_output, f"[green]Renewed[/] as certificate {issued.record.serial_hex}.")
+    _issued(issued, json_output, f"[green]Renewed[/] as certificate {issued.record.serial_hex}.", out)
 
 
 @cert_app.command("rekey")
@@ -177,6 +204,7 @@ def cert_rekey(
     generate_key: Annotated[KeyChoice | None, typer.Option(help="Generate the new key pair in the HSM.")] = None,
     validity_days: Annotated[int | None, typer.Option(help="Validity in days.")] = None,
     issuer: Issuer = None,
+    out: OutOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Issue a new certificate with the same subject and a new key."""
@@ -191,4 +219,4 @@ def cert_rekey(
             issuer_id=issuer,
             progress=progress,
         )
-    _issued(issued, json_output, f"[green]Re-keyed[/] as certificate {issued.record.serial_hex}.")
+    _issued(issued, json_output, f"[green]Re-keyed[/] as certificate {issued.record.serial_hex}.", out)
