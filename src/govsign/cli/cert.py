@@ -138,7 +138,12 @@ def cert_list(
     if json_output:
         output.print_json([output.certificate_json(view) for view in views])
         return
-    output.stdout.print(output.certificate_table(views, title=f"{len(views)} certificates"))
+    subscribers = [view for view in views if view.record.profile in SUBSCRIBER_PROFILE_NAMES]
+    service = [view for view in views if view.record.profile not in SUBSCRIBER_PROFILE_NAMES]
+    output.stdout.print(output.certificate_table(subscribers, title=f"{len(subscribers)} subscriber certificates"))
+    if service:
+        title = f"{len(service)} certificates of the service itself (OCSP responder, time-stamping, audit)"
+        output.stdout.print(output.certificate_table(service, title=title))
 
 
 def _changed(view: object, json_output: bool, done: str) -> None:

@@ -90,7 +90,8 @@ def ca_json(ca: CARecord) -> dict[str, Any]:
 
 def certificate_table(views: list[CertificateView], title: str | None = None) -> Table:
     table = Table(title=title)
-    for column in ("Serial", "Status", "Profile", "Subject", "Not after (+07:00)", "Key"):
+    table.add_column("Serial", no_wrap=True, min_width=16)  # a serial is copied whole: never folded
+    for column in ("Status", "Profile", "Subject", "Not after (+07:00)", "Key"):
         table.add_column(column, overflow="fold")
     for view in views:
         record = view.record
