@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from govsign.errors import ErrorKind, GovsignError, RateLimitedError
 
@@ -63,18 +64,30 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers or None)
 
 
+def error_problem(exc: GovsignError) -> JSONResponse:
+    """The problem document of a GovsignError (internal details logged, never echoed)."""
+    status = STATUS_BY_KIND.get(exc.kind, 500)
+    if exc.kind in (ErrorKind.INTERNAL, ErrorKind.CONFIGURATION):
+        log.error("request failed: %s", exc.message)
+        return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], "The request could not be completed.")
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+    return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], exc.message, headers=headers)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(GovsignError)
     async def _govsign_error(request: Request, exc: GovsignError) -> JSONResponse:
-        status = STATUS_BY_KIND.get(exc.kind, 500)
-        if exc.kind in (ErrorKind.INTERNAL, ErrorKind.CONFIGURATION):
-            log.error("request failed: %s", exc.message)
-            return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], "The request could not be completed.")
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
-        return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], exc.message, headers=headers)
+        return error_problem(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Who may ask is decided before what was asked is judged: a caller whose role does not
+        # allow the operation gets 401/403, never a 422 about the body's rules.
+        from govsign.api.operation_roles import refusal_before_validation
+
+        refusal = await refusal_before_validation(request)
+        if refusal is not None:
+            return error_problem(refusal)
         errors = [
             {"location": ".".join(str(part) for part in error.get("loc", ())), "message": str(error.get("msg", ""))}
             for error in exc.errors()
@@ -88,9 +101,27 @@ def install_problem_handlers(app: FastAPI) -> None:
         kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}.get(
             exc.status_code, "http-error"
         )
-        return problem(exc.status_code, kind, str(exc.detail) if exc.detail else "HTTP error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem(exc.status_code, kind, str(exc.detail) if exc.detail else "HTTP error", headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
         return problem(500, "internal", "Internal error", "The request could not be completed.")
+
+
+#: The methods a 405's ``Allow`` may name.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at the request's path (the ``Allow`` of a 405:
+    each method of a path is a route of its own, so the route that refused names only its own)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]

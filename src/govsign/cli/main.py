@@ -63,6 +63,7 @@ app.command()(verify)
 
 
 def main(argv: list[str] | None = None) -> None:
+    os.umask(0o077)  # whatever a command writes (data dir, exports, PEM files) is the operator's alone
     logging.basicConfig(
         level=os.environ.get("GOVSIGN_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
     )

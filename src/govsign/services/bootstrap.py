@@ -243,6 +243,7 @@ class Services:
         """Open the database and log in to the token; with ``initialize``, create what is missing
         (data dir, SoftHSM2 token, PIN, schema). Fails fast with one sentence naming the setting."""
         clock = clock or SystemClock()
+        restrict_new_files()
         database = open_database(settings, initialize=initialize)
         try:
             keystore = open_keystore(settings, create=initialize)
@@ -257,6 +258,8 @@ class Services:
             database.dispose()
             raise
         try:
+            if initialize and settings.embedded_database:
+                tighten_data_dir(settings.data_dir)
             return cls(settings=settings, database=database, keystore=keystore, clock=clock)
         except BaseException:
             keystore.close()
@@ -266,6 +269,34 @@ class Services:
     def close(self) -> None:
         self.keystore.close()
         self.database.dispose()
+
+
+#: The process umask of the service and the CLI: what they create is their user's alone.
+PRIVATE_UMASK = 0o077
+
+
+def restrict_new_files() -> None:
+    """Set the process umask so that every file and directory the service, SQLite (the
+    database, its -wal and -shm) or SoftHSM2 creates is readable by its owner only."""
+    os.umask(PRIVATE_UMASK)
+
+
+def tighten_data_dir(data_dir: Path) -> None:
+    """Make the data dir 0700 and everything in it owner-only (directories 0700, files 0600):
+    a data dir made by hand before ``init``, or by an older version, keeps no readable file
+    (the database holds token HMACs and PIN hashes). Symbolic links are not followed."""
+    if not data_dir.is_dir():
+        return
+    data_dir.chmod(0o700)
+    for root, directories, files in os.walk(data_dir):
+        for name in directories:
+            path = Path(root, name)
+            if not path.is_symlink():
+                path.chmod(0o700)
+        for name in files:
+            path = Path(root, name)
+            if not path.is_symlink():
+                path.chmod(0o600)
 
 
 def open_database(settings: Settings, *, initialize: bool) -> Database:
@@ -309,6 +340,7 @@ def prepare_embedded_hsm(settings: Settings, *, create: bool) -> None:
                 "(or set GOVSIGN_DATA_DIR to an initialised data dir)."
             )
         conf.write_text(SOFTHSM2_CONF_TEMPLATE.format(token_dir=settings.token_dir.resolve()), encoding="utf-8")
+        conf.chmod(0o600)
     wanted = str(conf.resolve())
     if _EMBEDDED_CONF_IN_USE is not None and wanted != _EMBEDDED_CONF_IN_USE:
         raise ConfigurationError(

@@ -50,7 +50,9 @@ class EnrolmentRequest(_Strict):
 class RevocationRequest(_Strict):
     reason: ReasonName = Field(description="RFC 5280 reason (use the hold endpoint for certificateHold).")
     invalidity_date: dt.datetime | None = Field(
-        default=None, description="When the key was compromised (with a time zone)."
+        default=None,
+        strict=True,  # an RFC 3339 string: a number (0 became 1970-01-01) is refused
+        description="When the key was compromised (with a time zone): not after now, not before the certificate's notBefore.",
     )
 
 

@@ -1,0 +1,74 @@
+"""The permission each /api/v1 operation needs of the caller's role, checked before the request's
+body and parameters are judged.
+
+FastAPI validates a request before the operation runs, and the services decide authorization
+inside the operation: without this check an auditor sending a PIN that breaks the PIN rules got
+a 422 about those rules instead of a 403. When a request does not validate, the caller is
+authenticated (401/429 as usual) and the role is checked against this table (403, audited); only
+a caller who may use the operation learns what was wrong with the request. The agency of the
+object is still decided by the service, once the request is valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import Request
+
+from govsign.access.policy import Permission
+from govsign.api.deps import authenticated, get_services, requester
+from govsign.errors import ForbiddenError, GovsignError
+
+#: operationId -> the permission the caller's role must include.
+OPERATION_PERMISSIONS: dict[str, Permission] = {
+    "enrolCertificate": Permission.CERTIFICATE_ENROL,
+    "searchCertificates": Permission.CERTIFICATE_READ,
+    "getCertificate": Permission.CERTIFICATE_READ,
+    "getCertificateChain": Permission.CERTIFICATE_READ,
+    "revokeCertificate": Permission.CERTIFICATE_REVOKE,
+    "holdCertificate": Permission.CERTIFICATE_SUSPEND,
+    "releaseCertificate": Permission.CERTIFICATE_SUSPEND,
+    "renewCertificate": Permission.CERTIFICATE_RENEW,
+    "listApprovals": Permission.APPROVAL_READ,
+    "approveRequest": Permission.APPROVAL_DECIDE,
+    "rejectRequest": Permission.APPROVAL_DECIDE,
+    "publishCRLs": Permission.CA_ADMINISTER,
+    "replaceServiceCertificate": Permission.CA_ADMINISTER,
+    "searchAudit": Permission.AUDIT_READ,
+    "listCertificateAuthorities": Permission.CA_READ,
+    "listAgencies": Permission.AGENCY_READ,
+    "signPDF": Permission.SIGN,
+    "signCMS": Permission.SIGN,
+    "signSMIME": Permission.SIGN,
+    "signDigests": Permission.SIGN,
+    "enrolTOTP": Permission.CERTIFICATE_ENROL,
+    "setPIN": Permission.CERTIFICATE_ENROL,
+    "getFactors": Permission.SIGN,
+    "activateSignature": Permission.SIGN,
+    "setStampImage": Permission.CERTIFICATE_ENROL,
+    "verifyDocument": Permission.VERIFY,
+    "getVerification": Permission.VERIFY,
+}
+
+
+async def refusal_before_validation(request: Request) -> GovsignError | None:
+    """The UnauthenticatedError, RateLimitedError or ForbiddenError (audited) of a caller whose
+    role does not allow the matched /api/v1 operation; None when it does, or for other paths."""
+    route = request.scope.get("route")
+    operation_id = getattr(route, "operation_id", None)
+    permission = OPERATION_PERMISSIONS.get(operation_id or "")
+    if permission is None or not request.url.path.startswith("/api/"):
+        return None
+    try:
+        principal = getattr(request.state, "principal", None) or await authenticated(request)
+    except GovsignError as exc:
+        return exc
+    services = get_services(request)
+    who = requester(request, principal)
+    try:
+        await asyncio.to_thread(services.authorization.check_role, who, permission)
+    except ForbiddenError as exc:
+        object_id = "/".join(str(value) for value in request.path_params.values()) or request.url.path
+        await asyncio.to_thread(services.audit.record_refusal, f"api.{operation_id}", who, object_id, exc)
+        return exc
+    return None

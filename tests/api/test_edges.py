@@ -1,0 +1,93 @@
+"""Input edges the fault campaign found open: an ``invalidity_date`` of 0 became 1970-01-01 in the
+CRL, an auditor learned the PIN rules (422) instead of being refused (403), and TRACE (like every
+405) answered without ``Allow``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from helpers.world import AGENCY_A1, World, assert_problem, enrol
+
+
+@pytest.mark.parametrize(
+    "invalidity_date",
+    [
+        pytest.param(0, id="zero"),
+        pytest.param(1_700_000_000, id="unix-seconds"),
+        pytest.param("0", id="zero-string"),
+        pytest.param("1970-01-01T00:00:00Z", id="epoch"),
+        pytest.param("2999-01-01T00:00:00Z", id="future"),
+    ],
+)
+def test_an_invalidity_date_not_between_issuance_and_now_is_refused(
+    world: World, direct_api: TestClient, invalidity_date: object
+) -> None:
+    officer = world["ra-officer"]
+    serial = enrol(direct_api, officer, AGENCY_A1)
+    response = direct_api.post(
+        f"/api/v1/certificates/{serial}/revocation",
+        headers=officer.headers,
+        json={"reason": "key-compromise", "invalidity_date": invalidity_date},
+    )
+    assert_problem(response, 422)
+    shown = direct_api.get(f"/api/v1/certificates/{serial}", headers=officer.headers).json()
+    assert shown["status"] == "valid" and shown.get("revocation") is None
+
+
+def _audit_count(world: World) -> int:
+    with world.services.database.read_only() as ports:
+        return ports.audit.count()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(json.dumps({"pin": "1"}).encode(), id="pin-too-short"),
+        pytest.param(b"{not json", id="malformed-json"),
+        pytest.param(json.dumps({"pin": 123456, "extra": True}).encode(), id="wrong-types"),
+    ],
+)
+def test_a_role_without_the_permission_gets_403_before_the_body_is_judged(
+    world: World, direct_api: TestClient, body: bytes
+) -> None:
+    officer, auditor = world["ra-officer"], world["auditor"]
+    serial = enrol(direct_api, officer, AGENCY_A1)
+    url = f"/api/v1/credentials/{serial}/factors/pin"
+    headers = {"Content-Type": "application/json"}
+    before = _audit_count(world)
+    problem = assert_problem(direct_api.put(url, headers={**auditor.headers, **headers}, content=body), 403)
+    assert "pin" not in problem.get("detail", "").lower()
+    assert _audit_count(world) == before + 1, "the refusal is audited"
+    # without credentials: 401, not 422
+    assert_problem(direct_api.put(url, headers=headers, content=body), 401)
+    # an officer who may set PINs learns what is wrong with the request
+    assert_problem(direct_api.put(url, headers={**officer.headers, **headers}, content=body), 422)
+
+
+def test_a_signer_sending_a_broken_enrolment_gets_403(world: World, direct_api: TestClient) -> None:
+    response = direct_api.post("/api/v1/certificates", headers=world["signer"].headers, json={"profile": 5})
+    assert_problem(response, 403)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        pytest.param("TRACE", "/api/v1/certificates", {"GET", "POST"}, id="trace-certificates"),
+        pytest.param("DELETE", "/api/v1/certificates", {"GET", "POST"}, id="delete-certificates"),
+        pytest.param("PUT", "/api/v1/certificates/01", {"GET"}, id="put-certificate"),
+        pytest.param("GET", "/api/v1/crls", {"POST"}, id="get-crls"),
+        pytest.param("TRACE", "/healthz", {"GET"}, id="trace-healthz"),
+        pytest.param("DELETE", "/pki/tsa", {"POST"}, id="delete-tsa"),
+        pytest.param("PATCH", "/api/v1/credentials/01/factors/pin", {"PUT"}, id="patch-pin"),
+    ],
+)
+def test_every_405_has_an_allow_header_listing_every_method_of_the_path(
+    world: World, direct_api: TestClient, method: str, path: str, allowed: set[str]
+) -> None:
+    response = direct_api.request(method, path, headers=world["admin"].headers)
+    assert response.status_code == 405, response.text
+    assert "allow" in response.headers, response.headers
+    assert {part.strip() for part in response.headers["allow"].split(",")} == allowed
