@@ -25,6 +25,7 @@ SAMPLE_VALUES = {
     "name": "issuing-1",
     "encoded": "MAA",
     "verification_id": "feedface" * 4,
+    "profile": "tsa",
 }
 
 
@@ -61,9 +62,9 @@ def test_every_route_but_the_public_ones_needs_authentication(direct_api: TestCl
     routes = sorted(set(walk_routes(direct_api.app.routes)))
     protected = [(m, p) for m, p in routes if not is_public(p) and p not in DOCS_PATHS]
     public = [(m, p) for m, p in routes if is_public(p)]
-    # The walk found the API: all 26 /api/v1 operations and the public protocol endpoints.
-    assert sum(1 for _, p in protected if p.startswith("/api/v1/")) == 26, protected
-    assert len(protected) == 26, f"routes outside /api/v1 that are neither public nor docs: {protected}"
+    # The walk found the API: all 27 /api/v1 operations and the public protocol endpoints.
+    assert sum(1 for _, p in protected if p.startswith("/api/v1/")) == 27, protected
+    assert len(protected) == 27, f"routes outside /api/v1 that are neither public nor docs: {protected}"
     assert len(public) >= 7, public
 
     for method, path in protected:

@@ -12,6 +12,7 @@ import typer
 from typer.exceptions import TyperException
 
 from govsign.cli import output
+from govsign.cli.approval import approval_app
 from govsign.cli.audit import audit_app
 from govsign.cli.ca import ca_app, crl_app
 from govsign.cli.cert import cert_app
@@ -53,6 +54,7 @@ for group, name in (
     (agency_app, "agency"),
     (client_app, "client"),
     (credential_app, "credential"),
+    (approval_app, "approval"),
 ):
     app.add_typer(group, name=name)
 app.command()(serve)

@@ -26,7 +26,7 @@ from govsign.pki.authority import AuthorityPolicy
 from govsign.pki.crl import CRLPolicy
 from govsign.pki.lint import PKILintCertificateLinter, PKILintCRLLinter
 from govsign.pki.ocsp import OCSPPolicy
-from govsign.services.approvals import Approvals, DualControl
+from govsign.services.approvals import REPLACE_SERVICE_CERTIFICATE, Approvals, ApprovedOperationsByName, DualControl
 from govsign.services.audit_log import AuditCheckpoints, AuditLog
 from govsign.services.authentication import Authentication
 from govsign.services.authorization import Authorization, Requester
@@ -135,14 +135,18 @@ class Services:
             authorization=self.authorization,
             dual_control=dual_control,
             publish_crls=lambda: self.crls.publish(force=True),
+            service_certificates_changed=self.reload_service_credentials,
         )
         self.approvals = Approvals(
             database=database,
             uow=self.uow,
             clock=clock,
             authorization=self.authorization,
-            executor=self.certificates,
+            executor=ApprovedOperationsByName(self.certificates, {REPLACE_SERVICE_CERTIFICATE: self.hierarchy}),
             publish_crls=lambda: self.crls.publish(force=True),
+            after_commit=lambda operation: (
+                self.reload_service_credentials() if operation == REPLACE_SERVICE_CERTIFICATE else None
+            ),
         )
         self.evidence = EvidenceService(database=database, ocsp=self.ocsp, crls=self.crls, timestamps=self.timestamps)
         sole_control_policy = SoleControlPolicy(
@@ -165,6 +169,8 @@ class Services:
             crls=self.crls,
             checkpoints=self.audit_checkpoints,
             responder_validity=dt.timedelta(days=settings.ocsp_responder_validity_days),
+            timestamps=self.timestamps,
+            tsa_validity=dt.timedelta(days=settings.tsa_validity_days),
         )
         self.server_key = server_key
         self.hsm = HSMInventory(keystore=keystore)
@@ -177,6 +183,11 @@ class Services:
             fetch_timeout=settings.verification_fetch_timeout_seconds,
             timeout=settings.verification_timeout_seconds,
         )
+
+    def reload_service_credentials(self) -> None:
+        """Read the OCSP responder and TSA certificates again (one was replaced or rolled over)."""
+        self.ocsp.responder(reload=True)
+        self.timestamps.authority(reload=True)
 
     def build_document_services(self) -> None:
         """Build the document use cases now (a server does at start-up; the CLI when first used)."""

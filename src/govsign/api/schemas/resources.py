@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ProfileName = Literal["individual", "organization", "device"]
 KeyAlgorithmName = Literal["rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384"]
@@ -51,8 +51,23 @@ class RevocationRequest(_Strict):
     reason: ReasonName = Field(description="RFC 5280 reason (use the hold endpoint for certificateHold).")
     invalidity_date: dt.datetime | None = Field(
         default=None,
-        strict=True,  # an RFC 3339 string: a number (0 became 1970-01-01) is refused
         description="When the key was compromised (with a time zone): not after now, not before the certificate's notBefore.",
+    )
+
+    @field_validator("invalidity_date", mode="before")
+    @classmethod
+    def _a_time_not_a_number(cls, value: object) -> object:
+        """An RFC 3339 string: a number (``0`` became 1970-01-01 in the CRL) is refused."""
+        if value is not None and not isinstance(value, str):
+            raise ValueError("the invalidity date must be an RFC 3339 date-time string")
+        return value
+
+
+class ServiceCertificateReplacementRequest(_Strict):
+    """Replace the CA's OCSP responder or TSA certificate (new HSM key; the old one revoked)."""
+
+    reason: Literal["superseded", "key-compromise", "affiliation-changed", "cessation-of-operation", "unspecified"] = (
+        Field(default="superseded", description="Why: the reason the replaced certificate is revoked with.")
     )
 
 
