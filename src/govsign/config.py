@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     """When set, GET /metrics requires 'Authorization: Bearer <token>'."""
     auth_failure_limit: int = Field(default=10, ge=1)
     """Failed authentications per source address per minute before 429."""
+    pending_key_grace_seconds: int = Field(default=600, ge=0)
+    """How old a pending key marker (a key generated for an issuance whose certificate never
+    committed: a crash) must be before ``govsign hsm reconcile`` and the service at start-up
+    destroy its key."""
     background_tasks: bool = True
     """Run CRL publication, OCSP pre-production and responder rollover inside ``serve``."""
 

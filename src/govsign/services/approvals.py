@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -122,6 +122,7 @@ class Approvals:
         executor: ApprovedOperations,
         publish_crls: Callable[[], object],
         after_commit: Callable[[str], None] = lambda _operation: None,
+        keys_of: Callable[[ApprovalRecord], Sequence[str]] = lambda _approval: (),
     ) -> None:
         self._database = database
         self._uow = uow
@@ -130,6 +131,7 @@ class Approvals:
         self._executor = executor
         self._publish_crls = publish_crls
         self._after_commit = after_commit
+        self._keys_of = keys_of
 
     def list(
         self, requester: Requester, *, status: str | None, after: tuple[dt.datetime, str] | None, limit: int
@@ -193,7 +195,15 @@ class Approvals:
             return result
 
         executed: list[str] = []
-        result = self._uow.run(operation, action="approval.decide", requester=requester, object_id=approval_id)
+        with self._database.read_only() as ports:
+            asked = ports.approvals.get(approval_id)
+        result = self._uow.run(
+            operation,
+            action="approval.decide",
+            requester=requester,
+            object_id=approval_id,
+            reserve_keys=self._keys_of(asked) if asked is not None and approve else (),
+        )
         if isinstance(result, CRLPublicationApproved):
             return self._publish_crls()
         for name in executed:

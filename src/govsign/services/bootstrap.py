@@ -30,7 +30,7 @@ from govsign.services.approvals import REPLACE_SERVICE_CERTIFICATE, Approvals, A
 from govsign.services.audit_log import AuditCheckpoints, AuditLog
 from govsign.services.authentication import Authentication
 from govsign.services.authorization import Authorization, Requester
-from govsign.services.certificates import Certificates
+from govsign.services.certificates import Certificates, keys_of_approved
 from govsign.services.directory import Directory
 from govsign.services.evidence import EvidenceService
 from govsign.services.health import Health
@@ -144,6 +144,7 @@ class Services:
             authorization=self.authorization,
             executor=ApprovedOperationsByName(self.certificates, {REPLACE_SERVICE_CERTIFICATE: self.hierarchy}),
             publish_crls=lambda: self.crls.publish(force=True),
+            keys_of=keys_of_approved,
             after_commit=lambda operation: (
                 self.reload_service_credentials() if operation == REPLACE_SERVICE_CERTIFICATE else None
             ),
@@ -173,7 +174,7 @@ class Services:
             tsa_validity=dt.timedelta(days=settings.tsa_validity_days),
         )
         self.server_key = server_key
-        self.hsm = HSMInventory(keystore=keystore)
+        self.hsm = HSMInventory(keystore=keystore, database=database, clock=clock, audit=self.audit)
         self.health = Health(database=database, keystore=keystore)
         self._settings = settings
         # read at start-up, so that a bad trust file stops the service with its name

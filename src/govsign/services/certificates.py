@@ -33,6 +33,17 @@ from govsign.storage.engine import Database
 
 #: What a lifecycle request gives when a second officer must approve it first.
 Pending = ApprovalRecord
+#: The pending key an issuance with a key generated in the HSM reserves (see UnitOfWork.run).
+SUBSCRIBER_KEY = ("sub",)
+
+
+def keys_of_approved(approval: ApprovalRecord) -> tuple[str, ...]:
+    """The keys that executing an approved request may generate in the HSM."""
+    if approval.operation == "enrol" and approval.parameters.get("key_algorithm"):
+        return SUBSCRIBER_KEY
+    if approval.operation == "replace-service-certificate":
+        return ("tsa" if approval.parameters.get("profile") == "tsa" else "ocsp",)
+    return ()
 
 
 def enrolment_parameters(request: IssuanceRequest) -> dict[str, Any]:
@@ -133,6 +144,7 @@ class Certificates:
             object_id=spec.subject or "csr",
             progress=progress,
             completion=completion,
+            reserve_keys=SUBSCRIBER_KEY if spec.key_algorithm is not None else (),
         )
 
     # -- reads --------------------------------------------------------------------------------
@@ -254,7 +266,12 @@ class Certificates:
             )
 
         return self._uow.run(
-            operation, action="certificate.rekey", requester=requester, object_id=serial, progress=progress
+            operation,
+            action="certificate.rekey",
+            requester=requester,
+            object_id=serial,
+            progress=progress,
+            reserve_keys=SUBSCRIBER_KEY if key_algorithm is not None else (),
         )
 
     # -- approved requests --------------------------------------------------------------------

@@ -53,6 +53,7 @@ class Hierarchy:
             requester=Requester.operator(actor),
             object_id="hierarchy",
             progress=progress,
+            reserve_keys=("ocsp", "tsa"),
         )
 
     def list_cas(self, requester: Requester | None = None) -> list[CARecord]:
@@ -110,7 +111,11 @@ class Hierarchy:
             return self._replace(work, parameters, requester.actor)
 
         result = self._uow.run(
-            operation, action="service-certificate.replace", requester=requester, object_id=f"{ca_id}/{profile}"
+            operation,
+            action="service-certificate.replace",
+            requester=requester,
+            object_id=f"{ca_id}/{profile}",
+            reserve_keys=("tsa" if profile == "tsa" else "ocsp",),
         )
         if isinstance(result, IssuedCertificate):
             self._service_certificates_changed()

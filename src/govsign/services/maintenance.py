@@ -10,11 +10,12 @@ import datetime as dt
 from govsign.clock import Clock
 from govsign.pki.crl import PublishedCRLs
 from govsign.pki.profiles import OCSP_RESPONDER, TSA, CertificateProfile
-from govsign.pki.records import CARole, CertificateRecord
+from govsign.pki.records import CARecord, CARole, CertificateRecord
 from govsign.services.audit_log import AuditCheckpoints
 from govsign.services.authorization import Requester
 from govsign.services.status import CRLService, OCSPService, TimeStampService
 from govsign.services.uow import UnitOfWork, Work
+from govsign.storage.ports import SQLPorts
 
 ROLLOVER_ACTOR = "system:ocsp-rollover"
 TSA_ROLLOVER_ACTOR = "system:tsa-rollover"
@@ -78,6 +79,22 @@ class Maintenance:
     def _rollover(
         self, profile: CertificateProfile, validity: dt.timedelta, actor: str, action: str
     ) -> CertificateRecord | None:
+        def due(ports: SQLPorts, ca: CARecord, now: dt.datetime) -> tuple[bool, CertificateRecord | None, bool]:
+            """(due, the current certificate, whether it is usable now)."""
+            if ca.role is not CARole.ISSUING or ca.not_after <= now:
+                return False, None, False
+            current = ports.certificates.find_service_certificate(issuer_id=ca.id, profile=profile.name)
+            usable = current is not None and current.not_before <= now < current.not_after
+            if usable and current is not None and current.not_after - now > validity / 3:
+                return False, current, usable
+            if usable and current is not None and current.not_after >= ca.not_after:
+                return False, current, usable  # a new certificate could not outlive the current one
+            return True, current, usable
+
+        with self._uow.reading() as reading:  # most ticks: nothing is due, nothing is written
+            if not any(due(reading.ports, ca, self._clock.now())[0] for ca in reading.ports.cas.list_cas()):
+                return None
+
         def operation(work: Work) -> CertificateRecord | None:
             issued: CertificateRecord | None = None
             now = self._clock.now()
@@ -85,12 +102,9 @@ class Maintenance:
                 if ca.role is not CARole.ISSUING or ca.not_after <= now:
                     continue
                 work.ports.crls.lock_crl_state(ca.id)  # one rollover at a time per CA, across processes
-                current = work.ports.certificates.find_service_certificate(issuer_id=ca.id, profile=profile.name)
-                usable = current is not None and current.not_before <= now < current.not_after
-                if usable and current is not None and current.not_after - now > validity / 3:
+                needed, current, usable = due(work.ports, ca, now)
+                if not needed:
                     continue
-                if usable and current is not None and current.not_after >= ca.not_after:
-                    continue  # a new certificate could not outlive the current one (CA near its end)
                 issued = work.hierarchy.issue_service_certificate(
                     ca, profile, actor=actor, algorithm=current.key_algorithm if current is not None else None
                 )
@@ -108,4 +122,10 @@ class Maintenance:
                 )
             return issued
 
-        return self._uow.run(operation, action=action, requester=Requester.operator(actor), object_id=profile.name)
+        return self._uow.run(
+            operation,
+            action=action,
+            requester=Requester.operator(actor),
+            object_id=profile.name,
+            reserve_keys=("tsa" if profile is TSA else "ocsp",),
+        )

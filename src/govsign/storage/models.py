@@ -319,3 +319,16 @@ class VerificationRow(Base):
     etsi_xml: Mapped[str | None] = mapped_column(Text)
     report_pdf: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     """The report rendered as a PDF and sealed, made when first asked for."""
+
+
+class PendingKeyRow(Base):
+    """A key pair about to be generated in the HSM for an issuance, committed before the HSM
+    makes it; deleted in the transaction that stores its certificate. A row that outlives its
+    grace period names an orphan from a crash (``govsign hsm reconcile`` destroys it)."""
+
+    __tablename__ = "pending_keys"
+
+    label: Mapped[str] = mapped_column(String(128), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    """What the key was generated for (issuance, a service certificate)."""
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)

@@ -12,6 +12,7 @@ from govsign.storage.certificates import SQLCertificateStore, SQLRevocationStore
 from govsign.storage.crls import SQLCRLStore
 from govsign.storage.idempotency import SQLIdempotencyStore
 from govsign.storage.ocsp import SQLOCSPStore
+from govsign.storage.pending_keys import SQLPendingKeyStore
 from govsign.storage.sole_control import SQLSoleControlStore
 from govsign.storage.stamp_images import SQLStampImageStore
 from govsign.storage.verifications import SQLVerificationStore
@@ -35,3 +36,4 @@ class SQLPorts:
         self.sole_control = SQLSoleControlStore(session)
         self.stamp_images = SQLStampImageStore(session)
         self.verifications = SQLVerificationStore(session)
+        self.pending_keys = SQLPendingKeyStore(session)
