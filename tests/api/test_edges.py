@@ -91,3 +91,30 @@ def test_every_405_has_an_allow_header_listing_every_method_of_the_path(
     assert response.status_code == 405, response.text
     assert "allow" in response.headers, response.headers
     assert {part.strip() for part in response.headers["allow"].split(",")} == allowed
+
+
+def test_a_number_is_not_a_date_time(world: World, direct_api: TestClient) -> None:
+    for value in ("0", "0.5", "1700000000"):
+        response = direct_api.get(f"/api/v1/audit?until={value}", headers=world["auditor"].headers)
+        assert_problem(response, 422)
+    assert direct_api.get(
+        "/api/v1/audit?until=2026-01-01T00:00:00Z&limit=1", headers=world["auditor"].headers
+    ).is_success
+
+
+def test_a_body_that_is_not_utf8_is_invalid_input_after_the_role_is_checked(
+    world: World, direct_api: TestClient
+) -> None:
+    url = "/api/v1/cas/issuing-1/service-certificates/tsa/replacement"
+    headers = {"Content-Type": "application/json"}
+    assert_problem(direct_api.post(url, headers={**world["auditor"].headers, **headers}, content=b"\xff\xfe"), 403)
+    assert_problem(direct_api.post(url, headers={**world["admin"].headers, **headers}, content=b"\xff\xfe"), 422)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/signatures/pdf", "/api/v1/verifications"])
+def test_an_undeclared_method_on_a_document_route_is_405_not_415(
+    world: World, direct_api: TestClient, path: str
+) -> None:
+    response = direct_api.put(path, headers={**world["admin"].headers, "Content-Type": "application/pdf"}, content=b"x")
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "POST"

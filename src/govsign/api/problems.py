@@ -98,6 +98,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8, not a form): invalid input
+            from govsign.api.operation_roles import refusal_before_validation
+
+            refusal = await refusal_before_validation(request)
+            if refusal is not None:
+                return error_problem(refusal)
+            return problem(422, "invalid-input", "Invalid input", "The request body could not be read as declared.")
         kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}.get(
             exc.status_code, "http-error"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 ProfileName = Literal["individual", "organization", "device"]
 KeyAlgorithmName = Literal["rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384"]
@@ -19,6 +19,24 @@ ReasonName = Literal[
     "privilege-withdrawn",
 ]
 StatusName = Literal["valid", "revoked", "expired", "on-hold"]
+
+
+def _date_time_text(value: object) -> object:
+    """An RFC 3339 date-time as text: pydantic would read a number, or a numeric string, as Unix
+    seconds (``0`` became 1970-01-01 in a CRL)."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a date-time must be an RFC 3339 string such as 2026-11-01T08:00:00+07:00")
+    try:
+        float(value)
+    except ValueError:
+        return value
+    raise ValueError("a date-time must be an RFC 3339 string such as 2026-11-01T08:00:00+07:00, not a number")
+
+
+#: A date-time given as RFC 3339 text (never a number).
+DateTimeText = Annotated[dt.datetime, BeforeValidator(_date_time_text)]
 
 
 class _Strict(BaseModel):
@@ -49,18 +67,10 @@ class EnrolmentRequest(_Strict):
 
 class RevocationRequest(_Strict):
     reason: ReasonName = Field(description="RFC 5280 reason (use the hold endpoint for certificateHold).")
-    invalidity_date: dt.datetime | None = Field(
+    invalidity_date: DateTimeText | None = Field(
         default=None,
         description="When the key was compromised (with a time zone): not after now, not before the certificate's notBefore.",
     )
-
-    @field_validator("invalidity_date", mode="before")
-    @classmethod
-    def _a_time_not_a_number(cls, value: object) -> object:
-        """An RFC 3339 string: a number (``0`` became 1970-01-01 in the CRL) is refused."""
-        if value is not None and not isinstance(value, str):
-            raise ValueError("the invalidity date must be an RFC 3339 date-time string")
-        return value
 
 
 class ServiceCertificateReplacementRequest(_Strict):
