@@ -45,11 +45,11 @@ def test_hsm_info_agrees_with_pkcs11_tool(deployment: Deployment) -> None:
 
 
 def test_hsm_reconcile_lists_keys_without_a_record_and_destroys_only_pending_orphans(
-    small_deployment: Deployment,
+    own_deployment: Deployment,
 ) -> None:
     import sqlite3
 
-    deployment = small_deployment
+    deployment = own_deployment
     for label in ("govsign-sub-orphan-of-a-crash", "made-by-hand"):
         made = deployment.pkcs11_tool(
             "--keypairgen", "--key-type", "EC:prime256v1", "--label", label, "--id", label.encode().hex()[:32]

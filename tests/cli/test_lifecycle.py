@@ -151,10 +151,10 @@ def test_list_returns_objects_shaped_like_show(deployment: Deployment, revoked_a
 
 
 def test_the_service_certificates_are_not_revoked_as_a_subscribers_and_replacing_one_needs_two_operators(
-    small_deployment: Deployment,
+    own_deployment: Deployment,
 ) -> None:
     """The fault campaign revoked the TSA certificate with one call and time-stamping stayed down."""
-    deployment = small_deployment
+    deployment = own_deployment
     tsa = next(item for item in deployment.ok("cert", "list") if item["profile"] == "tsa" and item["status"] == "valid")
     refused = deployment.run("cert", "revoke", tsa["serial"], "--reason", "key-compromise")
     assert_one_sentence_error(refused, "tsa", "replace-service-certificate")

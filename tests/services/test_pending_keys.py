@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+import re
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -159,3 +160,18 @@ def test_the_service_reconciles_at_start_up(make_deployment: Callable[..., Deplo
         assert client.get("/healthz").status_code == 200
     assert orphan.label not in _token_labels(services)
     assert _markers(services) == {}
+
+
+def test_every_key_an_operation_generates_takes_the_reserved_label_of_its_kind(
+    make_deployment: Callable[..., Deployment],
+) -> None:
+    d = make_deployment(dual_control="", tsa_validity_days=30)
+    services = d.services
+    d.clock.advance(dt.timedelta(days=25))
+    tsa = services.maintenance.rollover_tsa()
+    reserved = r"govsign-{}-[0-9a-f]{{16}}"  # as UnitOfWork.run reserves them (the core's own carry a time)
+    assert tsa is not None and tsa.key is not None and re.fullmatch(reserved.format("tsa"), tsa.key.label)
+    replaced = services.hierarchy.replace_service_certificate("ocsp-responder", OPERATOR)
+    key = replaced.record.key  # type: ignore[union-attr]
+    assert key is not None and re.fullmatch(reserved.format("ocsp"), key.label)
+    assert _markers(services) == {}, "every marker went with its certificate"
