@@ -118,3 +118,23 @@ def test_an_undeclared_method_on_a_document_route_is_405_not_415(
     response = direct_api.put(path, headers={**world["admin"].headers, "Content-Type": "application/pdf"}, content=b"x")
     assert response.status_code == 405, response.text
     assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("caller", "path", "content_type", "body"),
+    [
+        pytest.param(
+            "auditor", "/api/v1/signatures/pdf", "application/json", b"{broken", id="auditor-signs-broken-json"
+        ),
+        pytest.param(
+            "auditor", "/api/v1/signatures/pdf", "application/pdf", b"", id="auditor-signs-without-credential"
+        ),
+        pytest.param("auditor", "/api/v1/signatures/smime", "message/rfc822", b"x", id="auditor-signs-mail"),
+        pytest.param("ra-officer", "/api/v1/verifications", "application/pdf", b"", id="officer-verifies-empty"),
+    ],
+)
+def test_the_document_routes_decide_the_role_before_the_document(
+    world: World, direct_api: TestClient, caller: str, path: str, content_type: str, body: bytes
+) -> None:
+    headers = {**world[caller].headers, "Content-Type": content_type}
+    assert_problem(direct_api.post(path, headers=headers, content=body), 403)

@@ -51,8 +51,11 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
 }
 
 
-async def refusal_before_validation(request: Request) -> GovsignError | None:
-    """The UnauthenticatedError, RateLimitedError or ForbiddenError (audited) of a caller whose
+async def refusal_before_validation(
+    request: Request, *, action: str | None = None, object_id: str | None = None
+) -> GovsignError | None:
+    """The UnauthenticatedError, RateLimitedError or ForbiddenError (audited as ``action`` on
+    ``object_id``, by default ``api.<operationId>`` on the path's parameters) of a caller whose
     role does not allow the matched /api/v1 operation; None when it does, or for other paths."""
     route = request.scope.get("route")
     operation_id = getattr(route, "operation_id", None)
@@ -68,7 +71,16 @@ async def refusal_before_validation(request: Request) -> GovsignError | None:
     try:
         await asyncio.to_thread(services.authorization.check_role, who, permission)
     except ForbiddenError as exc:
-        object_id = "/".join(str(value) for value in request.path_params.values()) or request.url.path
-        await asyncio.to_thread(services.audit.record_refusal, f"api.{operation_id}", who, object_id, exc)
+        target = object_id or "/".join(str(value) for value in request.path_params.values()) or request.url.path
+        await asyncio.to_thread(services.audit.record_refusal, action or f"api.{operation_id}", who, target, exc)
         return exc
     return None
+
+
+async def role_first(request: Request, *, action: str, object_id: str) -> None:
+    """Raise the refusal of a caller whose role does not allow the operation, before a route
+    that reads its body itself (the document routes) judges the body; audited as the operation
+    itself would audit it (``action`` on ``object_id``)."""
+    refusal = await refusal_before_validation(request, action=action, object_id=object_id)
+    if refusal is not None:
+        raise refusal
