@@ -270,7 +270,7 @@ class Services:
             database.dispose()
             raise
         try:
-            if initialize and settings.embedded_database:
+            if initialize and (settings.embedded_database or settings.embedded_hsm):
                 tighten_data_dir(settings.data_dir)
             return cls(settings=settings, database=database, keystore=keystore, clock=clock)
         except BaseException:
