@@ -24,7 +24,7 @@ from govsign.pki.authority import CertificateView, IssuedCertificate, Progress
 from govsign.pki.issuance import IssuanceRequest, check_key_source
 from govsign.pki.profiles import SUBSCRIBER_PROFILE_NAMES
 from govsign.pki.records import CertificateStatus, RevocationReason
-from govsign.services.approvals import DualControl
+from govsign.services.approvals import REPLACE_SERVICE_CERTIFICATE, DualControl
 from govsign.services.authorization import Authorization, Requester
 from govsign.services.paging import Page
 from govsign.services.uow import Completion, UnitOfWork, Work
@@ -41,7 +41,7 @@ def keys_of_approved(approval: ApprovalRecord) -> tuple[str, ...]:
     """The keys that executing an approved request may generate in the HSM."""
     if approval.operation == "enrol" and approval.parameters.get("key_algorithm"):
         return SUBSCRIBER_KEY
-    if approval.operation == "replace-service-certificate":
+    if approval.operation == REPLACE_SERVICE_CERTIFICATE:
         return ("tsa" if approval.parameters.get("profile") == "tsa" else "ocsp",)
     return ()
 
