@@ -138,3 +138,14 @@ def test_the_document_routes_decide_the_role_before_the_document(
 ) -> None:
     headers = {**world[caller].headers, "Content-Type": content_type}
     assert_problem(direct_api.post(path, headers=headers, content=body), 403)
+
+
+def test_a_query_parameter_the_operation_does_not_declare_is_refused(world: World, direct_api: TestClient) -> None:
+    """As a JSON body with an unknown field is; schemathesis sent ``?agency_id=&=`` and got 200."""
+    admin, signer = world["admin"], world["signer"]
+    problem = assert_problem(direct_api.get("/api/v1/certificates?agency_id=&=", headers=admin.headers), 422)
+    assert "''" in problem["detail"]
+    assert_problem(direct_api.get("/api/v1/certificates?colour=red", headers=admin.headers), 422)
+    assert_problem(direct_api.get("/api/v1/certificates?colour=red", headers=signer.headers), 403)
+    assert_problem(direct_api.get("/api/v1/certificates?colour=red"), 401)
+    assert direct_api.get("/api/v1/certificates?limit=1&status=valid", headers=admin.headers).status_code == 200

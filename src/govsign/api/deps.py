@@ -80,6 +80,9 @@ async def authenticated(request: Request) -> Principal:
         authentication.limiter.failed(source)
         raise UnauthenticatedError("Send a valid API client token as 'Authorization: Bearer <token>'.")
     request.state.principal = principal
+    from govsign.api.operation_roles import reject_unknown_query_parameters  # it uses this module
+
+    await reject_unknown_query_parameters(request)
     return principal
 
 

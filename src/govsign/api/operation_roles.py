@@ -12,12 +12,13 @@ object is still decided by the service, once the request is valid.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import Request
 
 from govsign.access.policy import Permission
 from govsign.api.deps import authenticated, get_services, requester
-from govsign.errors import ForbiddenError, GovsignError
+from govsign.errors import ForbiddenError, GovsignError, InvalidInputError
 
 #: operationId -> the permission the caller's role must include.
 OPERATION_PERMISSIONS: dict[str, Permission] = {
@@ -84,3 +85,39 @@ async def role_first(request: Request, *, action: str, object_id: str) -> None:
     refusal = await refusal_before_validation(request, action=action, object_id=object_id)
     if refusal is not None:
         raise refusal
+
+
+def _declared_query_parameters(request: Request) -> dict[tuple[str, str], frozenset[str]]:
+    """(method, path template) -> the query parameters the API document declares, per app."""
+    cached: dict[tuple[str, str], frozenset[str]] | None = getattr(request.app.state, "query_parameters", None)
+    if cached is None:
+        document: dict[str, Any] = request.app.openapi()
+        cached = {
+            (method.upper(), path): frozenset(
+                parameter["name"] for parameter in operation.get("parameters", []) if parameter.get("in") == "query"
+            )
+            for path, item in document.get("paths", {}).items()
+            for method, operation in item.items()
+            if isinstance(operation, dict)
+        }
+        request.app.state.query_parameters = cached
+    return cached
+
+
+async def reject_unknown_query_parameters(request: Request) -> None:
+    """Refuse (422) an /api/v1 request with a query parameter its operation does not declare, as a
+    JSON body with an unknown field is refused; the caller's role is decided first (403)."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
+    if template is None or not request.url.path.startswith("/api/") or not request.query_params:
+        return
+    declared = _declared_query_parameters(request).get((request.method, template))
+    if declared is None:
+        return
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        refusal = await refusal_before_validation(request)
+        if refusal is not None:
+            raise refusal
+        names = ", ".join(f"'{name}'" for name in unknown[:5])
+        raise InvalidInputError(f"The query parameters {names} are not parameters of this operation.")
