@@ -149,3 +149,5 @@ def test_a_query_parameter_the_operation_does_not_declare_is_refused(world: Worl
     assert_problem(direct_api.get("/api/v1/certificates?colour=red", headers=signer.headers), 403)
     assert_problem(direct_api.get("/api/v1/certificates?colour=red"), 401)
     assert direct_api.get("/api/v1/certificates?limit=1&status=valid", headers=admin.headers).status_code == 200
+    twice = direct_api.get("/api/v1/audit?object_id=a&object_id=b", headers=world["auditor"].headers)
+    assert "one value" in assert_problem(twice, 422)["detail"]

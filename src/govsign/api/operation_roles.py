@@ -87,15 +87,18 @@ async def role_first(request: Request, *, action: str, object_id: str) -> None:
         raise refusal
 
 
-def _declared_query_parameters(request: Request) -> dict[tuple[str, str], frozenset[str]]:
-    """(method, path template) -> the query parameters the API document declares, per app."""
-    cached: dict[tuple[str, str], frozenset[str]] | None = getattr(request.app.state, "query_parameters", None)
+def _declared_query_parameters(request: Request) -> dict[tuple[str, str], dict[str, bool]]:
+    """(method, path template) -> the query parameters the API document declares (name -> whether
+    it may repeat, an array), per app."""
+    cached: dict[tuple[str, str], dict[str, bool]] | None = getattr(request.app.state, "query_parameters", None)
     if cached is None:
         document: dict[str, Any] = request.app.openapi()
         cached = {
-            (method.upper(), path): frozenset(
-                parameter["name"] for parameter in operation.get("parameters", []) if parameter.get("in") == "query"
-            )
+            (method.upper(), path): {
+                parameter["name"]: _is_array(parameter.get("schema", {}))
+                for parameter in operation.get("parameters", [])
+                if parameter.get("in") == "query"
+            }
             for path, item in document.get("paths", {}).items()
             for method, operation in item.items()
             if isinstance(operation, dict)
@@ -104,9 +107,14 @@ def _declared_query_parameters(request: Request) -> dict[tuple[str, str], frozen
     return cached
 
 
+def _is_array(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "array" or any(_is_array(part) for part in schema.get("anyOf", []))
+
+
 async def reject_unknown_query_parameters(request: Request) -> None:
-    """Refuse (422) an /api/v1 request with a query parameter its operation does not declare, as a
-    JSON body with an unknown field is refused; the caller's role is decided first (403)."""
+    """Refuse (422) an /api/v1 request with a query parameter its operation does not declare, or a
+    single-valued one given twice, as a JSON body with an unknown field is refused; the caller's
+    role is decided first (403)."""
     route = request.scope.get("route")
     template = getattr(route, "path", None)
     if template is None or not request.url.path.startswith("/api/") or not request.query_params:
@@ -114,10 +122,17 @@ async def reject_unknown_query_parameters(request: Request) -> None:
     declared = _declared_query_parameters(request).get((request.method, template))
     if declared is None:
         return
-    unknown = sorted(set(request.query_params) - declared)
-    if unknown:
+    given = request.query_params
+    unknown = sorted(set(given) - set(declared))
+    repeated = sorted(
+        name for name in set(given) if name in declared and not declared[name] and len(given.getlist(name)) > 1
+    )
+    if unknown or repeated:
         refusal = await refusal_before_validation(request)
         if refusal is not None:
             raise refusal
-        names = ", ".join(f"'{name}'" for name in unknown[:5])
-        raise InvalidInputError(f"The query parameters {names} are not parameters of this operation.")
+        if unknown:
+            names = ", ".join(f"'{name}'" for name in unknown[:5])
+            raise InvalidInputError(f"The query parameters {names} are not parameters of this operation.")
+        names = ", ".join(f"'{name}'" for name in repeated[:5])
+        raise InvalidInputError(f"The query parameters {names} take one value each.")
