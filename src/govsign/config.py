@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     auth_failure_limit: int = Field(default=10, ge=1)
     """Failed authentications per minute from one address naming one client before further
     failures get 429 (ten times as many from one address in all); valid credentials always pass."""
+    pending_key_grace_seconds: int = Field(default=600, ge=0)
+    """How old a pending key marker (a key generated for an issuance whose certificate never
+    committed: a crash) must be before ``govsign hsm reconcile`` and the service at start-up
+    destroy its key."""
     background_tasks: bool = True
     """Run CRL publication, OCSP pre-production and responder rollover inside ``serve``."""
     background_lease_seconds: float = Field(default=6.0, ge=1.0, le=300.0)

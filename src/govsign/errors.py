@@ -69,6 +69,10 @@ class PolicyViolationError(GovsignError):
     kind = ErrorKind.POLICY_VIOLATION
 
 
+class ServiceCertificateError(PolicyViolationError):
+    """A subscriber lifecycle operation asked for on one of the CA's own service certificates."""
+
+
 class LintFailedError(PolicyViolationError):
     """The to-be-signed certificate failed the pre-issuance lint; nothing was signed."""
 

@@ -46,6 +46,7 @@ ALLOW: dict[str, tuple[str, str, str, str, str]] = {
     "POST approve":           ("++",  "+-",       "--",   "--",     "--"),
     "POST reject":            ("++",  "+-",       "--",   "--",     "--"),
     "POST crls":              ("++",  "--",       "--",   "--",     "--"),
+    "POST service cert":      ("++",  "--",       "--",   "--",     "--"),
     "GET audit":              ("++",  "--",       "--",   "--",     "++"),
     "GET cas":                ("++",  "++",       "++",   "++",     "++"),
     "GET agencies":           ("++",  "++",       "--",   "--",     "++"),
@@ -73,7 +74,11 @@ SUCCESS = {
     "PUT pin": 204,
     "POST activations": 201,
     "POST verifications": 201,
+    "POST service cert": 202,  # asked on the dual-control app: filed, never executed here
 }
+#: Endpoints asked on the app with the default dual control (executing them would replace the
+#: shared deployment's own service certificates under the other tests).
+DUAL_CONTROL_ENDPOINTS = frozenset({"POST service cert"})
 SEAL_EMAIL = "vanthu@moj.gov.vn"
 PIN = "739164"
 #: A verification report id for the unauthenticated case (nothing is looked up before 401).
@@ -264,6 +269,12 @@ REQUESTS: dict[str, Callable[[Objects, str, bool], Request]] = {
     "POST approve": _decision("approve"),
     "POST reject": _decision("reject"),
     "POST crls": lambda o, agency, allowed: ("POST", "/api/v1/crls", None, None),
+    "POST service cert": lambda o, agency, allowed: (
+        "POST",
+        "/api/v1/cas/issuing-1/service-certificates/tsa/replacement",
+        {"reason": "superseded"},
+        None,
+    ),
     "GET audit": lambda o, agency, allowed: ("GET", f"/api/v1/audit?agency_id={agency}&limit=5", None, None),
     "GET cas": lambda o, agency, allowed: ("GET", "/api/v1/cas", None, None),
     "GET agencies": lambda o, agency, allowed: ("GET", "/api/v1/agencies", None, None),
@@ -328,6 +339,7 @@ ANONYMOUS_PATHS = {
     "POST approve": ("POST", "/api/v1/approvals/0123456789abcdef/approve"),
     "POST reject": ("POST", "/api/v1/approvals/0123456789abcdef/reject"),
     "POST crls": ("POST", "/api/v1/crls"),
+    "POST service cert": ("POST", "/api/v1/cas/issuing-1/service-certificates/tsa/replacement"),
     "GET audit": ("GET", "/api/v1/audit"),
     "GET cas": ("GET", "/api/v1/cas"),
     "GET agencies": ("GET", "/api/v1/agencies"),
@@ -367,7 +379,8 @@ def test_the_tables_cover_every_api_v1_operation(direct_api: TestClient) -> None
             method,
             path.replace(REPORT_ID, "{verification_id}")
             .replace("0a1b2c", "{serial}")
-            .replace("0123456789abcdef", "{approval_id}"),
+            .replace("0123456789abcdef", "{approval_id}")
+            .replace("/cas/issuing-1/service-certificates/tsa/", "/cas/{ca_id}/service-certificates/{profile}/"),
         )
         for method, path in ANONYMOUS_PATHS.values()
     }
@@ -378,7 +391,7 @@ def test_the_tables_cover_every_api_v1_operation(direct_api: TestClient) -> None
 def test_role_endpoint_agency_matrix(
     endpoint: str, caller_key: str | None, scope: str | None, world: World, objects: Objects
 ) -> None:
-    client = objects.direct
+    client = objects.dual if endpoint in DUAL_CONTROL_ENDPOINTS else objects.direct
     if caller_key is None:
         method, path = ANONYMOUS_PATHS[endpoint]
         media_type = next(iter(DOCUMENT_ROUTES.get(path, ())), None)

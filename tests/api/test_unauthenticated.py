@@ -29,6 +29,7 @@ SAMPLE_VALUES = {
     "encoded": "MAA",
     "verification_id": "feedface" * 4,
     "reference": "GS-" + "A" * 26,
+    "profile": "tsa",
 }
 
 
@@ -65,11 +66,11 @@ def test_every_route_but_the_public_ones_needs_authentication(direct_api: TestCl
     routes = sorted(set(walk_routes(direct_api.app.routes)))
     protected = [(m, p) for m, p in routes if not is_public(p) and p not in DOCS_PATHS]
     public = [(m, p) for m, p in routes if is_public(p)]
-    # The walk found the API: all 28 /api/v1 operations and the public protocol endpoints.
-    assert sum(1 for _, p in protected if p.startswith("/api/v1/")) == 28, protected
+    # The walk found the API: all 29 /api/v1 operations and the public protocol endpoints.
+    assert sum(1 for _, p in protected if p.startswith("/api/v1/")) == 29, protected
     csc = [(m, p) for m, p in protected if p.startswith("/csc/")]
     assert len(csc) == 18, csc  # v1: 9 operations besides info; v2: 9 besides info and oauth2/token
-    assert len(protected) == 28 + len(csc), f"routes outside /api/v1 that are neither public nor docs: {protected}"
+    assert len(protected) == 29 + len(csc), f"routes outside /api/v1 that are neither public nor docs: {protected}"
     assert len(public) >= 7, public
 
     for method, path in protected:

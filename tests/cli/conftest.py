@@ -298,3 +298,24 @@ def csrs(cli_workspace: Path) -> dict[str, Path]:
     assert result.returncode == 0, result.describe()
     made["badsig"] = badsig_pem
     return made
+
+
+@pytest.fixture(scope="module")
+def own_deployment(cli_workspace: Path) -> Deployment:
+    """A small SQLite deployment (EC keys, generated PIN) of the module's own, outside the shared
+    ones and their refusal batteries: for tests that change what the shared ones must keep (the
+    service certificates, keys on the token made by hand)."""
+    workdir = Path(tempfile.mkdtemp(prefix="own-", dir=cli_workspace))
+    deployment = Deployment(
+        name="own",
+        workdir=workdir,
+        data_dir=workdir / "data",
+        pin=None,
+        init_args=SMALL_INIT_ARGS,
+        root_key="ec-p256",
+        issuing_key="ec-p256",
+    )
+    result = deployment.run("init", *deployment.init_args, "--json")
+    assert result.returncode == 0, result.describe()
+    deployment.init_result = json.loads(result.stdout)
+    return deployment

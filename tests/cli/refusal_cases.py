@@ -125,7 +125,14 @@ SETTINGS_CASES: dict[str, Case] = {
 
 def run_battery(deployment: Deployment, csrs: Mapping[str, Path], cases: Mapping[str, Case]) -> Battery:
     """Run each case between two snapshots; the certificates it needs are issued from CSRs first
-    (so the token's objects stay as they are)."""
+    (so the token's objects stay as they are). The deployment stays locked for the whole battery:
+    a test of the main thread on the same deployment (test_verify issues certificates on the
+    SQLite one) would otherwise change the listing between the first and the last snapshot."""
+    with deployment.lock:
+        return _run_battery(deployment, csrs, cases)
+
+
+def _run_battery(deployment: Deployment, csrs: Mapping[str, Path], cases: Mapping[str, Case]) -> Battery:
     with deployment.lock:
         valid = deployment.issue(
             "--profile", "device", "--csr", str(csrs["valid"]), "--subject", "CN=Còn hiệu lực,C=VN"

@@ -3,7 +3,10 @@ data dir it lays out, and the CA certificates checked with openssl and pkilint."
 
 from __future__ import annotations
 
+import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 from cryptography import x509
@@ -140,3 +143,45 @@ def test_generated_pin_file_has_mode_0600_and_opens_the_token(small_deployment: 
     # And the CLI itself keeps working from the generated PIN.
     info = small_deployment.ok("hsm", "info")
     assert info["token_label"] == TOKEN_LABEL
+
+
+_EC_KEYS = ("--root-key", "ec-p256", "--issuing-key", "ec-p256", "--service-key", "ec-p256")
+
+
+def _loose_modes(data_dir: Path) -> list[str]:
+    """Every path under the data dir (itself included) that anyone but its owner may use."""
+    loose = []
+    for path in [data_dir, *data_dir.rglob("*")]:
+        wanted = 0o700 if path.is_dir() else 0o600
+        if not path.is_symlink() and _mode(path) != wanted:
+            loose.append(f"{path.relative_to(data_dir.parent)} {oct(_mode(path))}")
+    return loose
+
+
+def test_init_in_a_hand_made_0755_data_dir_leaves_it_0700_and_every_file_0600() -> None:
+    """The fault campaign found the SQLite database, its -wal and -shm files and softhsm2.conf
+    at 0644 and a data dir made by hand before init left at 0755. Run with umask 022, as a
+    login shell has it: the CLI sets its own."""
+    workdir = Path(tempfile.mkdtemp(prefix="govsign-modes-"))
+    data_dir = workdir / "data"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    deployment = Deployment(
+        name="modes", workdir=workdir, data_dir=data_dir, pin=None, init_args=_EC_KEYS, root_key="ec-p256"
+    )
+    previous = os.umask(0o022)
+    try:
+        assert_ok(deployment.run("init", *_EC_KEYS))
+        assert_ok(deployment.run("cert", "list", "--json"))  # opens the database again (-wal, -shm)
+        assert _loose_modes(data_dir) == []
+        assert {"govsign.sqlite3", "softhsm2.conf"} <= {path.name for path in data_dir.iterdir()}
+        # made loose again by hand (an older version, a restore): init tightens it
+        (data_dir / "softhsm2.conf").chmod(0o644)
+        (data_dir / "govsign.sqlite3").chmod(0o644)
+        data_dir.chmod(0o755)
+        (data_dir / "tokens").chmod(0o755)
+        assert_ok(deployment.run("init", *_EC_KEYS))
+        assert _loose_modes(data_dir) == []
+    finally:
+        os.umask(previous)
+        shutil.rmtree(workdir, ignore_errors=True)

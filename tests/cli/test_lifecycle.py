@@ -38,7 +38,7 @@ def _subject(pem: str) -> x509.Name:
 def test_revoke_with_reason_and_invalidity_date_shows_revoked(deployment: Deployment) -> None:
     issued = _issue(deployment, "Trần Văn Thu Hồi")
     serial = issued["serial"]
-    compromised = (dt.datetime.now(VIETNAM) - dt.timedelta(hours=2)).replace(microsecond=0)
+    compromised = _utc(issued["not_before"]).astimezone(VIETNAM)  # not before the certificate was issued
     revoked = deployment.ok(
         "cert", "revoke", serial, "--reason", "key-compromise", "--invalidity-date", compromised.isoformat()
     )  # fmt: skip
@@ -148,3 +148,26 @@ def test_list_returns_objects_shaped_like_show(deployment: Deployment, revoked_a
     assert len(by_serial) == len(listed), "a serial is listed twice"
     for serial in revoked_and_valid:
         assert by_serial[serial] == deployment.ok("cert", "show", serial)
+
+
+def test_the_service_certificates_are_not_revoked_as_a_subscribers_and_replacing_one_needs_two_operators(
+    own_deployment: Deployment,
+) -> None:
+    """The fault campaign revoked the TSA certificate with one call and time-stamping stayed down."""
+    deployment = own_deployment
+    tsa = next(item for item in deployment.ok("cert", "list") if item["profile"] == "tsa" and item["status"] == "valid")
+    refused = deployment.run("cert", "revoke", tsa["serial"], "--reason", "key-compromise")
+    assert_one_sentence_error(refused, "tsa", "replace-service-certificate")
+    alice, bob = {"USER": "alice", "LOGNAME": "alice"}, {"USER": "bob", "LOGNAME": "bob"}
+    filed = deployment.ok("ca", "replace-service-certificate", "tsa", "--reason", "superseded", **alice)
+    assert filed["status"] == "pending" and filed["requested_by"] == "operator:alice"
+    listed = deployment.ok("approval", "list", "--status", "pending")
+    assert filed["id"] in {item["id"] for item in listed}
+    assert_one_sentence_error(deployment.run("approval", "approve", filed["id"], **alice), "different officer")
+    approved = deployment.ok("approval", "approve", filed["id"], **bob)
+    assert approved["status"] == "executed" and approved["decided_by"] == "operator:bob"
+    new_serial = approved["result"]["serial"]
+    assert new_serial != tsa["serial"]
+    assert deployment.ok("cert", "show", tsa["serial"])["status"] == "revoked"
+    new = deployment.ok("cert", "show", new_serial)
+    assert new["status"] == "valid" and new["profile"] == "tsa"

@@ -234,7 +234,7 @@ def assert_same_state(before: State, after: State) -> None:
 
 
 def assert_same_listing(before: Sequence[Any], after: Sequence[Any]) -> None:
-    assert len(after) == len(before), "cert list --json changed length"
+    assert len(after) == len(before), ("cert list --json changed length", set(after) ^ set(before))
     assert list(after) == list(before), "cert list --json changed"
 
 

@@ -569,9 +569,10 @@ def test_hierarchy_keys_and_certificates(initialized_services: Services, hierarc
 
 
 def test_revoke_with_an_invalidity_date(initialized_services: Services) -> None:
-    serial = issue(initialized_services).record.serial_hex
+    issued = issue(initialized_services).record
+    serial = issued.serial_hex
     vietnam = dt.timezone(dt.timedelta(hours=7))
-    invalid_since = (initialized_services.clock.now() - dt.timedelta(days=2)).astimezone(vietnam)
+    invalid_since = issued.not_before.astimezone(vietnam)
     view = change(
         initialized_services,
         lambda work: work.lifecycle.revoke(
@@ -605,3 +606,19 @@ def test_invalidity_date_in_the_future_or_naive_is_refused(initialized_services:
         InvalidInputError,
         "time zone",
     )
+
+
+def test_invalidity_date_before_the_certificate_was_issued_is_refused(initialized_services: Services) -> None:
+    """The fault campaign's ``invalidity_date: 0`` was written into the CRL as 1970-01-01."""
+    issued = issue(initialized_services).record
+    for before in (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), issued.not_before - dt.timedelta(seconds=1)):
+        refuse(
+            initialized_services,
+            lambda work, before=before: work.lifecycle.revoke(
+                issued.serial_hex, reason=RevocationReason.KEY_COMPROMISE, actor=ACTOR, invalidity_date=before
+            ),
+            InvalidInputError,
+            "before the certificate was issued",
+        )
+    shown = execute(initialized_services, lambda work: work.lifecycle.show(issued.serial_hex))
+    assert shown.status.value == "valid" and shown.revocation is None

@@ -91,7 +91,7 @@ def test_crl_contents_reasons_holds_deltas_lint_and_openssl(
     assert base.full.entry_count == 0 and base.delta.base_number == base.full.number
 
     compromised, unspecified, held, good = (issue(services, common_name=f"Người dùng {i}") for i in range(4))
-    invalid_since = clock.now() - dt.timedelta(days=2)
+    invalid_since = compromised.record.not_before  # the earliest an invalidity date may be
     revoke(services, compromised.record.serial_hex, RevocationReason.KEY_COMPROMISE, invalidity_date=invalid_since)
     revoke(services, unspecified.record.serial_hex, RevocationReason.UNSPECIFIED)
     revoke(services, held.record.serial_hex, RevocationReason.CERTIFICATE_HOLD)

@@ -110,3 +110,39 @@ def answers_with_the_token_gone(data_dir: str, csrs: list[bytes], results: Any) 
     except BaseException:
         report["error"] = traceback.format_exc()
     results.put(report)
+
+
+class _StallingLinter:
+    """A pre-issuance linter that says so and then never returns: the issuance is stopped after
+    its key was generated in the HSM and before its certificate is signed and committed."""
+
+    def __init__(self, reached: Any) -> None:
+        self._reached = reached
+
+    def lint(self, certificate_der: bytes) -> list[Any]:
+        import time
+
+        self._reached.set()
+        time.sleep(600)
+        return []
+
+
+def issue_until_killed(settings_values: dict[str, Any], subject: str, reached: Any, results: Any) -> None:
+    """Enrol a subscriber with a key generated in the HSM and stall in the linter, to be killed
+    with SIGKILL there (an issuance interrupted by a crash)."""
+    services = None
+    try:
+        from govsign.pki.issuance import IssuanceRequest
+
+        services = Services.open(Settings(_env_file=None, **settings_values))  # type: ignore[call-arg]
+        services.uow._linter = _StallingLinter(reached)
+        services.certificates.enrol(
+            IssuanceRequest(profile="individual", subject=subject, key_algorithm=KeyAlgorithm.EC_P256),
+            Requester.operator("operator:crash-test"),
+        )
+        results.put({"pid": os.getpid(), "error": "the issuance was not stopped"})
+    except BaseException:
+        results.put({"pid": os.getpid(), "error": traceback.format_exc()})
+    finally:
+        if services is not None:
+            services.close()

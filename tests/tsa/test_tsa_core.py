@@ -47,3 +47,18 @@ def test_hsm_unavailable_is_system_failure() -> None:
 
 def test_a_non_positive_serial_is_never_issued() -> None:
     assert status(software_tsa(SoftwareKeyStore(), [0]).respond(query())) == ("rejection", {"system_failure"})
+
+
+def test_a_nonce_over_32_octets_is_a_bad_request_and_not_echoed() -> None:
+    """The fault campaign's 10,000-byte nonce was granted and echoed; 32 octets are the most."""
+    keystore = SoftwareKeyStore()
+    tsa = software_tsa(keystore, [7, 8, 9])
+    answer = tsa.respond(query(nonce=(1 << (10_000 * 8)) - 1))
+    assert status(answer) == ("rejection", {"bad_request"})
+    assert len(answer) < 1000
+    assert status(tsa.respond(query(nonce=(1 << (33 * 8 - 1))))) == ("rejection", {"bad_request"})
+    longest = (1 << (32 * 8)) - 1  # 32 octets of value (33 in DER, with the leading zero)
+    granted = tsa.respond(query(nonce=longest))
+    assert status(granted) == ("granted", set())
+    assert tst_info(granted)["nonce"].native == longest
+    assert keystore.calls == [(SignatureScheme.ECDSA, HashAlgorithm.SHA384)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -41,6 +42,17 @@ log = logging.getLogger(__name__)
 #: How long shutdown waits for a background job's run to finish.
 JOBS_STOP_SECONDS = 30.0
 
+log = logging.getLogger(__name__)
+
+
+def reconcile_at_start(services: Services, settings: Settings) -> None:
+    """Destroy the HSM keys that issuances interrupted by a crash left (``govsign hsm reconcile``);
+    a failure is logged and never stops the service."""
+    try:
+        services.hsm.reconcile(grace=dt.timedelta(seconds=settings.pending_key_grace_seconds), only_pending=True)
+    except Exception:
+        log.exception("could not reconcile the HSM keys at start-up")
+
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
@@ -49,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             await asyncio.to_thread(services.server_key)  # a bad GOVSIGN_API_SECRET_KEY_FILE stops start-up
             await asyncio.to_thread(services.build_document_services)  # the API serves them: build them now
+            await asyncio.to_thread(reconcile_at_start, services, settings)
         except BaseException:
             await asyncio.to_thread(services.close)
             raise

@@ -84,6 +84,9 @@ async def authenticated(request: Request) -> Principal:
             raise RateLimitedError("Too many failed authentications from this address; try again later.", wait)
         raise UnauthenticatedError("Send a valid API client token as 'Authorization: Bearer <token>'.")
     request.state.principal = principal
+    from govsign.api.operation_roles import reject_unknown_query_parameters  # it uses this module
+
+    await reject_unknown_query_parameters(request)
     return principal
 
 

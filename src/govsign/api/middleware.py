@@ -97,13 +97,14 @@ class RequestContextMiddleware:
             declared = headers.get("content-length", "")
             is_api = scope["path"].startswith("/api/")
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+            document_route = scope["path"] in DOCUMENT_ROUTES
             document_types = DOCUMENT_ROUTES.get(scope["path"]) if scope["method"] == "POST" else None
             limit = self.max_document_bytes if document_types is not None else self.max_request_bytes
             if is_api and declared.isdigit() and int(declared) > limit:
                 await _too_large(limit)(scope, receive, send_with_id)
             elif (
                 is_api
-                and document_types is None  # document routes check their media type after authentication
+                and not document_route  # they check their media type after authentication (or answer 405)
                 and scope["method"] in ("POST", "PUT", "PATCH")
                 and (declared not in ("", "0") or "transfer-encoding" in headers)
                 and not (content_type == "application/json" or content_type.endswith("+json"))

@@ -30,10 +30,24 @@ def install_openapi_extras(app: FastAPI) -> None:
             "required": ["type", "title", "status"],
         }
         components["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer", "description": "An API client token (gsk_...)."}
+            "bearer": {"type": "http", "scheme": "bearer", "description": "An API client token (gsk_...)."},
+            "cscAccessToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A remote-signing access token (gsc_...) from auth/login or oauth2/token.",
+            },
         }
         for path, operations in schema.get("paths", {}).items():
             if path.startswith(PUBLIC_PREFIXES):
+                continue
+            if path.startswith("/csc/"):
+                for operation in operations.values():
+                    # CSC errors are CSC error objects with 400, never FastAPI's 422
+                    operation.get("responses", {}).pop("422", None)
+                    if path.endswith(("/info", "/oauth2/token")):
+                        continue  # public; oauth2/token authenticates with the form's client_secret
+                    login = path.endswith("/auth/login")
+                    operation["security"] = [{"bearer": []}] if login else [{"cscAccessToken": []}]
                 continue
             for operation in operations.values():
                 operation["security"] = [{"bearer": []}]

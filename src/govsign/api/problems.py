@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from govsign.errors import ErrorKind, GovsignError, RateLimitedError
 
@@ -93,6 +94,16 @@ def csc_error(status: int, error: str, description: str, *, headers: dict[str, s
     return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=all_headers)
 
 
+def error_problem(exc: GovsignError) -> JSONResponse:
+    """The problem document of a GovsignError (internal details logged, never echoed)."""
+    status = STATUS_BY_KIND.get(exc.kind, 500)
+    if exc.kind in (ErrorKind.INTERNAL, ErrorKind.CONFIGURATION):
+        log.error("request failed: %s", exc.message)
+        return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], "The request could not be completed.")
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+    return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], exc.message, headers=headers)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(GovsignError)
     async def _govsign_error(request: Request, exc: GovsignError) -> JSONResponse:
@@ -103,12 +114,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                 return csc_error(status, code, "The request could not be completed.")
             retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
             return csc_error(status, code, exc.message, headers=retry)
-        status = STATUS_BY_KIND.get(exc.kind, 500)
-        if exc.kind in (ErrorKind.INTERNAL, ErrorKind.CONFIGURATION):
-            log.error("request failed: %s", exc.message)
-            return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], "The request could not be completed.")
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
-        return problem(status, exc.kind.value, TITLE_BY_KIND[exc.kind], exc.message, headers=headers)
+        return error_problem(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -117,6 +123,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             where = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
             name = where[0] if where else "body"
             return csc_error(400, "invalid_request", f"Missing or invalid parameter {name}: {first.get('msg', '')}.")
+        # Who may ask is decided before what was asked is judged: a caller whose role does not
+        # allow the operation gets 401/403, never a 422 about the body's rules.
+        from govsign.api.operation_roles import refusal_before_validation
+
+        refusal = await refusal_before_validation(request)
+        if refusal is not None:
+            return error_problem(refusal)
         errors = [
             {"location": ".".join(str(part) for part in error.get("loc", ())), "message": str(error.get("msg", ""))}
             for error in exc.errors()
@@ -127,15 +140,25 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and is_csc(request):
+            return csc_error(400, "invalid_request", "The request body is not the JSON object the operation takes.")
+        if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8, not a form): invalid input
+            from govsign.api.operation_roles import refusal_before_validation
+
+            refusal = await refusal_before_validation(request)
+            if refusal is not None:
+                return error_problem(refusal)
+            return problem(422, "invalid-input", "Invalid input", "The request body could not be read as declared.")
         kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}.get(
             exc.status_code, "http-error"
         )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         if is_csc(request):
             code = "invalid_request" if exc.status_code < 500 else "server_error"
-            return csc_error(
-                exc.status_code, code, str(exc.detail) if exc.detail else "HTTP error", headers=dict(exc.headers or {})
-            )
-        return problem(exc.status_code, kind, str(exc.detail) if exc.detail else "HTTP error")
+            return csc_error(exc.status_code, code, str(exc.detail) if exc.detail else "HTTP error", headers=headers)
+        return problem(exc.status_code, kind, str(exc.detail) if exc.detail else "HTTP error", headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -143,3 +166,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         if is_csc(request):
             return csc_error(500, "server_error", "The request could not be completed.")
         return problem(500, "internal", "Internal error", "The request could not be completed.")
+
+
+#: The methods a 405's ``Allow`` may name.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at the request's path (the ``Allow`` of a 405:
+    each method of a path is a route of its own, so the route that refused names only its own)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]

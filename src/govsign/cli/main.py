@@ -13,6 +13,7 @@ import typer
 from typer.exceptions import TyperException
 
 from govsign.cli import output
+from govsign.cli.approval import approval_app
 from govsign.cli.audit import audit_app
 from govsign.cli.ca import ca_app, crl_app
 from govsign.cli.cert import cert_app
@@ -80,6 +81,7 @@ for group, name in (
     (agency_app, "agency"),
     (client_app, "client"),
     (credential_app, "credential"),
+    (approval_app, "approval"),
 ):
     app.add_typer(group, name=name)
 app.command()(serve)
@@ -90,6 +92,7 @@ app.command()(verify)
 
 
 def main(argv: list[str] | None = None) -> None:
+    os.umask(0o077)  # whatever a command writes (data dir, exports, PEM files) is the operator's alone
     logging.basicConfig(
         level=os.environ.get("GOVSIGN_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
     )

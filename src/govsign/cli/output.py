@@ -13,6 +13,7 @@ from rich.table import Table
 from govsign.clock import to_vietnam_time
 from govsign.pki.authority import CertificateView, IssuedCertificate
 from govsign.pki.records import CARecord, CertificateRecord
+from govsign.storage.approvals import ApprovalRecord
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -138,3 +139,27 @@ def show_certificate(view: CertificateView) -> None:
     for label, value in rows:
         table.add_row(label, value)
     stdout.print(table)
+
+
+def approval_json(record: ApprovalRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "operation": record.operation,
+        "target": record.target,
+        "parameters": record.parameters,
+        "status": record.status,
+        "requested_by": record.requested_by,
+        "requested_at": iso_utc(record.requested_at),
+        "decided_by": record.decided_by,
+        "decided_at": iso_utc(record.decided_at),
+        "result": record.result,
+    }
+
+
+def show_pending(record: ApprovalRecord) -> None:
+    stdout.print(
+        f"Waiting for a second officer: approval request {record.id} ({record.operation} {record.target}); "
+        f"another operator runs 'govsign approval approve {record.id}'.",
+        highlight=False,
+        markup=False,
+    )

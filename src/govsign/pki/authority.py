@@ -130,13 +130,22 @@ class CAContext:
     generated_keys: list[KeyRef] = field(default_factory=list)
     """Key pairs generated in the HSM by this unit of work; the caller destroys them if the
     transaction does not commit."""
+    reserved_labels: list[str] = field(default_factory=list)
+    """Labels (``govsign-<kind>-<random>``) the caller announced, committed as pending markers,
+    before this unit of work began; a key generated here whose label is of the same kind takes
+    one, so a crash before the commit leaves a key that reconciliation recognises as an orphan."""
 
     # -- keys ---------------------------------------------------------------------------------
 
     def generate_key(self, label: str, algorithm: KeyAlgorithm, *, progress: str | None = None) -> KeyRef:
-        """A new key pair in the HSM, remembered so that a unit of work that fails removes it."""
+        """A new key pair in the HSM, remembered so that a unit of work that fails removes it;
+        labelled with a reserved (pending) label of the same kind when the caller reserved one."""
         if progress is not None:
             self.progress(progress)
+        for index, reserved in enumerate(self.reserved_labels):
+            if label.startswith(reserved.rsplit("-", 1)[0] + "-"):  # govsign-<kind>-...: a key of that kind
+                label = self.reserved_labels.pop(index)
+                break
         key = self.keystore.generate_key_pair(label=label, algorithm=algorithm)
         self.generated_keys.append(key)
         return key

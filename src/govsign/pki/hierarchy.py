@@ -10,18 +10,36 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from govsign.der import certificate_der
-from govsign.errors import AlreadyInitializedError, ConflictError, InvalidInputError
+from govsign.errors import (
+    AlreadyInitializedError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PolicyViolationError,
+)
 from govsign.keystore.api import KeyAlgorithm, KeyRef
-from govsign.pki.authority import ISSUING_CA_ID, ROOT_CA_ID, CAContext
+from govsign.pki.authority import ISSUING_CA_ID, ROOT_CA_ID, CAContext, IssuedCertificate
 from govsign.pki.issuer import CertificateKind, CertificateSpec, IssuerContext, random_serial, serial_to_hex
+from govsign.pki.lifecycle import CertificateLifecycle
 from govsign.pki.names import name_to_text, parse_subject
 from govsign.pki.profiles import OCSP_RESPONDER, TSA, CertificateProfile, add_years
-from govsign.pki.records import CARecord, CARole, CertificateRecord
+from govsign.pki.records import CARecord, CARole, CertificateRecord, RevocationReason
 
 DEFAULT_ROOT_SUBJECT = "CN=govsign Root CA,O=govsign,C=VN"
 DEFAULT_ISSUING_SUBJECT = "CN=govsign Issuing CA 1,O=govsign,C=VN"
 DEFAULT_OCSP_SUBJECT = "CN=govsign OCSP Responder 1,O=govsign,C=VN"
 DEFAULT_TSA_SUBJECT = "CN=govsign Time-Stamping Unit 1,O=govsign,C=VN"
+
+#: The service certificates of an issuing CA, by profile name: the CA's own, never a subscriber's.
+SERVICE_PROFILES: dict[str, CertificateProfile] = {OCSP_RESPONDER.name: OCSP_RESPONDER, TSA.name: TSA}
+#: Why a service certificate may be replaced (the old one is revoked with this reason).
+REPLACEMENT_REASONS = (
+    RevocationReason.SUPERSEDED,
+    RevocationReason.KEY_COMPROMISE,
+    RevocationReason.AFFILIATION_CHANGED,
+    RevocationReason.CESSATION_OF_OPERATION,
+    RevocationReason.UNSPECIFIED,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +125,50 @@ class CAHierarchy:
     ) -> CertificateRecord:
         """A new OCSP responder or TSA certificate with a new key in the HSM (rollover)."""
         return self._issue_service_certificate(issuing, profile, algorithm, actor)
+
+    def replace_service_certificate(
+        self, ca_id: str, profile_name: str, *, reason: RevocationReason, actor: str
+    ) -> tuple[IssuedCertificate, CertificateRecord | None]:
+        """Replace an issuing CA's OCSP responder or TSA certificate (CA administration): a new
+        certificate with a new HSM key, then the current one revoked with ``reason``; returns the
+        new certificate and the one it replaced (None when there was no valid one)."""
+        profile = SERVICE_PROFILES.get(profile_name)
+        if profile is None:
+            raise InvalidInputError(
+                f"'{profile_name}' is not a service certificate; use one of {', '.join(SERVICE_PROFILES)}."
+            )
+        if reason not in REPLACEMENT_REASONS:
+            raise InvalidInputError(
+                f"A service certificate is not replaced for {reason.value}; use one of "
+                + ", ".join(r.value for r in REPLACEMENT_REASONS)
+                + "."
+            )
+        issuing = self._ca.ports.cas.get_ca(ca_id)
+        if issuing is None:
+            raise NotFoundError(f"There is no CA '{ca_id}'.")
+        if issuing.role is not CARole.ISSUING:
+            raise PolicyViolationError(f"The CA '{ca_id}' has no OCSP responder or TSA certificate.")
+        if issuing.not_after <= self._ca.clock.now():
+            raise PolicyViolationError(f"The CA '{ca_id}' has expired.")
+        current = self._ca.ports.certificates.find_service_certificate(issuer_id=issuing.id, profile=profile.name)
+        algorithm = current.key_algorithm if current is not None else None
+        record = self._issue_service_certificate(issuing, profile, algorithm, actor)
+        if current is not None:
+            CertificateLifecycle(self._ca).revoke(current.serial_hex, reason=reason, actor=actor, issuer_id=issuing.id)
+        self._ca.audit.record(
+            "service-certificate.replace",
+            actor=actor,
+            object_type="certificate",
+            object_id=record.serial_hex,
+            details={
+                "profile": profile.name,
+                "issuer": issuing.id,
+                "replaces": current.serial_hex if current is not None else None,
+                "reason": reason.value,
+            },
+        )
+        certificate = x509.load_der_x509_certificate(record.certificate_der)
+        return IssuedCertificate(record=record, certificate=certificate, generated_key=record.key), current
 
     # -- steps --------------------------------------------------------------------------------
 

@@ -45,6 +45,10 @@ class CertificateLifecycle:
                 raise InvalidInputError("The invalidity date needs a time zone.")
             if invalidity_date > now:
                 raise InvalidInputError("The invalidity date cannot be in the future.")
+            if invalidity_date < record.not_before:
+                raise InvalidInputError(
+                    f"The invalidity date cannot be before the certificate was issued ({record.not_before.isoformat()})."
+                )
         if reason is RevocationReason.AA_COMPROMISE:
             raise InvalidInputError("aACompromise applies to attribute certificates only.")
         if record.status is CertificateStatus.REVOKED:

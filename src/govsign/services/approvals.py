@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,12 +25,27 @@ from govsign.storage.engine import Database
 
 #: The operation of a request to publish CRLs now (CA administration).
 PUBLISH_CRLS = "publish-crls"
+#: The operation of a request to replace the OCSP responder or TSA certificate (CA administration).
+REPLACE_SERVICE_CERTIFICATE = "replace-service-certificate"
+#: Operations on the CA itself: an administrator (CA_ADMINISTER) decides them, whatever the agency.
+CA_LEVEL_OPERATIONS = frozenset({PUBLISH_CRLS, REPLACE_SERVICE_CERTIFICATE})
 
 
 class ApprovedOperations(Protocol):
     """Executes an approved request inside the approving unit of work; returns its result."""
 
     def execute(self, work: Work, approval: ApprovalRecord, requester: Requester) -> object: ...
+
+
+class ApprovedOperationsByName:
+    """Executes each approved request with the use case that owns its operation."""
+
+    def __init__(self, default: ApprovedOperations, owners: Mapping[str, ApprovedOperations]) -> None:
+        self._default = default
+        self._owners = dict(owners)
+
+    def execute(self, work: Work, approval: ApprovalRecord, requester: Requester) -> object:
+        return self._owners.get(approval.operation, self._default).execute(work, approval, requester)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +66,12 @@ class DualControl:
         The operator at the CLI acts alone (the CLI has no second officer yet)."""
         return requester.principal is not None and any(name in self._operations for name in operations)
 
+    def applies_to_ca_administration(self, requester: Requester) -> bool:
+        """True when a CA administration request that changes the CA's own keys (a service
+        certificate's replacement) must wait for approval: for an API client and for the operator
+        at the CLI alike, who then needs another operator (or an administrator) to approve."""
+        return "ca-administration" in self._operations
+
     def request(
         self,
         work: Work,
@@ -61,15 +82,16 @@ class DualControl:
         agency_id: str | None,
         requester: Requester,
     ) -> ApprovalRecord:
-        """Store a pending approval request in the unit of work (audited)."""
-        assert requester.principal is not None
+        """Store a pending approval request in the unit of work (audited). An API client is named
+        by its client id, the operator at the CLI by its actor (another operator decides)."""
+        requested_by = requester.principal.client_id if requester.principal is not None else requester.actor
         record = ApprovalRecord(
             id=secrets.token_hex(8),
             operation=operation,
             target=target,
             parameters=dict(parameters),
             agency_id=agency_id,
-            requested_by=requester.principal.client_id,
+            requested_by=requested_by,
             requested_at=self._clock.now(),
             status="pending",
             decided_by=None,
@@ -99,6 +121,8 @@ class Approvals:
         authorization: Authorization,
         executor: ApprovedOperations,
         publish_crls: Callable[[], object],
+        after_commit: Callable[[str], None] = lambda _operation: None,
+        keys_of: Callable[[ApprovalRecord], Sequence[str]] = lambda _approval: (),
     ) -> None:
         self._database = database
         self._uow = uow
@@ -106,6 +130,8 @@ class Approvals:
         self._authorization = authorization
         self._executor = executor
         self._publish_crls = publish_crls
+        self._after_commit = after_commit
+        self._keys_of = keys_of
 
     def list(
         self, requester: Requester, *, status: str | None, after: tuple[dt.datetime, str] | None, limit: int
@@ -134,7 +160,7 @@ class Approvals:
             if approval is None:
                 raise NotFoundError(f"There is no approval request '{approval_id}'.")
             if requester.principal is not None:
-                ca_level = approval.operation == PUBLISH_CRLS
+                ca_level = approval.operation in CA_LEVEL_OPERATIONS
                 self._authorization.authorize(
                     requester.principal,
                     Permission.CA_ADMINISTER if ca_level else Permission.APPROVAL_DECIDE,
@@ -165,11 +191,23 @@ class Approvals:
                 approval_id, status="executed", decided_by=decided_by, decided_at=now, result=recorded
             )
             self._record(work, "approval.approve", approval, requester)
+            executed.append(approval.operation)
             return result
 
-        result = self._uow.run(operation, action="approval.decide", requester=requester, object_id=approval_id)
+        executed: list[str] = []
+        with self._database.read_only() as ports:
+            asked = ports.approvals.get(approval_id)
+        result = self._uow.run(
+            operation,
+            action="approval.decide",
+            requester=requester,
+            object_id=approval_id,
+            reserve_keys=self._keys_of(asked) if asked is not None and approve else (),
+        )
         if isinstance(result, CRLPublicationApproved):
             return self._publish_crls()
+        for name in executed:
+            self._after_commit(name)
         return result
 
     @staticmethod

@@ -26,11 +26,11 @@ from govsign.pki.authority import AuthorityPolicy
 from govsign.pki.crl import CRLPolicy
 from govsign.pki.lint import PKILintCertificateLinter, PKILintCRLLinter
 from govsign.pki.ocsp import OCSPPolicy
-from govsign.services.approvals import Approvals, DualControl
+from govsign.services.approvals import REPLACE_SERVICE_CERTIFICATE, Approvals, ApprovedOperationsByName, DualControl
 from govsign.services.audit_log import AuditCheckpoints, AuditLog
 from govsign.services.authentication import Authentication
 from govsign.services.authorization import Authorization, Requester
-from govsign.services.certificates import Certificates
+from govsign.services.certificates import Certificates, keys_of_approved
 from govsign.services.directory import Directory
 from govsign.services.evidence import EvidenceService
 from govsign.services.health import Health
@@ -151,14 +151,19 @@ class Services:
             authorization=self.authorization,
             dual_control=dual_control,
             publish_crls=lambda: self.crls.publish(force=True),
+            service_certificates_changed=self.reload_service_credentials,
         )
         self.approvals = Approvals(
             database=database,
             uow=self.uow,
             clock=clock,
             authorization=self.authorization,
-            executor=self.certificates,
+            executor=ApprovedOperationsByName(self.certificates, {REPLACE_SERVICE_CERTIFICATE: self.hierarchy}),
             publish_crls=lambda: self.crls.publish(force=True),
+            keys_of=keys_of_approved,
+            after_commit=lambda operation: (
+                self.reload_service_credentials() if operation == REPLACE_SERVICE_CERTIFICATE else None
+            ),
         )
         self.evidence = EvidenceService(database=database, ocsp=self.ocsp, crls=self.crls, timestamps=self.timestamps)
         sole_control_policy = SoleControlPolicy(
@@ -181,9 +186,11 @@ class Services:
             crls=self.crls,
             checkpoints=self.audit_checkpoints,
             responder_validity=dt.timedelta(days=settings.ocsp_responder_validity_days),
+            timestamps=self.timestamps,
+            tsa_validity=dt.timedelta(days=settings.tsa_validity_days),
         )
         self.server_key = server_key
-        self.hsm = HSMInventory(keystore=keystore)
+        self.hsm = HSMInventory(keystore=keystore, database=database, clock=clock, audit=self.audit)
         self.health = Health(database=database, keystore=keystore)
         self._settings = settings
         # read at start-up, so that a bad trust file stops the service with its name
@@ -193,6 +200,11 @@ class Services:
             fetch_timeout=settings.verification_fetch_timeout_seconds,
             timeout=settings.verification_timeout_seconds,
         )
+
+    def reload_service_credentials(self) -> None:
+        """Read the OCSP responder and TSA certificates again (one was replaced or rolled over)."""
+        self.ocsp.responder(reload=True)
+        self.timestamps.authority(reload=True)
 
     def build_document_services(self) -> None:
         """Build the document use cases now (a server does at start-up; the CLI when first used)."""
@@ -293,6 +305,7 @@ class Services:
         """Open the database and log in to the token; with ``initialize``, create what is missing
         (data dir, SoftHSM2 token, PIN, schema). Fails fast with one sentence naming the setting."""
         clock = clock or SystemClock()
+        restrict_new_files()
         database = open_database(settings, initialize=initialize)
         try:
             keystore = open_keystore(settings, create=initialize)
@@ -307,6 +320,8 @@ class Services:
             database.dispose()
             raise
         try:
+            if initialize and (settings.embedded_database or settings.embedded_hsm):
+                tighten_data_dir(settings.data_dir)
             return cls(settings=settings, database=database, keystore=keystore, clock=clock)
         except BaseException:
             keystore.close()
@@ -316,6 +331,34 @@ class Services:
     def close(self) -> None:
         self.keystore.close()
         self.database.dispose()
+
+
+#: The process umask of the service and the CLI: what they create is their user's alone.
+PRIVATE_UMASK = 0o077
+
+
+def restrict_new_files() -> None:
+    """Set the process umask so that every file and directory the service, SQLite (the
+    database, its -wal and -shm) or SoftHSM2 creates is readable by its owner only."""
+    os.umask(PRIVATE_UMASK)
+
+
+def tighten_data_dir(data_dir: Path) -> None:
+    """Make the data dir 0700 and everything in it owner-only (directories 0700, files 0600):
+    a data dir made by hand before ``init``, or by an older version, keeps no readable file
+    (the database holds token HMACs and PIN hashes). Symbolic links are not followed."""
+    if not data_dir.is_dir():
+        return
+    data_dir.chmod(0o700)
+    for root, directories, files in os.walk(data_dir):
+        for name in directories:
+            path = Path(root, name)
+            if not path.is_symlink():
+                path.chmod(0o700)
+        for name in files:
+            path = Path(root, name)
+            if not path.is_symlink():
+                path.chmod(0o600)
 
 
 def open_database(settings: Settings, *, initialize: bool) -> Database:
@@ -359,6 +402,7 @@ def prepare_embedded_hsm(settings: Settings, *, create: bool) -> None:
                 "(or set GOVSIGN_DATA_DIR to an initialised data dir)."
             )
         conf.write_text(SOFTHSM2_CONF_TEMPLATE.format(token_dir=settings.token_dir.resolve()), encoding="utf-8")
+        conf.chmod(0o600)
     wanted = str(conf.resolve())
     if _EMBEDDED_CONF_IN_USE is not None and wanted != _EMBEDDED_CONF_IN_USE:
         raise ConfigurationError(

@@ -18,12 +18,13 @@ from typing import Any
 from cryptography import x509
 
 from govsign.access.policy import Permission
-from govsign.errors import InvalidInputError, NotFoundError
+from govsign.errors import InvalidInputError, NotFoundError, ServiceCertificateError
 from govsign.keystore.api import KeyAlgorithm
 from govsign.pki.authority import CertificateView, IssuedCertificate, Progress
 from govsign.pki.issuance import IssuanceRequest, check_key_source
+from govsign.pki.profiles import SUBSCRIBER_PROFILE_NAMES
 from govsign.pki.records import CertificateStatus, RevocationReason
-from govsign.services.approvals import DualControl
+from govsign.services.approvals import REPLACE_SERVICE_CERTIFICATE, DualControl
 from govsign.services.authorization import Authorization, Requester
 from govsign.services.paging import Page
 from govsign.services.uow import Completion, UnitOfWork, Work
@@ -32,6 +33,17 @@ from govsign.storage.engine import Database
 
 #: What a lifecycle request gives when a second officer must approve it first.
 Pending = ApprovalRecord
+#: The pending key an issuance with a key generated in the HSM reserves (see UnitOfWork.run).
+SUBSCRIBER_KEY = ("sub",)
+
+
+def keys_of_approved(approval: ApprovalRecord) -> tuple[str, ...]:
+    """The keys that executing an approved request may generate in the HSM."""
+    if approval.operation == "enrol" and approval.parameters.get("key_algorithm"):
+        return SUBSCRIBER_KEY
+    if approval.operation == REPLACE_SERVICE_CERTIFICATE:
+        return ("tsa" if approval.parameters.get("profile") == "tsa" else "ocsp",)
+    return ()
 
 
 def enrolment_parameters(request: IssuanceRequest) -> dict[str, Any]:
@@ -132,6 +144,7 @@ class Certificates:
             object_id=spec.subject or "csr",
             progress=progress,
             completion=completion,
+            reserve_keys=SUBSCRIBER_KEY if spec.key_algorithm is not None else (),
         )
 
     # -- reads --------------------------------------------------------------------------------
@@ -217,7 +230,7 @@ class Certificates:
         """A new certificate for the same subject and key."""
 
         def operation(work: Work) -> IssuedCertificate:
-            view = self._authorized(work, serial, Permission.CERTIFICATE_RENEW, requester, issuer_id)
+            view = self._subscriber(self._authorized(work, serial, Permission.CERTIFICATE_RENEW, requester, issuer_id))
             return work.issuance.renew(
                 view.record.serial_hex, actor=requester.actor, validity_days=validity_days, issuer_id=issuer_id
             )
@@ -241,7 +254,7 @@ class Certificates:
         check_key_source(csr, key_algorithm)
 
         def operation(work: Work) -> IssuedCertificate:
-            view = self._authorized(work, serial, Permission.CERTIFICATE_RENEW, requester, issuer_id)
+            view = self._subscriber(self._authorized(work, serial, Permission.CERTIFICATE_RENEW, requester, issuer_id))
             serial_hex = view.record.serial_hex
             return work.issuance.rekey(
                 serial_hex,
@@ -253,7 +266,12 @@ class Certificates:
             )
 
         return self._uow.run(
-            operation, action="certificate.rekey", requester=requester, object_id=serial, progress=progress
+            operation,
+            action="certificate.rekey",
+            requester=requester,
+            object_id=serial,
+            progress=progress,
+            reserve_keys=SUBSCRIBER_KEY if key_algorithm is not None else (),
         )
 
     # -- approved requests --------------------------------------------------------------------
@@ -263,6 +281,7 @@ class Certificates:
         if approval.operation == "enrol":
             spec = enrolment_from_parameters(approval.parameters, approval.agency_id)
             return work.issuance.issue(spec, actor=requester.actor)
+        self._subscriber(work.ca.show(approval.target))
         return self._perform(work, approval.operation, approval.target, approval.parameters, requester.actor, None)
 
     # -- steps --------------------------------------------------------------------------------
@@ -272,6 +291,20 @@ class Certificates:
     ) -> CertificateView:
         view = work.ca.show(serial, issuer_id)
         self._authorization.check(requester, permission, agency_id=view.record.agency_id)
+        return view
+
+    @staticmethod
+    def _subscriber(view: CertificateView) -> CertificateView:
+        """The certificate, when it is a subscriber's: the CA's own service certificates (OCSP
+        responder, TSA, any other) are not revoked, held or renewed through the subscriber
+        lifecycle; replacing them is CA administration under dual control."""
+        if view.record.profile not in SUBSCRIBER_PROFILE_NAMES:
+            raise ServiceCertificateError(
+                f"Certificate {view.record.serial_hex} is the CA's own {view.record.profile} certificate: it is not "
+                "revoked, held or renewed as a subscriber's. Replace it as CA administration (under dual control): "
+                f"POST /api/v1/cas/{view.record.issuer_id}/service-certificates/{view.record.profile}/replacement "
+                f"or 'govsign ca replace-service-certificate {view.record.profile}'."
+            )
         return view
 
     def _lifecycle(
@@ -284,7 +317,7 @@ class Certificates:
         issuer_id: str | None,
     ) -> CertificateView | Pending:
         def operation(work: Work) -> CertificateView | Pending:
-            view = self._authorized(work, serial, permission, requester, issuer_id)
+            view = self._subscriber(self._authorized(work, serial, permission, requester, issuer_id))
             if self._needs_approval(name, view, requester):
                 return self._dual_control.request(
                     work,

@@ -387,3 +387,16 @@ class AuthFailureRow(Base):
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
+
+
+class PendingKeyRow(Base):
+    """A key pair about to be generated in the HSM for an issuance, committed before the HSM
+    makes it; deleted in the transaction that stores its certificate. A row that outlives its
+    grace period names an orphan from a crash (``govsign hsm reconcile`` destroys it)."""
+
+    __tablename__ = "pending_keys"
+
+    label: Mapped[str] = mapped_column(String(128), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    """What the key was generated for (issuance, a service certificate)."""
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)

@@ -14,6 +14,7 @@ from govsign.storage.crls import SQLCRLStore
 from govsign.storage.idempotency import SQLIdempotencyStore
 from govsign.storage.leases import SQLLeaseStore
 from govsign.storage.ocsp import SQLOCSPStore
+from govsign.storage.pending_keys import SQLPendingKeyStore
 from govsign.storage.rate_counters import SQLRateCounterStore
 from govsign.storage.references import SQLReferenceStore
 from govsign.storage.sole_control import SQLSoleControlStore
@@ -43,3 +44,4 @@ class SQLPorts:
         self.auth_failures = SQLAuthFailureStore(session)
         self.references = SQLReferenceStore(session)
         self.rate_counters = SQLRateCounterStore(session)
+        self.pending_keys = SQLPendingKeyStore(session)

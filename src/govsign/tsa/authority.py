@@ -14,7 +14,7 @@ OF is emitted in DER order (sorted encodings), which strict decoders such as rfc
   signed attributes contentType, messageDigest and signingCertificateV2 (ESSCertIDv2).
 * Rejection (PKIStatus rejection with PKIFailureInfo): badAlg for a hash algorithm not accepted
   or a digest of the wrong length, unacceptedPolicy, unacceptedExtension, badDataFormat for bytes
-  that are not one DER TimeStampReq, badRequest for other bad requests, systemFailure when the
+  that are not one DER TimeStampReq, badRequest for a nonce over 32 octets and other bad requests, systemFailure when the
   HSM is unavailable or anything unexpected happens. :meth:`TimeStampAuthority.respond` never raises.
 """
 
@@ -35,7 +35,7 @@ from govsign.clock import Clock
 from govsign.der import der_sorted, generalized_time, integer, tlv
 from govsign.errors import GovsignError, HSMUnavailableError
 from govsign.keystore.api import KeyRef, KeyStore, SignatureScheme
-from govsign.tsa.request import walk_request
+from govsign.tsa.request import MAX_NONCE_OCTETS, walk_request
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +277,9 @@ class TimeStampAuthority:
             raise _RejectedError("bad_alg", f"The hashed message is not the length of a {algorithm} digest.")
         if request["extensions"].native is not None:
             raise _RejectedError("unaccepted_extensions", "Time-stamp request extensions are not supported.")
+        nonce = request["nonce"].native
+        if nonce is not None and (abs(nonce).bit_length() + 7) // 8 > MAX_NONCE_OCTETS:
+            raise _RejectedError("bad_request", f"The nonce is longer than {MAX_NONCE_OCTETS} octets.")
         requested = request["req_policy"]
         if requested.native is None:
             return self._policy.policy_oid

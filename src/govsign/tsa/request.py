@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 from govsign.der import header, is_minimal_integer
 
+#: The longest nonce accepted, in octets of its value (RFC 3161 suggests 64 random bits; a
+#: nonce is echoed into every reply, so a long one only makes the reply bigger).
+MAX_NONCE_OCTETS = 32
+
 
 @dataclass(frozen=True, slots=True)
 class WalkedRequest:
@@ -70,7 +74,7 @@ def walk_request(data: bytes, digest_sizes: dict[bytes, int]) -> WalkedRequest |
         tag, start, stop = field
         if tag == 0x06 and step < 1 and stop > start and data[stop - 1] < 0x80:
             policy, step = data[pos:stop], 1
-        elif tag == 0x02 and step < 2 and is_minimal_integer(data, start, stop):
+        elif tag == 0x02 and step < 2 and is_minimal_integer(data, start, stop) and _short_nonce(data, start, stop):
             nonce, step = data[pos:stop], 2
         elif tag == 0x01 and step < 3 and data[start:stop] == b"\xff":
             cert_req, step = True, 3
@@ -85,3 +89,12 @@ def walk_request(data: bytes, digest_sizes: dict[bytes, int]) -> WalkedRequest |
         nonce=nonce,
         cert_req=cert_req,
     )
+
+
+def _short_nonce(data: bytes, start: int, stop: int) -> bool:
+    """A nonce of at most MAX_NONCE_OCTETS octets (a leading zero octet only makes it positive);
+    longer ones go to the full parse, which rejects them."""
+    length = stop - start
+    if length > 1 and data[start] == 0:
+        length -= 1
+    return length <= MAX_NONCE_OCTETS

@@ -38,8 +38,8 @@ async def search_audit(
     client_id: Annotated[str | None, Query(max_length=64)] = None,
     agency_id: Annotated[str | None, Query(max_length=64)] = None,
     object_id: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[dt.datetime | None, Query(description="From this time (inclusive).")] = None,
-    until: Annotated[dt.datetime | None, Query(description="Until this time (exclusive).")] = None,
+    since: Annotated[schemas.DateTimeText | None, Query(description="From this time (inclusive).")] = None,
+    until: Annotated[schemas.DateTimeText | None, Query(description="Until this time (exclusive).")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: LIMIT = 100,
 ) -> JSONResponse:

@@ -84,7 +84,7 @@ MULTISIGN = 100
 class _Body(BaseModel):
     # CSC clients send fields this service has no use for (clientData, lang, description):
     # they are accepted and ignored, as the specification lets a server do.
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
 
 
 class CSCErrorBody(BaseModel):
@@ -857,7 +857,7 @@ class DocumentIn(PDFAppearance):
     stamp_box, document_number, copy_form, copy_agency, seal_diameter_mm, field_name, reason,
     location, verification_line)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
 
     document: str = Field(description="The document (base64): a PDF for PAdES, any content for CAdES.")
     signature_format: Literal["P", "C"] = Field(description="P: PAdES (the signed PDF returned); C: CAdES detached.")

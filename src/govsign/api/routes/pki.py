@@ -195,7 +195,10 @@ async def ocsp_post(request: Request) -> Response:
     operation_id="getOCSPRequest",
     summary="OCSP over GET (RFC 6960 appendix A, RFC 5019): the base64 DER request, URL-encoded, in the path.",
     response_class=Response,
-    responses={200: _OCSP_REPLY},
+    responses={
+        200: _OCSP_REPLY,
+        404: {"description": "The path holds characters no URL path segment may (a line break): no request."},
+    },
 )
 async def ocsp_get(encoded: str, request: Request) -> Response:
     der = decode_ocsp_get(encoded)

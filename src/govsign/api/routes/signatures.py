@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from govsign.api.deps import Caller, get_services, media_type, requester
 from govsign.api.documents import json_body, spool_body
+from govsign.api.operation_roles import role_first
 from govsign.api.representation import decode_base64
 from govsign.api.routes.parameters import ACTIVATION, PDF_PASSWORD, pdf_password, problems
 from govsign.api.schemas import resources as schemas
@@ -117,6 +118,8 @@ async def _signing(
     sign: Callable[[SpooledDocument, Q], T],
 ) -> tuple[T, Q]:
     """Receive the document (raw or JSON), sign it in a worker thread, and always drop it."""
+    credential = getattr(params, "credential", None)  # who may sign is decided before the document is judged
+    await role_first(request, action="signature.create", object_id=credential or "document")
     if _is_json(request):
         document, query = await _json_document(request, json_model, query_model)
     else:

@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 
 from govsign.api.deps import Caller, get_services, get_settings, media_type, requester
 from govsign.api.documents import json_body, spool_body
+from govsign.api.operation_roles import role_first
 from govsign.api.representation import decode_base64
 from govsign.api.routes.parameters import PDF_PASSWORD, pdf_password, problems
 from govsign.api.schemas.verification import CMSVerificationRequest, VerificationReport
@@ -60,6 +61,7 @@ VERIFICATION_ID = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="The
 async def verify(request: Request, principal: Caller, password: PDF_PASSWORD = None) -> JSONResponse:
     services = get_services(request)
     who = requester(request, principal)
+    await role_first(request, action="document.verify", object_id="document")  # the role before the document
     if media_type(request) == "application/json":
         return _created(await _verify_json(request, who))
     if media_type(request) == "multipart/form-data":

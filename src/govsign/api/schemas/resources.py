@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 ProfileName = Literal["individual", "organization", "device"]
 KeyAlgorithmName = Literal["rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384"]
@@ -19,6 +19,24 @@ ReasonName = Literal[
     "privilege-withdrawn",
 ]
 StatusName = Literal["valid", "revoked", "expired", "on-hold"]
+
+
+def _date_time_text(value: object) -> object:
+    """An RFC 3339 date-time as text: pydantic would read a number, or a numeric string, as Unix
+    seconds (``0`` became 1970-01-01 in a CRL)."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a date-time must be an RFC 3339 string such as 2026-11-01T08:00:00+07:00")
+    try:
+        float(value)
+    except ValueError:
+        return value
+    raise ValueError("a date-time must be an RFC 3339 string such as 2026-11-01T08:00:00+07:00, not a number")
+
+
+#: A date-time given as RFC 3339 text (never a number).
+DateTimeText = Annotated[dt.datetime, BeforeValidator(_date_time_text)]
 
 
 class _Strict(BaseModel):
@@ -49,8 +67,17 @@ class EnrolmentRequest(_Strict):
 
 class RevocationRequest(_Strict):
     reason: ReasonName = Field(description="RFC 5280 reason (use the hold endpoint for certificateHold).")
-    invalidity_date: dt.datetime | None = Field(
-        default=None, description="When the key was compromised (with a time zone)."
+    invalidity_date: DateTimeText | None = Field(
+        default=None,
+        description="When the key was compromised (with a time zone): not after now, not before the certificate's notBefore.",
+    )
+
+
+class ServiceCertificateReplacementRequest(_Strict):
+    """Replace the CA's OCSP responder or TSA certificate (new HSM key; the old one revoked)."""
+
+    reason: Literal["superseded", "key-compromise", "affiliation-changed", "cessation-of-operation", "unspecified"] = (
+        Field(default="superseded", description="Why: the reason the replaced certificate is revoked with.")
     )
 
 
