@@ -1,9 +1,9 @@
 """The loop that runs the service's own maintenance inside ``serve`` (so no cron is needed):
 
 * every second: CRLs of the CAs whose revocations changed (visible within seconds) or whose
-  nextUpdate approaches;
-* every 30 seconds: the OCSP responder rollover when due, the pre-produced OCSP responses that
-  are missing or expiring, and an audit checkpoint when enough events were added.
+  nextUpdate approaches; the audit checkpoints that are due and the audit head record;
+* every 30 seconds: the OCSP responder rollover when due and the pre-produced OCSP responses that
+  are missing or expiring.
 
 Every worker process runs this loop; the database row locks make sure each CRL number and
 each rollover happens once. Failures are logged and retried on the next tick.
@@ -33,6 +33,7 @@ async def run_maintenance(maintenance: Maintenance, stop: asyncio.Event | None =
     last_ocsp = 0.0
     while not stop.is_set():
         await _tick("CRL publication", maintenance.publish_crls)
+        await _tick("audit checkpoints", maintenance.audit)
         if time.monotonic() - last_ocsp >= OCSP_TICK_SECONDS:
             last_ocsp = time.monotonic()
             await _tick("OCSP maintenance", maintenance.refresh_ocsp)

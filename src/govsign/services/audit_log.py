@@ -1,6 +1,7 @@
 """The audit log: the one place an audit event is built, the audit trail the CA writes into inside
-a unit of work, failures recorded in a transaction of their own, searches, and the signed
-checkpoints of the hash chain.
+a unit of work, failures recorded in a transaction of their own, searches, the audit keys in the
+HSM, and the numbered, chained and time-stamped checkpoints of the chain with their export
+outside the database.
 
 An event records who acted (the actor, and for API calls the client, its agency and the request
 id), what was done to which object, the outcome and facts about it; never a PIN, key, secret or
@@ -9,30 +10,61 @@ document content (the hash chain refuses such detail keys).
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
+import hmac
 import logging
-from collections.abc import Mapping
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
 
+from asn1crypto import algos, cms, tsp
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from govsign.audit.chain import ChainVerdict
+from govsign.audit.chain import CHAIN_KEYED, ChainVerdict, StoredEvent, chain_mac
+from govsign.audit.checkpoints import (
+    CHECKPOINT_CHAINED,
+    CHECKPOINT_EVERY,
+    CHECKPOINT_EVERY_EVENTS,
+    CHECKPOINT_UNCHAINED,
+    NO_PREVIOUS_CHECKPOINT,
+    Checkpoint,
+    ExportContents,
+    HeadRecord,
+    export_line,
+    missing_checkpoint,
+    parse_export,
+)
 from govsign.audit.events import AuditContext, AuditEvent, AuditQuery
 from govsign.clock import Clock
-from govsign.errors import ErrorKind, GovsignError
-from govsign.keystore.api import KeyAlgorithm, KeyRef, KeyStore
+from govsign.errors import ErrorKind, GovsignError, InvalidInputError
+from govsign.keystore.api import KeyAlgorithm, KeyRef, KeyStore, SecretRef
 from govsign.storage.engine import Database
 from govsign.storage.ports import SQLPorts
+from govsign.tsa.authority import TimeStampResponse
 
 if TYPE_CHECKING:
     from govsign.services.authorization import Requester
 
 log = logging.getLogger(__name__)
 
+#: The label of the audit signing key (EC P-256) that signs checkpoints.
 AUDIT_KEY_LABEL = "govsign-audit-1"
-CHECKPOINT_EVERY_EVENTS = 100
+#: The label of the audit chain key (HMAC-SHA256 secret) that keys each event's chain value.
+CHAIN_KEY_LABEL = "govsign-audit-chain-1"
+#: Registry purposes (rows of ``audit_keys``).
+SIGNING_PURPOSE = "checkpoint-signing"
+CHAIN_PURPOSE = "event-chain"
+#: While events arrive, a head record is exported when this much time passed since the last one
+#: (the background loop looks every second, so records are at most ~6 s apart: within 10 s).
+HEAD_EXPORT_GAP_SECONDS = 5.0
+
+export_log = logging.getLogger("govsign.audit.export")
 
 #: The outcome of refusals of these kinds is ``denied`` (the caller may not), else ``failure``.
 _DENIED_KINDS = (ErrorKind.FORBIDDEN, ErrorKind.UNAUTHENTICATED)
@@ -53,12 +85,148 @@ class EventFields(TypedDict):
     """success (the default), failure or denied."""
 
 
-class AuditLog:
-    """Appends events to the hash chain (inside a caller's transaction or in one of its own)."""
+class AuditKeys:
+    """The two audit keys in the HSM, created once per deployment.
 
-    def __init__(self, *, database: Database, clock: Clock) -> None:
+    Both are registered in the ``audit_keys`` table (one row per purpose, the purpose its primary
+    key) and always used by the key id registered there, never looked up by label alone. A
+    process that finds no row generates a key, then registers it in a transaction of its own; the
+    primary key lets one process win (on PostgreSQL a second insert waits for the first
+    transaction and then fails; SQLite has one writer). A loser destroys the key it generated
+    (unless the winner registered that very key) and uses the winner's. So the CLI and several
+    nodes starting together end with one key per purpose, and a key found twice by label (made
+    by the race of earlier versions) never stops ``audit verify``: the signing key of an older
+    deployment is adopted from the token (the one whose public key verifies its latest
+    checkpoint, else the smallest id), and older checkpoints verify with any key of that label.
+    """
+
+    def __init__(self, *, database: Database, keystore: KeyStore, clock: Clock) -> None:
+        self._database = database
+        self._keystore = keystore
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._chain: SecretRef | None = None
+        self._signing: KeyRef | None = None
+
+    def ensure(self) -> None:
+        """Create (once per deployment) and load both keys."""
+        self.chain_secret(create=True)
+        self.signing_key(create=True)
+
+    def chain_secret(self, *, create: bool = False, ports: SQLPorts | None = None) -> SecretRef | None:
+        """The audit chain key, from the registry (read in ``ports`` when given); created when
+        missing with ``create``."""
+        if self._chain is not None:
+            return self._chain
+        with self._lock:
+            registered = self._registered(CHAIN_PURPOSE, ports)
+            if registered is None and create:
+                secret = self._keystore.generate_hmac_secret(label=CHAIN_KEY_LABEL)
+                registered = self._register(CHAIN_PURPOSE, secret.label, secret.key_id)
+                if registered[1] != secret.key_id:
+                    self._keystore.destroy_secret(secret)
+            if registered is not None:
+                self._chain = SecretRef(label=registered[0], key_id=registered[1])
+            return self._chain
+
+    def signing_key(self, *, create: bool = False, ports: SQLPorts | None = None) -> KeyRef | None:
+        """The audit signing key, from the registry; adopted from the token or created when
+        missing with ``create``."""
+        if self._signing is not None:
+            return self._signing
+        with self._lock:
+            registered = self._registered(SIGNING_PURPOSE, ports)
+            if registered is None and create:
+                adopted = self._adoptable()
+                key = adopted or self._keystore.generate_key_pair(label=AUDIT_KEY_LABEL, algorithm=KeyAlgorithm.EC_P256)
+                registered = self._register(SIGNING_PURPOSE, key.label, key.key_id)
+                if registered[1] != key.key_id and adopted is None:
+                    self._keystore.destroy_key_pair(key)  # lost the race: ours was never used
+            if registered is not None:
+                self._signing = KeyRef(label=registered[0], key_id=registered[1], algorithm=KeyAlgorithm.EC_P256)
+            return self._signing
+
+    def legacy_signing_keys(self) -> list[KeyRef]:
+        """Every key on the token labelled as the audit signing key (version 1 checkpoints name
+        only the label)."""
+        return self._keystore.find_keys(label=AUDIT_KEY_LABEL, algorithm=KeyAlgorithm.EC_P256)
+
+    def _adoptable(self) -> KeyRef | None:
+        """The signing key of a deployment older than the registry, if the token holds one."""
+        keys = self.legacy_signing_keys()
+        if not keys:
+            return None
+        with self._database.read_only() as ports:
+            latest = ports.checkpoints.latest()
+        if latest is not None:
+            for key in keys:
+                if _signature_verifies(self._keystore, key, latest):
+                    return key
+        return keys[0]
+
+    def _registered(self, purpose: str, ports: SQLPorts | None) -> tuple[str, bytes] | None:
+        if ports is not None:
+            found = ports.audit_keys.get(purpose)
+        else:
+            with self._database.read_only() as reading:
+                found = reading.audit_keys.get(purpose)
+        return (found[0], bytes.fromhex(found[1])) if found is not None else None
+
+    def _register(self, purpose: str, label: str, key_id: bytes) -> tuple[str, bytes]:
+        """Register (label, key_id) for ``purpose`` unless another process did first; the
+        registered pair."""
+        with self._database.unit_of_work() as ports:
+            if ports.audit_keys.register(purpose, label=label, key_id_hex=key_id.hex(), at=self._clock.now()):
+                log.info("created the audit key for %s (%s)", purpose, label)
+                return label, key_id
+        winner = self._registered(purpose, None)
+        assert winner is not None, "a registration lost to one that is not there"
+        return winner
+
+
+class HSMChainKey:
+    """The audit chain key as :class:`~govsign.audit.chain.ChainKey`: HMAC inside the HSM."""
+
+    def __init__(self, keystore: KeyStore, secret: SecretRef) -> None:
+        self._keystore = keystore
+        self._secret = secret
+
+    def mac(self, message: bytes) -> bytes:
+        return self._keystore.hmac_sha256(self._secret, message)
+
+
+class AuditLog:
+    """Appends events to the chain (inside a caller's transaction or in one of its own), each
+    keyed by the audit chain key in the HSM (stored unkeyed, and keyed later, while the HSM is
+    unreachable, so refusals during an outage are still recorded)."""
+
+    def __init__(
+        self, *, database: Database, clock: Clock, keys: AuditKeys | None = None, keystore: KeyStore | None = None
+    ) -> None:
         self._database = database
         self._clock = clock
+        self._keys = keys
+        self._keystore = keystore
+        self.recorded = 0
+        """Events this process appended (the head is exported at close when any were)."""
+
+    def sealer(self, ports: SQLPorts) -> Callable[[int, str], str | None]:
+        """``seal(sequence, event_hash)`` -> the keyed chain value, or None when the HSM (or the
+        key) is not available right now."""
+
+        def seal(sequence: int, digest: str) -> str | None:
+            if self._keys is None or self._keystore is None:
+                return None
+            try:
+                secret = self._keys.chain_secret(ports=ports)
+                if secret is None:
+                    return None
+                return chain_mac(HSMChainKey(self._keystore, secret), sequence, digest)
+            except GovsignError as exc:
+                log.warning("audit event %d stored without its keyed chain value for now: %s", sequence, exc.message)
+                return None
+
+        return seal
 
     def record(
         self, ports: SQLPorts, action: str, *, context: AuditContext | None = None, **event: Unpack[EventFields]
@@ -78,7 +246,9 @@ class AuditLog:
                 request_id=context.request_id,
             ),
             at=self._clock.now(),
+            seal=self.sealer(ports),
         )
+        self.recorded += 1
 
     def trail(self, ports: SQLPorts, context: AuditContext | None = None) -> AuditTrailOf:
         """The audit trail of one unit of work, as the CA core writes into it."""
@@ -140,80 +310,399 @@ class AuditTrailOf:
         )
 
 
-class AuditCheckpoints:
-    """Signed checkpoints of the chain head, made with the audit key in the HSM, and the check
-    of the whole chain against them."""
+class AuditExport:
+    """The append-only export outside the database: one JSON line per checkpoint and head record,
+    appended to the file named by GOVSIGN_AUDIT_EXPORT (mode 0600) and logged on the
+    ``govsign.audit.export`` logger (the log stream). Writing never raises: the record is in the
+    database already, and a failed write is logged."""
 
-    def __init__(self, *, database: Database, keystore: KeyStore, clock: Clock) -> None:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = export_line(record)
+        export_log.info("audit export %s", line)
+        if self.path is None:
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, (line + "\n").encode("ascii"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.error("could not append to the audit export %s: %s", self.path, exc.strerror or exc)
+
+    @staticmethod
+    def read(path: Path) -> ExportContents:
+        """The records of an export file; InvalidInputError with one sentence when it cannot be read."""
+        try:
+            lines = path.read_text(encoding="ascii").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise InvalidInputError(f"Cannot read the audit export {path}: {reason}.") from None
+        try:
+            return parse_export(lines)
+        except ValueError as exc:
+            raise InvalidInputError(f"The audit export {path} is not valid: {exc}.") from None
+
+
+#: ``timestamp(query_der)`` -> an RFC 3161 TimeStampResp (our TSA, in process).
+TimeStamper = Callable[[bytes], bytes]
+
+
+class AuditCheckpoints:
+    """Numbered, chained, time-stamped checkpoints of the chain, signed by the audit key in the
+    HSM, their export with the head records, and the check of the whole trail."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        keystore: KeyStore,
+        clock: Clock,
+        keys: AuditKeys,
+        audit: AuditLog,
+        export: AuditExport,
+        timestamp: TimeStamper | None = None,
+    ) -> None:
         self._database = database
         self._keystore = keystore
         self._clock = clock
+        self._keys = keys
+        self._audit = audit
+        self._export = export
+        self._timestamp = timestamp
+        self._exported_head: int | None = None
+        self._exported_at = 0.0
+        self._export_lock = threading.Lock()
 
-    def _audit_key(self) -> KeyRef:
-        key = self._keystore.find_key(label=AUDIT_KEY_LABEL, algorithm=KeyAlgorithm.EC_P256)
-        if key is None:
-            key = self._keystore.generate_key_pair(label=AUDIT_KEY_LABEL, algorithm=KeyAlgorithm.EC_P256)
-        return key
+    # -- making checkpoints ---------------------------------------------------------------------
 
     def checkpoint(self, *, force: bool = False) -> int | None:
-        """Sign the chain head with the audit key in the HSM when CHECKPOINT_EVERY_EVENTS events
-        (or, with ``force``, any) have been added since the last checkpoint; returns the event
-        covered, or None when none was due."""
+        """Make the checkpoints that are due: one at each multiple of 100 events not yet covered,
+        and one at the head when an event has waited five minutes uncovered (or, with ``force``,
+        when any event is uncovered). Returns the last event covered, or None when none was due.
+        Events written while the HSM was unreachable are keyed first."""
+        made: list[Checkpoint] = []
         with self._database.unit_of_work() as ports:
-            last_id, last_hash = ports.checkpoints.head()
-            latest = ports.checkpoints.latest()
-            since = last_id - (latest.last_event_id if latest else 0)
-            if last_id == 0 or since <= 0 or (since < CHECKPOINT_EVERY_EVENTS and not force):
+            ports.checkpoints.lock()
+            if not ports.audit.seal_pending(self._audit.sealer(ports)):
                 return None
-            key = self._audit_key()
-            signed_at = self._clock.now()
-            signature = self._keystore.sign(
-                key,
-                checkpoint_message(last_id, last_hash, signed_at),
-                scheme=key.algorithm.default_scheme,
-                hash_algorithm=key.algorithm.default_hash,
-            )
-            ports.checkpoints.add(
-                last_event_id=last_id,
-                last_hash=last_hash,
-                signed_at=signed_at,
-                key_label=key.label,
-                signature=signature,
-            )
-            return last_id
+            last_id, _ = ports.checkpoints.head()
+            latest = ports.checkpoints.latest()
+            covered = latest.last_event_id if latest else 0
+            targets = [n for n in range(covered + 1, last_id + 1) if n % CHECKPOINT_EVERY_EVENTS == 0]
+            after = targets[-1] if targets else covered
+            if last_id > after:
+                oldest = ports.audit.event(after + 1)
+                if force or (oldest is not None and self._clock.now() - oldest.event.occurred_at >= CHECKPOINT_EVERY):
+                    targets.append(last_id)
+            if not targets:
+                return None
+            key = self._keys.signing_key(ports=ports) or self._keys.signing_key(create=True)
+            assert key is not None
+            previous = latest
+            for target in targets:
+                stored = ports.audit.event(target)
+                assert stored is not None
+                previous = self._sign(key, stored, previous)
+                ports.checkpoints.add(previous)
+                made.append(previous)
+        for checkpoint in made:
+            self._export.write(checkpoint.export_record())
+        return made[-1].last_event_id
 
-    def verify(self) -> ChainVerdict:
-        """The chain, then every checkpoint's signature and hash."""
+    def _sign(self, key: KeyRef, stored: StoredEvent, previous: Checkpoint | None) -> Checkpoint:
+        unsigned = Checkpoint(
+            number=previous.number + 1 if previous else 1,
+            version=CHECKPOINT_CHAINED,
+            last_event_id=stored.event.sequence,
+            last_hash=stored.event_hash,
+            last_mac=stored.chain_mac,
+            previous_hash=previous.digest() if previous else NO_PREVIOUS_CHECKPOINT,
+            signed_at=self._clock.now().replace(microsecond=0),
+            key_label=key.label,
+            key_id_hex=key.key_id_hex,
+            signature=b"",
+        )
+        signature = self._keystore.sign(
+            key, unsigned.message(), scheme=key.algorithm.default_scheme, hash_algorithm=key.algorithm.default_hash
+        )
+        signed = dataclasses.replace(unsigned, signature=signature)
+        token, problem = self._time_stamp(signed.digest())
+        return dataclasses.replace(signed, timestamp_token=token, timestamp_problem=problem)
+
+    def _time_stamp(self, digest_hex: str) -> tuple[bytes | None, str | None]:
+        """Our TSA's token over the checkpoint's hash; (None, why) when the TSA is unavailable."""
+        if self._timestamp is None:
+            return None, "no time-stamping authority is configured"
+        query = tsp.TimeStampReq(
+            {
+                "version": "v1",
+                "message_imprint": {
+                    "hash_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+                    "hashed_message": bytes.fromhex(digest_hex),
+                },
+                "nonce": secrets.randbits(63),
+                "cert_req": True,
+            }
+        )
+        try:
+            reply = TimeStampResponse.load(self._timestamp(query.dump()))
+            status = reply["status"]["status"].native
+            if status not in ("granted", "granted_with_mods"):
+                text = reply["status"]["status_string"].native
+                return None, f"the TSA refused: {'; '.join(text) if text else status}"[:500]
+            return reply["time_stamp_token"].dump(), None
+        except (GovsignError, ValueError, KeyError, TypeError) as exc:  # recorded whatever the TSA does
+            log.warning("audit checkpoint not time-stamped: %s", exc)
+            return None, "the TSA did not answer"
+
+    def export_head(self, *, force: bool = False) -> HeadRecord | None:
+        """Export a head record when the head moved and HEAD_EXPORT_GAP_SECONDS passed since the
+        last one (or, with ``force``, whenever the head moved since this process last exported)."""
+        with self._export_lock:
+            if not force and time.monotonic() - self._exported_at < HEAD_EXPORT_GAP_SECONDS:
+                return None
+            with self._database.read_only() as ports:
+                last_id, _ = ports.checkpoints.head()
+                stored = ports.audit.event(last_id) if last_id else None
+            if stored is None or last_id == self._exported_head:
+                return None
+            record = HeadRecord(
+                sequence=last_id, event_hash=stored.event_hash, chain_mac=stored.chain_mac, at=self._clock.now()
+            )
+            self._export.write(record.export_record())
+            self._exported_head, self._exported_at = last_id, time.monotonic()
+            return record
+
+    def tick(self) -> None:
+        """The background work (every second): due checkpoints, then the head record."""
+        self.checkpoint()
+        self.export_head()
+
+    def at_close(self) -> None:
+        """When a process that wrote events stops (a CLI command, a worker shutting down): a
+        checkpoint over what it left uncovered and a last head record. Never raises."""
+        if not self._audit.recorded:
+            return
+        try:
+            self.checkpoint(force=True)
+            self.export_head(force=True)
+        except Exception as exc:  # noqa: BLE001 - stopping: the database or HSM may be gone already
+            log.warning("could not write the audit head at shutdown: %s", type(exc).__name__)
+
+    # -- verifying ------------------------------------------------------------------------------
+
+    def verify_events(self) -> ChainVerdict:
+        """The events only (hash, link, keyed chain value): what must hold at any moment, also
+        while a checkpoint is not made yet."""
         with self._database.read_only() as ports:
-            verdict = ports.audit.verify()
+            secret = self._keys.chain_secret(ports=ports)
+            return ports.audit.verify(HSMChainKey(self._keystore, secret) if secret is not None else None)
+
+    def verify(self, export: Path | None = None) -> ChainVerdict:
+        """The whole trail: every event (hash, link, keyed chain value), the checkpoints
+        (numbering, chaining, signatures, the events they cover, the fixed interval), and the
+        export (``export``, else the configured one): its checkpoints must all be in the
+        database and its heads reached. Names the first altered event."""
+        contents, notes = self._export_contents(export)
+        with self._database.read_only() as ports:
+            secret = self._keys.chain_secret(ports=ports)
+            key = HSMChainKey(self._keystore, secret) if secret is not None else None
+            events = list(ports.audit.stored_events())
+            verdict = ports.audit.verify(key, events)
             checkpoints = ports.checkpoints.all()
-            if not verdict.intact or not checkpoints:
-                return verdict
-            key = self._keystore.find_key(label=AUDIT_KEY_LABEL, algorithm=KeyAlgorithm.EC_P256)
-            public = self._keystore.public_key(key) if key is not None else None
-            for last_event_id, last_hash, signed_at, _label, signature in checkpoints:
-                problem = None
-                if public is None:
-                    problem = "the audit key is missing from the HSM"
+        unsealed = sum(1 for s in events if s.event.chain_version == CHAIN_KEYED and s.chain_mac is None)
+        if unsealed:
+            notes.append(f"{unsealed} events written while the HSM was unreachable are not keyed yet.")
+        # 1. an altered event: the first one the chain names, whatever became of the checkpoints
+        if not verdict.intact:
+            return dataclasses.replace(verdict, events_checked=len(events), notes=tuple(notes))
+        # 2. what the checkpoints in the database and the export say is missing or changed
+        by_sequence = {stored.event.sequence: stored for stored in events}
+        problems = self._checkpoint_problems(checkpoints, by_sequence, contents, notes)
+        if contents is not None:
+            problems += _export_problems(contents, checkpoints, events)
+        elif checkpoints and export is None and self._export.path is not None:
+            problems.append((1, f"The audit export {self._export.path} (GOVSIGN_AUDIT_EXPORT) is missing."))
+        # 3. where the numbering and the fixed interval say a checkpoint must be
+        if not problems:
+            keyed = [(s.event.sequence, s.event.occurred_at) for s in events if s.event.chain_version == CHAIN_KEYED]
+            missing = missing_checkpoint(
+                keyed_events=keyed,
+                covered_through=max((c.last_event_id for c in checkpoints), default=0),
+                hundreds_covered={c.last_event_id for c in checkpoints},
+            )
+            problems += [missing] if missing is not None else []
+        if problems:
+            sequence, problem = min(problems, key=lambda found: found[0])
+            return dataclasses.replace(ChainVerdict.broken(len(events), sequence, problem), notes=tuple(notes))
+        return ChainVerdict(
+            intact=True, events_checked=len(events), first_broken_sequence=None, problem=None, notes=tuple(notes)
+        )
+
+    def _export_contents(self, export: Path | None) -> tuple[ExportContents | None, list[str]]:
+        if export is not None:
+            return AuditExport.read(export), []
+        if self._export.path is None:
+            return None, [
+                "No audit export is configured (GOVSIGN_AUDIT_EXPORT): a deleted tail is found only up to the last checkpoint."
+            ]
+        if not self._export.path.exists():
+            return None, []
+        return AuditExport.read(self._export.path), []
+
+    def _checkpoint_problems(
+        self,
+        checkpoints: list[Checkpoint],
+        events: dict[int, StoredEvent],
+        contents: ExportContents | None,
+        notes: list[str],
+    ) -> list[tuple[int, str]]:
+        problems: list[tuple[int, str]] = []
+        legacy_keys: list[KeyRef] | None = None
+        previous: Checkpoint | None = None
+        for checkpoint in checkpoints:
+            where = f"The audit checkpoint at event {checkpoint.last_event_id} (number {checkpoint.number})"
+            expected_number = previous.number + 1 if previous else 1
+            if checkpoint.number != expected_number:
+                exported = contents.checkpoints.get(expected_number) if contents else None
+                after = previous.last_event_id if previous else 0
+                hundred = (after // CHECKPOINT_EVERY_EVENTS + 1) * CHECKPOINT_EVERY_EVENTS
+                event = (
+                    int(exported["last_event_id"])
+                    if exported
+                    else (hundred if hundred < checkpoint.last_event_id else after + 1)
+                )
+                problems.append(
+                    (
+                        event,
+                        f"The audit checkpoint number {expected_number}, due at event {event}, is missing; checkpoints were deleted.",
+                    )
+                )
+            why = None
+            if checkpoint.version == CHECKPOINT_UNCHAINED:
+                if previous is not None and previous.version != CHECKPOINT_UNCHAINED:
+                    why = "an unchained checkpoint follows chained ones"
                 else:
-                    try:
-                        assert isinstance(public, ec.EllipticCurvePublicKey)
-                        public.verify(
-                            signature,
-                            checkpoint_message(last_event_id, last_hash, signed_at),
-                            ec.ECDSA(hashes.SHA256()),
-                        )
-                    except InvalidSignature:
-                        problem = "its signature does not verify"
-                if problem is None and ports.checkpoints.event_hash_at(last_event_id) != last_hash:
-                    problem = "the event it covers was changed"
-                if problem is not None:
-                    problem = f"The audit checkpoint at event {last_event_id} is not valid: {problem}."
-                    return ChainVerdict.broken(verdict.events_checked, last_event_id, problem)
-        return verdict
+                    if legacy_keys is None:
+                        legacy_keys = self._keys.legacy_signing_keys()
+                    if not any(_signature_verifies(self._keystore, key, checkpoint) for key in legacy_keys):
+                        why = "its signature does not verify"
+            elif checkpoint.version == CHECKPOINT_CHAINED:
+                why = self._chained_problem(checkpoint, previous)
+            else:
+                why = f"unknown version {checkpoint.version}"
+            if why is None and previous is not None and checkpoint.last_event_id <= previous.last_event_id:
+                why = "it covers an event before the previous checkpoint's"
+            stored = events.get(checkpoint.last_event_id)
+            if why is None and stored is None:
+                why = "the event it covers is missing; events were deleted"
+            if (
+                why is None
+                and stored is not None
+                and (
+                    stored.event_hash != checkpoint.last_hash
+                    or (checkpoint.version == CHECKPOINT_CHAINED and stored.chain_mac != checkpoint.last_mac)
+                )
+            ):
+                after = previous.last_event_id if previous else 0
+                why = f"the events after event {after} up to it were changed"
+            if why is not None:
+                problems.append((checkpoint.last_event_id, f"{where} is not valid: {why}."))
+            elif checkpoint.version == CHECKPOINT_CHAINED:
+                notes += _timestamp_notes(checkpoint)
+            previous = checkpoint
+        return problems
+
+    def _chained_problem(self, checkpoint: Checkpoint, previous: Checkpoint | None) -> str | None:
+        expected_previous = previous.digest() if previous else NO_PREVIOUS_CHECKPOINT
+        if checkpoint.previous_hash != expected_previous:
+            return "it does not sign the hash of the checkpoint before it"
+        key = self._keys.signing_key()
+        if key is None or checkpoint.key_id_hex != key.key_id_hex:
+            return "it is not signed by the audit key of this deployment"
+        if not _signature_verifies(self._keystore, key, checkpoint):
+            return "its signature does not verify"
+        return None
 
 
-def checkpoint_message(last_event_id: int, last_hash: str, signed_at: dt.datetime) -> bytes:
-    """What a checkpoint's signature covers."""
-    stamp = signed_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"govsign-audit-checkpoint\n{last_event_id}\n{last_hash}\n{stamp}\n".encode("ascii")
+def _signature_verifies(keystore: KeyStore, key: KeyRef, checkpoint: Checkpoint) -> bool:
+    public = keystore.public_key(key)
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        return False
+    try:
+        public.verify(checkpoint.signature, checkpoint.message(), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _timestamp_notes(checkpoint: Checkpoint) -> list[str]:
+    """Whether the checkpoint's time-stamp covers it (a missing one is a note, not a break: the
+    TSA may have been unavailable)."""
+    if checkpoint.timestamp_token is None:
+        return [
+            f"Audit checkpoint {checkpoint.number} has no time-stamp ({checkpoint.timestamp_problem or 'none recorded'})."
+        ]
+    try:
+        content = cms.ContentInfo.load(checkpoint.timestamp_token)["content"]["encap_content_info"]["content"]
+        imprint = content.parsed["message_imprint"]["hashed_message"].native
+    except (ValueError, KeyError, TypeError):
+        return [f"Audit checkpoint {checkpoint.number}'s time-stamp token cannot be read."]
+    if not hmac.compare_digest(imprint, bytes.fromhex(checkpoint.digest())):
+        return [f"Audit checkpoint {checkpoint.number}'s time-stamp covers something else."]
+    return []
+
+
+def _export_problems(
+    contents: ExportContents, checkpoints: list[Checkpoint], events: list[StoredEvent]
+) -> list[tuple[int, str]]:
+    """What the export says the database should still hold and does not."""
+    problems: list[tuple[int, str]] = []
+    by_number = {checkpoint.number: checkpoint for checkpoint in checkpoints}
+    for number, record in sorted(contents.checkpoints.items()):
+        event = int(record["last_event_id"])
+        stored = by_number.get(number)
+        if stored is None:
+            problems.append(
+                (
+                    event,
+                    f"The audit checkpoint at event {event} (number {number}), recorded in the audit export, is missing from the database; checkpoints were deleted.",
+                )
+            )
+        elif stored.digest() != record.get("hash") or stored.export_record()["timestamp_token"] != record.get(
+            "timestamp_token"
+        ):
+            problems.append(
+                (
+                    event,
+                    f"The audit checkpoint at event {event} (number {number}) differs from the one recorded in the audit export.",
+                )
+            )
+    last = events[-1].event.sequence if events else 0
+    by_sequence = {stored.event.sequence: stored for stored in events}
+    matched = 0
+    for head in contents.heads:
+        if head.sequence > last:
+            problems.append(
+                (
+                    last + 1,
+                    f"Audit events from event {last + 1} to event {head.sequence} are missing: the audit export names event {head.sequence} as the head; events were deleted.",
+                )
+            )
+            break
+        at_head = by_sequence.get(head.sequence)
+        if at_head is None or at_head.event_hash != head.event_hash or at_head.chain_mac != head.chain_mac:
+            problems.append(
+                (
+                    matched + 1,
+                    f"Audit events after event {matched} up to event {head.sequence} were changed: event {head.sequence} does not match the audit export's head record.",
+                )
+            )
+            break
+        matched = max(matched, head.sequence)
+    return problems

@@ -27,7 +27,7 @@ from govsign.pki.crl import CRLPolicy
 from govsign.pki.lint import PKILintCertificateLinter, PKILintCRLLinter
 from govsign.pki.ocsp import OCSPPolicy
 from govsign.services.approvals import Approvals, DualControl
-from govsign.services.audit_log import AuditCheckpoints, AuditLog
+from govsign.services.audit_log import AuditCheckpoints, AuditExport, AuditKeys, AuditLog
 from govsign.services.authentication import Authentication
 from govsign.services.authorization import Authorization, Requester
 from govsign.services.certificates import Certificates
@@ -82,8 +82,8 @@ class Services:
             tsa_validity_days=settings.tsa_validity_days,
         )
         lint = settings.lint_with_pkilint
-        self.audit = AuditLog(database=database, clock=clock)
-        self.audit_checkpoints = AuditCheckpoints(database=database, keystore=keystore, clock=clock)
+        self.audit_keys = AuditKeys(database=database, keystore=keystore, clock=clock)
+        self.audit = AuditLog(database=database, clock=clock, keys=self.audit_keys, keystore=keystore)
         self.authorization = Authorization(database=database)
         server_key = ServerKey(settings)
         self.authentication = Authentication(
@@ -101,6 +101,15 @@ class Services:
         self.ocsp = OCSPService(database=database, keystore=keystore, clock=clock, policy=ocsp_policy)
         tsa_policy = TSAPolicy(policy_oid=settings.tsa_policy_oid, accuracy_seconds=settings.tsa_accuracy_seconds)
         self.timestamps = TimeStampService(database=database, keystore=keystore, clock=clock, policy=tsa_policy)
+        self.audit_checkpoints = AuditCheckpoints(
+            database=database,
+            keystore=keystore,
+            clock=clock,
+            keys=self.audit_keys,
+            audit=self.audit,
+            export=AuditExport(settings.audit_export),
+            timestamp=self.timestamps.answer,
+        )
         crl_policy = CRLPolicy(
             validity=dt.timedelta(hours=settings.crl_validity_hours),
             refresh_before=dt.timedelta(hours=settings.crl_refresh_before_hours),
@@ -257,13 +266,16 @@ class Services:
             database.dispose()
             raise
         try:
-            return cls(settings=settings, database=database, keystore=keystore, clock=clock)
+            services = cls(settings=settings, database=database, keystore=keystore, clock=clock)
+            services.audit_keys.ensure()  # once per deployment, whoever starts first
+            return services
         except BaseException:
             keystore.close()
             database.dispose()
             raise
 
     def close(self) -> None:
+        self.audit_checkpoints.at_close()  # due checkpoints and the last head record
         self.keystore.close()
         self.database.dispose()
 

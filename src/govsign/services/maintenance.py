@@ -1,6 +1,6 @@
 """What the running service does by itself, so no cron is needed: CRLs signed when a revocation
 changed or nextUpdate approaches, pre-produced OCSP responses refreshed, the OCSP responder
-certificate rolled over before it expires, and audit checkpoints signed."""
+certificate rolled over before it expires, audit checkpoints signed and the audit head exported."""
 
 from __future__ import annotations
 
@@ -44,12 +44,16 @@ class Maintenance:
         return self._crls.publish()
 
     def refresh_ocsp(self) -> CertificateRecord | None:
-        """Roll the responder over when due, then pre-produce missing and expiring responses and
-        sign an audit checkpoint when enough events were added (every 30 seconds)."""
+        """Roll the responder over when due, then pre-produce missing and expiring responses
+        (every 30 seconds)."""
         rolled = self.rollover_ocsp_responder()
         self._ocsp.refresh()
-        self._checkpoints.checkpoint()
         return rolled
+
+    def audit(self) -> None:
+        """The audit checkpoints that are due (at every 100th event, and when an event waited five
+        minutes uncovered) and a head record in the export while events arrive (every second)."""
+        self._checkpoints.tick()
 
     def rollover_ocsp_responder(self) -> CertificateRecord | None:
         """Issue a new responder certificate (new HSM key) when the current one has less than a
