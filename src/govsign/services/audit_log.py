@@ -384,27 +384,23 @@ class AuditCheckpoints:
         """Make the checkpoints that are due: one at each multiple of 100 events not yet covered,
         and one at the head when an event has waited five minutes uncovered (or, with ``force``,
         when any event is uncovered). Returns the last event covered, or None when none was due.
-        Events written while the HSM was unreachable are keyed first."""
+        Events written while the HSM was unreachable are keyed first. Decided on a read first,
+        so the background loop takes the chain's lock only when there is work."""
+        with self._database.read_only() as ports:
+            if not self._due(ports, force=force) and not ports.audit.has_unsealed():
+                return None
+        key = self._keys.signing_key()
+        if key is None:
+            self._keys.ensure()
+            key = self._keys.signing_key()
+        assert key is not None
         made: list[Checkpoint] = []
         with self._database.unit_of_work() as ports:
             ports.checkpoints.lock()
             if not ports.audit.seal_pending(self._audit.sealer(ports)):
                 return None
-            last_id, _ = ports.checkpoints.head()
-            latest = ports.checkpoints.latest()
-            covered = latest.last_event_id if latest else 0
-            targets = [n for n in range(covered + 1, last_id + 1) if n % CHECKPOINT_EVERY_EVENTS == 0]
-            after = targets[-1] if targets else covered
-            if last_id > after:
-                oldest = ports.audit.event(after + 1)
-                if force or (oldest is not None and self._clock.now() - oldest.event.occurred_at >= CHECKPOINT_EVERY):
-                    targets.append(last_id)
-            if not targets:
-                return None
-            key = self._keys.signing_key(ports=ports) or self._keys.signing_key(create=True)
-            assert key is not None
-            previous = latest
-            for target in targets:
+            previous = ports.checkpoints.latest()
+            for target in self._due(ports, force=force):
                 stored = ports.audit.event(target)
                 assert stored is not None
                 previous = self._sign(key, stored, previous)
@@ -412,7 +408,21 @@ class AuditCheckpoints:
                 made.append(previous)
         for checkpoint in made:
             self._export.write(checkpoint.export_record())
-        return made[-1].last_event_id
+        return made[-1].last_event_id if made else None
+
+    def _due(self, ports: SQLPorts, *, force: bool) -> list[int]:
+        """The events a checkpoint is due at, in order."""
+        last_id, _ = ports.checkpoints.head()
+        latest = ports.checkpoints.latest()
+        covered = latest.last_event_id if latest else 0
+        first_hundred = (covered // CHECKPOINT_EVERY_EVENTS + 1) * CHECKPOINT_EVERY_EVENTS
+        targets = list(range(first_hundred, last_id + 1, CHECKPOINT_EVERY_EVENTS))
+        after = targets[-1] if targets else covered
+        if last_id > after:
+            oldest = ports.audit.event(after + 1)
+            if force or (oldest is not None and self._clock.now() - oldest.event.occurred_at >= CHECKPOINT_EVERY):
+                targets.append(last_id)
+        return targets
 
     def _sign(self, key: KeyRef, stored: StoredEvent, previous: Checkpoint | None) -> Checkpoint:
         unsigned = Checkpoint(
@@ -480,6 +490,8 @@ class AuditCheckpoints:
 
     def tick(self) -> None:
         """The background work (every second): due checkpoints, then the head record."""
+        if self._keys.chain_secret() is None or self._keys.signing_key() is None:
+            self._keys.ensure()  # not made at start-up (the HSM failed then)
         self.checkpoint()
         self.export_head()
 

@@ -108,6 +108,11 @@ class SQLAuditLog(Repository):
         head.unsealed_from = None
         self._session.flush()
 
+    def has_unsealed(self) -> bool:
+        """Whether events wait for their keyed chain value."""
+        head = self._session.get(AuditHeadRow, 1)
+        return head is not None and head.unsealed_from is not None
+
     def stored_events(self) -> Iterator[StoredEvent]:
         """Every event in sequence order, with the values stored beside it."""
         columns = [getattr(AuditEventRow, name) for name in _LINKED_FIELDS]
