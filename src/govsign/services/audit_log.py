@@ -496,13 +496,14 @@ class AuditCheckpoints:
         self.export_head()
 
     def at_close(self) -> None:
-        """When a process that wrote events stops (a CLI command, a worker shutting down): a
-        checkpoint over what it left uncovered and a last head record. Never raises."""
-        if not self._audit.recorded:
-            return
+        """When a process stops: if it wrote events (a CLI command, a worker), a checkpoint over
+        what is left uncovered; if it wrote events or exported heads before (a serving worker),
+        a last head record. Never raises."""
         try:
-            self.checkpoint(force=True)
-            self.export_head(force=True)
+            if self._audit.recorded:
+                self.checkpoint(force=True)
+            if self._audit.recorded or self._exported_head is not None:
+                self.export_head(force=True)
         except Exception as exc:  # noqa: BLE001 - stopping: the database or HSM may be gone already
             log.warning("could not write the audit head at shutdown: %s", type(exc).__name__)
 
