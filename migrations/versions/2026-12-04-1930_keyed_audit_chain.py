@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("label", sa.String(length=128), nullable=False),
         sa.Column("key_id_hex", sa.String(length=64), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("keyed_from", BigId, nullable=True),
         sa.PrimaryKeyConstraint("purpose", name=op.f("pk_audit_keys")),
     )
     with op.batch_alter_table("audit_events") as batch:
@@ -45,6 +46,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("version", sa.Integer(), server_default="1", nullable=False))
         batch.add_column(sa.Column("last_mac", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("previous_hash", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("keyed_from", BigId, nullable=True))
         batch.add_column(sa.Column("key_id_hex", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("timestamp_token", sa.LargeBinary(), nullable=True))
         batch.add_column(sa.Column("timestamp_problem", sa.String(length=500), nullable=True))
@@ -61,7 +63,8 @@ def downgrade() -> None:
     with op.batch_alter_table("audit_checkpoints") as batch:
         batch.drop_constraint(batch.f("uq_audit_checkpoints_number"), type_="unique")
         for column in (
-            "timestamp_problem", "timestamp_token", "key_id_hex", "previous_hash", "last_mac", "version", "number"
+            "timestamp_problem", "timestamp_token", "key_id_hex", "keyed_from", "previous_hash", "last_mac",
+            "version", "number",
         ):  # fmt: skip
             batch.drop_column(column)
     with op.batch_alter_table("audit_head") as batch:

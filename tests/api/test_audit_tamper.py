@@ -345,6 +345,17 @@ def test_deleting_every_checkpoint_then_rewriting_and_rehashing_is_named(pristin
         assert_names(verify(pristine, with_export=with_export), MIDDLE, "altered")
 
 
+def test_turning_every_keyed_event_unkeyed_and_rehashing_is_named(pristine: Trail) -> None:
+    """The keyed chain cannot be passed off as an older unkeyed one: the signed checkpoints say
+    from which event on every event is keyed."""
+    with sql(pristine) as connection:
+        connection.execute(update(AuditEventRow).values(chain_version=CHAIN_UNKEYED, chain_mac=None))
+        set_event(connection, MIDDLE, actor="operator:nobody")
+        rehash_from(connection, 1)
+    for with_export in (True, False):
+        assert_names(verify(pristine, with_export=with_export), 1, "altered", "keyed")
+
+
 def test_deleting_an_event_renumbering_and_rehashing_is_named(pristine: Trail) -> None:
     with sql(pristine) as connection:
         connection.execute(delete(AuditEventRow).where(AuditEventRow.id == MIDDLE))
@@ -385,6 +396,7 @@ CHECKPOINT_CHANGES: dict[str, Callable[[Any], Any]] = {
     "last_hash": changed,
     "last_mac": changed,
     "previous_hash": changed,
+    "keyed_from": lambda v: v + 1,
     "number": lambda v: v + 10,
     "timestamp_token": lambda v: None,
 }

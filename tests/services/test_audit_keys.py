@@ -225,6 +225,7 @@ def write_legacy_trail(services: Services, count: int) -> Checkpoint:
         last_hash=previous,
         last_mac=None,
         previous_hash=None,
+        keyed_from=None,
         signed_at=start + dt.timedelta(minutes=5),
         key_label=AUDIT_KEY_LABEL,
         key_id_hex=None,
@@ -238,6 +239,8 @@ def write_legacy_trail(services: Services, count: int) -> Checkpoint:
         connection.execute(delete(AuditHeadRow))
         connection.execute(insert(AuditEventRow), rows)
         connection.execute(insert(AuditHeadRow).values(id=1, last_event_id=count, last_hash=previous))
+        # the upgrade registers the chain key after the older events: keyed from the next one
+        connection.execute(update(AuditKeyRow).where(AuditKeyRow.purpose == CHAIN_PURPOSE).values(keyed_from=count + 1))
         connection.execute(
             insert(AuditCheckpointRow).values(
                 number=1,
@@ -274,7 +277,7 @@ def test_a_trail_begun_before_the_keyed_chain_verifies_and_continues_keyed(upgra
         checkpoints = ports.checkpoints.all()
     assert dict(versions) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 2, 8: 2, 9: 2}
     assert [(c.number, c.version) for c in checkpoints] == [(1, 1), (2, 2)]
-    assert checkpoints[1].previous_hash == checkpoints[0].digest()
+    assert checkpoints[1].previous_hash == checkpoints[0].digest() and checkpoints[1].keyed_from == 7
 
 
 def test_an_altered_event_of_the_older_prefix_is_named(upgraded: Services) -> None:

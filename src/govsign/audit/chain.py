@@ -159,9 +159,10 @@ def event_hash(event: LinkedEvent) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def verify_chain(events: Iterable[StoredEvent], key: ChainKey | None) -> ChainVerdict:
+def verify_chain(events: Iterable[StoredEvent], key: ChainKey | None, keyed_from: int | None = None) -> ChainVerdict:
     """Check stored events, given in sequence order. ``key`` checks the keyed chain values (None
-    when the audit chain key is not available: keyed events then fail)."""
+    when the audit chain key is not available: keyed events then fail); from event
+    ``keyed_from`` on (as the signed checkpoints say) every event must be keyed."""
     expected_previous = GENESIS_HASH
     expected_sequence = 1
     checked = 0
@@ -187,6 +188,12 @@ def verify_chain(events: Iterable[StoredEvent], key: ChainKey | None) -> ChainVe
         if event.chain_version not in (CHAIN_UNKEYED, CHAIN_KEYED):
             return ChainVerdict.broken(
                 checked, sequence, f"Audit event {sequence} has an unknown chain version {event.chain_version}."
+            )
+        if event.chain_version == CHAIN_UNKEYED and keyed_from is not None and sequence >= keyed_from:
+            return ChainVerdict.broken(
+                checked,
+                sequence,
+                f"Audit event {sequence} was altered: it is unkeyed, but every event from event {keyed_from} on is keyed.",
             )
         if event.chain_version == CHAIN_UNKEYED and keyed_seen:
             return ChainVerdict.broken(

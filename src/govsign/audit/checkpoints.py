@@ -55,6 +55,8 @@ class Checkpoint:
     """That event's keyed chain value (version 2)."""
     previous_hash: str | None
     """The hash of the checkpoint before it (version 2)."""
+    keyed_from: int | None
+    """The first event of the keyed chain (version 2): no event from it on may be unkeyed."""
     signed_at: dt.datetime
     """When it was signed (to the second)."""
     key_label: str
@@ -75,7 +77,7 @@ class Checkpoint:
             return f"govsign-audit-checkpoint\n{self.last_event_id}\n{self.last_hash}\n{stamp}\n".encode("ascii")
         return (
             f"govsign-audit-checkpoint-v2\n{self.number}\n{self.last_event_id}\n{self.last_hash}\n"
-            f"{self.last_mac or ''}\n{self.previous_hash}\n{stamp}\n"
+            f"{self.last_mac or ''}\n{self.previous_hash}\n{self.keyed_from}\n{stamp}\n"
         ).encode("ascii")
 
     def digest(self) -> str:
@@ -93,6 +95,7 @@ class Checkpoint:
             "last_hash": self.last_hash,
             "last_mac": self.last_mac,
             "previous_hash": self.previous_hash,
+            "keyed_from": self.keyed_from,
             "signed_at": self.signed_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "key_label": self.key_label,
             "key_id": self.key_id_hex,

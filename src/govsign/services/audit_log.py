@@ -164,6 +164,11 @@ class AuditKeys:
                     return key
         return keys[0]
 
+    def keyed_from(self, ports: SQLPorts) -> int | None:
+        """The first event of the keyed chain, as registered with the chain key."""
+        found = ports.audit_keys.get(CHAIN_PURPOSE)
+        return found[2] if found is not None else None
+
     def _registered(self, purpose: str, ports: SQLPorts | None) -> tuple[str, bytes] | None:
         if ports is not None:
             found = ports.audit_keys.get(purpose)
@@ -176,7 +181,9 @@ class AuditKeys:
         """Register (label, key_id) for ``purpose`` unless another process did first; the
         registered pair."""
         with self._database.unit_of_work() as ports:
-            if ports.audit_keys.register(purpose, label=label, key_id_hex=key_id.hex(), at=self._clock.now()):
+            if ports.audit_keys.register(
+                purpose, label=label, key_id_hex=key_id.hex(), at=self._clock.now(), chain=purpose == CHAIN_PURPOSE
+            ):
                 log.info("created the audit key for %s (%s)", purpose, label)
                 return label, key_id
         winner = self._registered(purpose, None)
@@ -400,10 +407,11 @@ class AuditCheckpoints:
             if not ports.audit.seal_pending(self._audit.sealer(ports)):
                 return None
             previous = ports.checkpoints.latest()
+            keyed_from = self._keys.keyed_from(ports)
             for target in self._due(ports, force=force):
                 stored = ports.audit.event(target)
                 assert stored is not None
-                previous = self._sign(key, stored, previous)
+                previous = self._sign(key, stored, previous, keyed_from)
                 ports.checkpoints.add(previous)
                 made.append(previous)
         for checkpoint in made:
@@ -424,8 +432,11 @@ class AuditCheckpoints:
                 targets.append(last_id)
         return targets
 
-    def _sign(self, key: KeyRef, stored: StoredEvent, previous: Checkpoint | None) -> Checkpoint:
+    def _sign(
+        self, key: KeyRef, stored: StoredEvent, previous: Checkpoint | None, keyed_from: int | None
+    ) -> Checkpoint:
         unsigned = Checkpoint(
+            keyed_from=keyed_from,
             number=previous.number + 1 if previous else 1,
             version=CHECKPOINT_CHAINED,
             last_event_id=stored.event.sequence,
@@ -526,8 +537,11 @@ class AuditCheckpoints:
             secret = self._keys.chain_secret(ports=ports)
             key = HSMChainKey(self._keystore, secret) if secret is not None else None
             events = list(ports.audit.stored_events())
-            verdict = ports.audit.verify(key, events)
             checkpoints = ports.checkpoints.all()
+            keyed_from = self._signed_keyed_from(checkpoints)
+            if keyed_from is None:
+                keyed_from = self._keys.keyed_from(ports)  # no valid chained checkpoint yet
+            verdict = ports.audit.verify(key, events, keyed_from)
         unsealed = sum(1 for s in events if s.event.chain_version == CHAIN_KEYED and s.chain_mac is None)
         if unsealed:
             notes.append(f"{unsealed} events written while the HSM was unreachable are not keyed yet.")
@@ -556,6 +570,19 @@ class AuditCheckpoints:
         return ChainVerdict(
             intact=True, events_checked=len(events), first_broken_sequence=None, problem=None, notes=tuple(notes)
         )
+
+    def _signed_keyed_from(self, checkpoints: list[Checkpoint]) -> int | None:
+        """The first keyed event, as the latest chained checkpoint whose signature verifies says."""
+        key = self._keys.signing_key()
+        for checkpoint in reversed(checkpoints):
+            if (
+                checkpoint.version == CHECKPOINT_CHAINED
+                and key is not None
+                and checkpoint.key_id_hex == key.key_id_hex
+                and _signature_verifies(self._keystore, key, checkpoint)
+            ):
+                return checkpoint.keyed_from
+        return None
 
     def _export_contents(self, export: Path | None) -> tuple[ExportContents | None, list[str]]:
         if export is not None:

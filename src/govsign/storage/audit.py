@@ -124,9 +124,11 @@ class SQLAuditLog(Repository):
         for row in rows:
             yield StoredEvent(event=to_record(LinkedEvent, row), event_hash=row.event_hash, chain_mac=row.chain_mac)
 
-    def verify(self, key: ChainKey | None, events: list[StoredEvent] | None = None) -> ChainVerdict:
+    def verify(
+        self, key: ChainKey | None, events: list[StoredEvent] | None = None, keyed_from: int | None = None
+    ) -> ChainVerdict:
         """The chain (``events``, or every stored event), then the head row against it."""
-        verdict = verify_chain(events if events is not None else self.stored_events(), key)
+        verdict = verify_chain(events if events is not None else self.stored_events(), key, keyed_from)
         if not verdict.intact:
             return verdict
         head = self._session.get(AuditHeadRow, 1)
@@ -225,17 +227,24 @@ def _checkpoint(row: AuditCheckpointRow) -> Checkpoint:
 class SQLAuditKeys(Repository):
     """The registry of the audit keys: one (label, key id) per purpose."""
 
-    def get(self, purpose: str) -> tuple[str, str] | None:
-        """The label and hex key id registered for ``purpose``."""
+    def get(self, purpose: str) -> tuple[str, str, int | None] | None:
+        """The label, hex key id and first keyed event registered for ``purpose``."""
         row = self._session.get(AuditKeyRow, purpose)
-        return (row.label, row.key_id_hex) if row is not None else None
+        return (row.label, row.key_id_hex, row.keyed_from) if row is not None else None
 
-    def register(self, purpose: str, *, label: str, key_id_hex: str, at: dt.datetime) -> bool:
-        """Register a key for ``purpose``; False when another process registered one first (on
-        PostgreSQL the insert waits for that process's transaction to end)."""
+    def register(self, purpose: str, *, label: str, key_id_hex: str, at: dt.datetime, chain: bool = False) -> bool:
+        """Register a key for ``purpose`` (for the ``chain`` key with the next event as the first
+        keyed one); False when another process registered one first (on PostgreSQL the insert
+        waits for that process's transaction to end)."""
+        head = self._session.get(AuditHeadRow, 1)
+        keyed_from = (head.last_event_id if head else 0) + 1 if chain else None
         try:
             with self._session.begin_nested():
-                self._session.add(AuditKeyRow(purpose=purpose, label=label, key_id_hex=key_id_hex, created_at=at))
+                self._session.add(
+                    AuditKeyRow(
+                        purpose=purpose, label=label, key_id_hex=key_id_hex, created_at=at, keyed_from=keyed_from
+                    )
+                )
                 self._session.flush()
         except IntegrityError:
             return False

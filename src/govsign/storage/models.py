@@ -135,6 +135,8 @@ class AuditKeyRow(Base):
     label: Mapped[str] = mapped_column(String(128))
     key_id_hex: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    keyed_from: Mapped[int | None] = mapped_column(BigId)
+    """For the chain key: the first event written after it existed (every later event is keyed)."""
 
 
 class CRLStateRow(Base):
@@ -279,6 +281,8 @@ class AuditCheckpointRow(Base):
     """The keyed chain value of the event covered (version 2)."""
     previous_hash: Mapped[str | None] = mapped_column(String(64))
     """The hash of the checkpoint before it (version 2; zeros for the first)."""
+    keyed_from: Mapped[int | None] = mapped_column(BigId)
+    """The first event of the keyed chain (version 2): every event from it on must be keyed."""
     signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     key_label: Mapped[str] = mapped_column(String(128))
     key_id_hex: Mapped[str | None] = mapped_column(String(64))
