@@ -118,9 +118,14 @@ class AuditKeys:
         missing with ``create``."""
         if self._chain is not None:
             return self._chain
+        if not create:  # no lock: appends call this inside their transaction
+            registered = self._registered(CHAIN_PURPOSE, ports)
+            if registered is not None:
+                self._chain = SecretRef(label=registered[0], key_id=registered[1])
+            return self._chain
         with self._lock:
             registered = self._registered(CHAIN_PURPOSE, ports)
-            if registered is None and create:
+            if registered is None:
                 secret = self._keystore.generate_hmac_secret(label=CHAIN_KEY_LABEL)
                 registered = self._register(CHAIN_PURPOSE, secret.label, secret.key_id)
                 if registered[1] != secret.key_id:
@@ -134,9 +139,14 @@ class AuditKeys:
         missing with ``create``."""
         if self._signing is not None:
             return self._signing
+        if not create:
+            registered = self._registered(SIGNING_PURPOSE, ports)
+            if registered is not None:
+                self._signing = KeyRef(label=registered[0], key_id=registered[1], algorithm=KeyAlgorithm.EC_P256)
+            return self._signing
         with self._lock:
             registered = self._registered(SIGNING_PURPOSE, ports)
-            if registered is None and create:
+            if registered is None:
                 adopted = self._adoptable()
                 key = adopted or self._keystore.generate_key_pair(label=AUDIT_KEY_LABEL, algorithm=KeyAlgorithm.EC_P256)
                 registered = self._register(SIGNING_PURPOSE, key.label, key.key_id)
