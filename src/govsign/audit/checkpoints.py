@@ -28,7 +28,7 @@ CHECKPOINT_EVERY_EVENTS = 100
 CHECKPOINT_EVERY = dt.timedelta(minutes=5)
 #: How late a due checkpoint may be before ``audit verify`` calls it missing (the background
 #: loop makes it within seconds; this leaves room for a busy or restarting service).
-CHECKPOINT_GRACE = dt.timedelta(seconds=60)
+CHECKPOINT_GRACE = dt.timedelta(seconds=120)
 #: A head record is exported at least this often while events arrive.
 HEAD_EXPORT_EVERY = dt.timedelta(seconds=10)
 
