@@ -459,3 +459,17 @@ def test_text_of_the_export_is_in_the_log_stream(pristine: Trail, caplog: pytest
     assert lines and f'"sequence":{pristine.events + 1}' in lines[-1], lines
     with sql(pristine) as connection:
         assert connection.execute(text("SELECT COUNT(*) FROM audit_events")).scalar_one() == pristine.events + 1
+
+
+@pytest.mark.parametrize("with_export", [True, False], ids=["export", "no-export"])
+def test_a_changed_time_stamp_token_is_named(pristine: Trail, with_export: bool) -> None:
+    checkpoint = pristine.checkpoints[1]
+    token = checkpoint.timestamp_token
+    assert token is not None
+    with sql(pristine) as connection:
+        connection.execute(
+            update(AuditCheckpointRow)
+            .where(AuditCheckpointRow.number == checkpoint.number)
+            .values(timestamp_token=token[:-1] + bytes([token[-1] ^ 0x01]))  # the TSA's signature
+        )
+    assert_names(verify(pristine, with_export=with_export), checkpoint.last_event_id, "time-stamp")

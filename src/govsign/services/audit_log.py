@@ -11,6 +11,7 @@ document content (the hash chain refuses such detail keys).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import logging
 import os
@@ -22,9 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
 
 from asn1crypto import algos, cms, tsp
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from govsign.audit.chain import CHAIN_KEYED, ChainVerdict, StoredEvent, chain_mac
 from govsign.audit.checkpoints import (
@@ -552,6 +554,7 @@ class AuditCheckpoints:
             if keyed_from is None:
                 keyed_from = self._keys.keyed_from(ports)  # no valid chained checkpoint yet
             verdict = ports.audit.verify(key, events, keyed_from)
+            our_cas = [x509.load_der_x509_certificate(ca.certificate_der) for ca in ports.cas.list_cas()]
         unsealed = sum(1 for s in events if s.event.chain_version == CHAIN_KEYED and s.chain_mac is None)
         if unsealed:
             notes.append(f"{unsealed} events written while the HSM was unreachable are not keyed yet.")
@@ -560,7 +563,7 @@ class AuditCheckpoints:
             return dataclasses.replace(verdict, events_checked=len(events), notes=tuple(notes))
         # 2. what the checkpoints in the database and the export say is missing or changed
         by_sequence = {stored.event.sequence: stored for stored in events}
-        problems = self._checkpoint_problems(checkpoints, by_sequence, contents, notes)
+        problems = self._checkpoint_problems(checkpoints, by_sequence, contents, notes, our_cas)
         if contents is not None:
             problems += _export_problems(contents, checkpoints, events)
         elif checkpoints and export is None and self._export.path is not None:
@@ -611,6 +614,7 @@ class AuditCheckpoints:
         events: dict[int, StoredEvent],
         contents: ExportContents | None,
         notes: list[str],
+        our_cas: list[x509.Certificate],
     ) -> list[tuple[int, str]]:
         problems: list[tuple[int, str]] = []
         legacy_keys: list[KeyRef] | None = None
@@ -661,10 +665,14 @@ class AuditCheckpoints:
             ):
                 after = previous.last_event_id if previous else 0
                 why = f"the events after event {after} up to it were changed"
+            if why is None and checkpoint.version == CHECKPOINT_CHAINED:
+                if checkpoint.timestamp_token is None:  # the TSA may have been unavailable: a note
+                    missing = checkpoint.timestamp_problem or "none recorded"
+                    notes.append(f"Audit checkpoint {checkpoint.number} has no time-stamp ({missing}).")
+                else:
+                    why = _timestamp_problem(checkpoint.timestamp_token, checkpoint.digest(), our_cas)
             if why is not None:
                 problems.append((checkpoint.last_event_id, f"{where} is not valid: {why}."))
-            elif checkpoint.version == CHECKPOINT_CHAINED:
-                notes += _timestamp_notes(checkpoint)
             previous = checkpoint
         return problems
 
@@ -691,21 +699,62 @@ def _signature_verifies(keystore: KeyStore, key: KeyRef, checkpoint: Checkpoint)
     return True
 
 
-def _timestamp_notes(checkpoint: Checkpoint) -> list[str]:
-    """Whether the checkpoint's time-stamp covers it (a missing one is a note, not a break: the
-    TSA may have been unavailable)."""
-    if checkpoint.timestamp_token is None:
-        return [
-            f"Audit checkpoint {checkpoint.number} has no time-stamp ({checkpoint.timestamp_problem or 'none recorded'})."
-        ]
+def _timestamp_problem(token_der: bytes, digest_hex: str, our_cas: list[x509.Certificate]) -> str | None:
+    """Why the time-stamp token is not our TSA's over ``digest_hex``, or None: its imprint must be
+    the checkpoint's hash, its signer a certificate one of our CAs issued, and its signature over
+    the signed attributes (whose messageDigest is the TSTInfo's) must verify."""
     try:
-        content = cms.ContentInfo.load(checkpoint.timestamp_token)["content"]["encap_content_info"]["content"]
-        imprint = content.parsed["message_imprint"]["hashed_message"].native
-    except (ValueError, KeyError, TypeError):
-        return [f"Audit checkpoint {checkpoint.number}'s time-stamp token cannot be read."]
-    if not hmac.compare_digest(imprint, bytes.fromhex(checkpoint.digest())):
-        return [f"Audit checkpoint {checkpoint.number}'s time-stamp covers something else."]
-    return []
+        signed = cms.ContentInfo.load(token_der)["content"]
+        tst_info = signed["encap_content_info"]["content"]
+        if not hmac.compare_digest(
+            tst_info.parsed["message_imprint"]["hashed_message"].native, bytes.fromhex(digest_hex)
+        ):
+            return "its time-stamp covers something else"
+        signer = signed["signer_infos"][0]
+        hash_name = signer["digest_algorithm"]["algorithm"].native
+        attributes = {a["type"].native: a["values"][0].native for a in signer["signed_attrs"]}
+        if attributes.get("message_digest") != hashlib.new(hash_name, tst_info.contents).digest():
+            return "its time-stamp token was altered"
+        signed_attributes = b"\x31" + signer["signed_attrs"].dump()[1:]  # [0] IMPLICIT -> SET OF
+        signature = signer["signature"].native
+        sid = signer["sid"]
+        certificates = [
+            x509.load_der_x509_certificate(c.chosen.dump())
+            for c in signed["certificates"]
+            if (
+                c.chosen.serial_number == sid.chosen["serial_number"].native
+                if sid.name == "issuer_and_serial_number"
+                else c.chosen.key_identifier == sid.chosen.native
+            )
+        ]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return "its time-stamp token cannot be read"
+    algorithm = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}.get(hash_name)
+    if algorithm is None:
+        return f"its time-stamp uses {hash_name}"
+    for certificate in certificates:
+        if not any(_issued_by(certificate, ca) for ca in our_cas):
+            continue
+        public = certificate.public_key()
+        try:
+            if isinstance(public, ec.EllipticCurvePublicKey):
+                public.verify(signature, signed_attributes, ec.ECDSA(algorithm))
+            elif isinstance(public, rsa.RSAPublicKey):
+                public.verify(signature, signed_attributes, padding.PKCS1v15(), algorithm)
+            else:
+                continue
+        except InvalidSignature:
+            return "its time-stamp's signature does not verify"
+        return None
+    return "its time-stamp is not by our TSA"
+
+
+def _issued_by(certificate: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _export_problems(
