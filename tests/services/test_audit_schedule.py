@@ -12,7 +12,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from govsign.api.background import run_maintenance
+from govsign.config import Settings
+from govsign.errors import ConfigurationError
 from govsign.services.audit_log import HEAD_EXPORT_GAP_SECONDS
 from govsign.services.bootstrap import Services
 from helpers.deployment import Deployment
@@ -99,3 +103,11 @@ def test_the_background_loop_exports_head_records_while_events_arrive_and_at_shu
     records = exported(export)
     assert records[-1] == {**records[-1], "type": "head", "sequence": heads[-1] + 3}
     assert [r for r in records if r["type"] == "checkpoint"], "the stopping process covers what it wrote"
+
+
+def test_an_export_setting_naming_a_missing_directory_stops_start_up(
+    hsm_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = hsm_settings(audit_export=tmp_path / "no-such-dir" / "audit.jsonl")
+    with pytest.raises(ConfigurationError, match=r"GOVSIGN_AUDIT_EXPORT names .* does not exist"):
+        Services.open(settings, initialize=True)

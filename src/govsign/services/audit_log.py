@@ -44,7 +44,7 @@ from govsign.audit.checkpoints import (
 )
 from govsign.audit.events import AuditContext, AuditEvent, AuditQuery
 from govsign.clock import Clock
-from govsign.errors import ErrorKind, GovsignError, InvalidInputError
+from govsign.errors import ConfigurationError, ErrorKind, GovsignError, InvalidInputError
 from govsign.keystore.api import KeyAlgorithm, KeyRef, KeyStore, SecretRef
 from govsign.storage.engine import Database
 from govsign.storage.ports import SQLPorts
@@ -336,6 +336,12 @@ class AuditExport:
     database already, and a failed write is logged."""
 
     def __init__(self, path: Path | None) -> None:
+        if path is not None and not path.parent.is_dir():
+            raise ConfigurationError(
+                f"GOVSIGN_AUDIT_EXPORT names {path}, but its directory {path.parent} does not exist."
+            )
+        if path is not None and path.is_dir():
+            raise ConfigurationError(f"GOVSIGN_AUDIT_EXPORT names {path}, which is a directory, not a file.")
         self.path = path
 
     def write(self, record: dict[str, Any]) -> None:
