@@ -24,7 +24,6 @@ from sqlalchemy import delete, insert, select, update
 
 from govsign.audit.chain import CHAIN_UNKEYED, GENESIS_HASH, LinkedEvent, canonical_details, event_hash
 from govsign.audit.checkpoints import CHECKPOINT_UNCHAINED, Checkpoint
-from govsign.audit.events import AuditEvent
 from govsign.clock import FixedClock, SystemClock
 from govsign.keystore.api import KeyAlgorithm
 from govsign.keystore.pkcs11 import PKCS11KeyStore
@@ -34,6 +33,7 @@ from govsign.services.audit_log import (
     CHAIN_PURPOSE,
     SIGNING_PURPOSE,
     AuditKeys,
+    AuditLog,
 )
 from govsign.services.bootstrap import Services, open_database
 from govsign.storage.models import AuditCheckpointRow, AuditEventRow, AuditHeadRow, AuditKeyRow
@@ -51,6 +51,11 @@ def services(fresh_database_url: str, hsm_data_dir: Path) -> Iterator[Services]:
     )
     yield opened
     opened.close()
+
+
+def head(services: Services) -> int:
+    with services.database.read_only() as ports:
+        return ports.checkpoints.head()[0]
 
 
 def chain_secret_ids(keystore: PKCS11KeyStore) -> set[bytes]:
@@ -151,16 +156,20 @@ def test_two_audit_signing_keys_of_one_label_no_longer_stop_verify(services: Ser
         services.keystore.destroy_key_pair(extra)
 
 
-def test_events_written_while_the_hsm_cannot_key_them_are_keyed_by_the_next_append(services: Services) -> None:
-    def unreachable(sequence: int, digest: str) -> str | None:
-        return None
-
-    at = services.clock.now()
-    with services.database.unit_of_work() as ports:
-        start = ports.checkpoints.head()[0]
-        for n in range(3):
-            event = AuditEvent(action="hsm.unavailable", actor="system", object_type="token", object_id=str(n))
-            ports.audit.append(event, at=at, seal=unreachable)
+def test_events_written_while_the_hsm_cannot_key_them_are_keyed_by_the_next_append(
+    services: Services, softhsm2_module: str
+) -> None:
+    """A process whose HSM session is gone (a closed keystore answers HSMUnavailableError, as a
+    token taken away does) still records its events, unkeyed; the next append that can reach
+    the HSM keys them."""
+    unreachable = PKCS11KeyStore(module_path=softhsm2_module, token_label="govsign", pin=TEST_HSM_PIN)
+    unreachable.close()
+    keys = AuditKeys(database=services.database, keystore=unreachable, clock=services.clock)
+    outage = AuditLog(database=services.database, clock=services.clock, keys=keys, keystore=unreachable)
+    start = head(services)
+    for n in range(3):
+        with services.database.unit_of_work() as ports:
+            outage.record(ports, "hsm.unavailable", actor="system", object_type="token", object_id=str(n), details={})
     with services.database.read_only() as ports:
         assert ports.session.get(AuditHeadRow, 1).unsealed_from == start + 1
     verdict = services.audit_checkpoints.verify()
