@@ -292,6 +292,14 @@ def test_swapping_two_events_is_named(pristine: Trail) -> None:
     assert_names(verify(pristine), MIDDLE)
 
 
+@pytest.mark.parametrize("other", [MIDDLE + 1, MIDDLE + 40], ids=["adjacent", "apart"])
+def test_swapping_the_ids_of_two_events_is_named(pristine: Trail, other: int) -> None:
+    with sql(pristine) as connection:
+        for old, new in ((MIDDLE, -1), (other, MIDDLE), (-1, other)):
+            connection.execute(update(AuditEventRow).where(AuditEventRow.id == old).values(id=new))
+    assert_names(verify(pristine), MIDDLE)
+
+
 def test_swapping_two_events_and_rehashing_is_named(pristine: Trail) -> None:
     with sql(pristine) as connection:
         a, b = event_row(connection, MIDDLE), event_row(connection, MIDDLE + 1)
