@@ -24,6 +24,7 @@ from sqlalchemy import delete, insert, select, update
 
 from govsign.audit.chain import CHAIN_UNKEYED, GENESIS_HASH, LinkedEvent, canonical_details, event_hash
 from govsign.audit.checkpoints import CHECKPOINT_UNCHAINED, Checkpoint
+from govsign.audit.events import AuditQuery
 from govsign.clock import FixedClock, SystemClock
 from govsign.keystore.api import KeyAlgorithm
 from govsign.keystore.pkcs11 import PKCS11KeyStore
@@ -179,10 +180,14 @@ def test_events_written_while_the_hsm_cannot_key_them_are_keyed_by_the_next_appe
     with services.database.read_only() as ports:
         assert ports.session.get(AuditHeadRow, 1).unsealed_from is None
         unkeyed = ports.session.scalars(select(AuditEventRow.id).where(AuditEventRow.chain_mac.is_(None))).all()
+        said = ports.audit.search(AuditQuery(action="audit.keyed-late"))
     assert unkeyed == []
+    assert [e["details"] for e in said] == [{"first_event": start + 1, "last_event": start + 3}]
     verdict = services.audit_checkpoints.verify()
     assert verdict.intact and verdict.notes == (
         "No audit export is configured (GOVSIGN_AUDIT_EXPORT): a deleted tail is found only up to the last checkpoint.",
+        f"Audit events {start + 1}-{start + 3} were written while the HSM was unreachable and keyed later "
+        f"(event {start + 5}).",
     ), verdict
 
 

@@ -62,6 +62,8 @@ CHAIN_KEY_LABEL = "govsign-audit-chain-1"
 #: Registry purposes (rows of ``audit_keys``).
 SIGNING_PURPOSE = "checkpoint-signing"
 CHAIN_PURPOSE = "event-chain"
+#: The action of the event recording that events were keyed after they were written.
+KEYED_LATE_ACTION = "audit.keyed-late"
 #: While events arrive, a head record is exported when this much time passed since the last one
 #: (the background loop looks every second, so records are at most ~6 s apart: within 10 s).
 HEAD_EXPORT_GAP_SECONDS = 5.0
@@ -252,7 +254,7 @@ class AuditLog:
     ) -> None:
         """Append one event in the transaction of ``ports`` (it commits or rolls back with it)."""
         context = context or AuditContext()
-        ports.audit.append(
+        keyed_late = ports.audit.append(
             AuditEvent(
                 action=action,
                 actor=event["actor"],
@@ -268,6 +270,22 @@ class AuditLog:
             seal=self.sealer(ports),
         )
         self.recorded += 1
+        if keyed_late is not None:
+            self.record_keyed_late(ports, keyed_late)
+
+    def record_keyed_late(self, ports: SQLPorts, sealed: tuple[int, int]) -> None:
+        """The event that says which events were keyed after they were written (the HSM was
+        unreachable): ``audit verify`` lists these ranges, so a range nobody can explain by an
+        outage stands out."""
+        first, last = sealed
+        self.record(
+            ports,
+            KEYED_LATE_ACTION,
+            actor="system:audit",
+            object_type="audit-events",
+            object_id=f"{first}-{last}",
+            details={"first_event": first, "last_event": last},
+        )
 
     def trail(self, ports: SQLPorts, context: AuditContext | None = None) -> AuditTrailOf:
         """The audit trail of one unit of work, as the CA core writes into it."""
@@ -422,8 +440,11 @@ class AuditCheckpoints:
         made: list[Checkpoint] = []
         with self._database.unit_of_work() as ports:
             ports.checkpoints.lock()
-            if not ports.audit.seal_pending(self._audit.sealer(ports)):
-                return None
+            keyed_late = ports.audit.seal_pending(self._audit.sealer(ports))
+            if ports.audit.has_unsealed():
+                return None  # the HSM is still unreachable
+            if keyed_late is not None:
+                self._audit.record_keyed_late(ports, keyed_late)
             previous = ports.checkpoints.latest()
             keyed_from = self._keys.keyed_from(ports)
             for target in self._due(ports, force=force):
@@ -561,6 +582,12 @@ class AuditCheckpoints:
                 keyed_from = self._keys.keyed_from(ports)  # no valid chained checkpoint yet
             verdict = ports.audit.verify(key, events, keyed_from)
             our_cas = [x509.load_der_x509_certificate(ca.certificate_der) for ca in ports.cas.list_cas()]
+        for stored in events:
+            if stored.event.action == KEYED_LATE_ACTION and stored.event.actor == "system:audit":
+                notes.append(
+                    f"Audit events {stored.event.object_id} were written while the HSM was unreachable and keyed "
+                    f"later (event {stored.event.sequence})."
+                )
         unsealed = sum(1 for s in events if s.event.chain_version == CHAIN_KEYED and s.chain_mac is None)
         if unsealed:
             notes.append(f"{unsealed} events written while the HSM was unreachable are not keyed yet.")

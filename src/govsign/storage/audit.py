@@ -49,9 +49,10 @@ class SQLAuditLog(Repository):
             self._session.flush()
         return head
 
-    def append(self, event: AuditEvent, *, at: dt.datetime, seal: Sealer) -> None:
+    def append(self, event: AuditEvent, *, at: dt.datetime, seal: Sealer) -> tuple[int, int] | None:
         """Append a version 2 event with its keyed chain value; when ``seal`` cannot compute it,
-        the event is stored without and sealed by a later append (:meth:`seal_pending`)."""
+        the event is stored without and sealed by a later append (:meth:`seal_pending`). Returns
+        the first and last earlier events this append sealed, if any."""
         head = self._locked_head()
         sequence = head.last_event_id + 1
         details_json = canonical_details(event.details)
@@ -66,8 +67,7 @@ class SQLAuditLog(Repository):
             chain_version=CHAIN_KEYED,
         )
         digest = event_hash(linked)
-        if head.unsealed_from is not None:
-            self._seal_pending(head, seal)
+        sealed = self._seal_pending(head, seal) if head.unsealed_from is not None else None
         mac = seal(sequence, digest) if head.unsealed_from is None else None
         self._session.add(to_row(AuditEventRow, linked, id=sequence, event_hash=digest, chain_mac=mac))
         if mac is None and head.unsealed_from is None:
@@ -75,38 +75,40 @@ class SQLAuditLog(Repository):
         head.last_event_id = sequence
         head.last_hash = digest
         self._session.flush()
+        return sealed
 
-    def seal_pending(self, seal: Sealer) -> bool:
-        """Seal the events written while the HSM was unreachable, in order; True when none is
-        left unsealed."""
+    def seal_pending(self, seal: Sealer) -> tuple[int, int] | None:
+        """Seal the events written while the HSM was unreachable, in order; the first and last
+        sealed, if any (:meth:`has_unsealed` says whether some are left)."""
         head = self._locked_head()
-        if head.unsealed_from is not None:
-            self._seal_pending(head, seal)
-        return head.unsealed_from is None
+        return self._seal_pending(head, seal) if head.unsealed_from is not None else None
 
-    def _seal_pending(self, head: AuditHeadRow, seal: Sealer) -> None:
+    def _seal_pending(self, head: AuditHeadRow, seal: Sealer) -> tuple[int, int] | None:
         assert head.unsealed_from is not None
         covered = self._session.scalar(select(func.max(AuditCheckpointRow.last_event_id))) or 0
         if head.unsealed_from <= covered:
             # never legitimate (checkpoints are signed only over sealed events): someone moved
             # the marker to have rewritten events sealed; leave them for verify to report
             log.error("refusing to seal audit events from %d: a checkpoint covers them", head.unsealed_from)
-            return
+            return None
         rows = self._session.scalars(
             select(AuditEventRow)
             .where(AuditEventRow.id >= head.unsealed_from, AuditEventRow.chain_mac.is_(None))
             .where(AuditEventRow.chain_version == CHAIN_KEYED)
             .order_by(AuditEventRow.id)
         )
+        sealed: list[int] = []
         for row in rows:
             mac = seal(row.id, row.event_hash)
             if mac is None:
                 head.unsealed_from = row.id
-                self._session.flush()
-                return
+                break
             row.chain_mac = mac
-        head.unsealed_from = None
+            sealed.append(row.id)
+        else:
+            head.unsealed_from = None
         self._session.flush()
+        return (sealed[0], sealed[-1]) if sealed else None
 
     def has_unsealed(self) -> bool:
         """Whether events wait for their keyed chain value."""
