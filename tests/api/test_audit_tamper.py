@@ -34,7 +34,7 @@ from govsign.audit.chain import CHAIN_KEYED, CHAIN_UNKEYED, ChainVerdict, Linked
 from govsign.audit.checkpoints import Checkpoint
 from govsign.audit.events import AuditContext
 from govsign.clock import FixedClock, SystemClock
-from govsign.services.audit_log import AuditCheckpoints, AuditExport
+from govsign.services.audit_checkpoints import AuditCheckpoints, AuditExport
 from govsign.services.bootstrap import Services
 from govsign.storage.models import AuditCheckpointRow, AuditEventRow, AuditHeadRow
 from helpers.fixtures import DEPLOYMENT_HIERARCHY, TEST_HSM_PIN, build_settings, postgres_schema

@@ -17,7 +17,7 @@ import pytest
 from govsign.api.background import run_maintenance
 from govsign.config import Settings
 from govsign.errors import ConfigurationError
-from govsign.services.audit_log import HEAD_EXPORT_GAP_SECONDS
+from govsign.services.audit_checkpoints import HEAD_EXPORT_GAP_SECONDS
 from govsign.services.bootstrap import Services
 from helpers.deployment import Deployment
 

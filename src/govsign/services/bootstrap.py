@@ -27,7 +27,8 @@ from govsign.pki.crl import CRLPolicy
 from govsign.pki.lint import PKILintCertificateLinter, PKILintCRLLinter
 from govsign.pki.ocsp import OCSPPolicy
 from govsign.services.approvals import Approvals, DualControl
-from govsign.services.audit_log import AuditCheckpoints, AuditExport, AuditKeys, AuditLog
+from govsign.services.audit_checkpoints import AuditCheckpoints, AuditExport
+from govsign.services.audit_log import AuditKeys, AuditLog
 from govsign.services.authentication import Authentication
 from govsign.services.authorization import Authorization, Requester
 from govsign.services.certificates import Certificates

@@ -10,7 +10,7 @@ from govsign.clock import Clock
 from govsign.pki.crl import PublishedCRLs
 from govsign.pki.profiles import OCSP_RESPONDER
 from govsign.pki.records import CARole, CertificateRecord
-from govsign.services.audit_log import AuditCheckpoints
+from govsign.services.audit_checkpoints import AuditCheckpoints
 from govsign.services.authorization import Requester
 from govsign.services.status import CRLService, OCSPService
 from govsign.services.uow import UnitOfWork, Work
