@@ -308,3 +308,24 @@ def test_an_older_event_made_keyed_is_named(upgraded: Services) -> None:
         connection.execute(update(AuditEventRow).where(AuditEventRow.id == 8).values(chain_version=1, chain_mac=None))
     verdict = upgraded.audit_checkpoints.verify()
     assert not verdict.intact and verdict.first_broken_sequence == 8, verdict
+
+
+def test_a_removed_chain_key_registration_is_not_replaced_and_verify_says_so(
+    services: Services, fresh_database_url: str, hsm_data_dir: Path
+) -> None:
+    with services.database.unit_of_work() as ports:
+        services.audit.record(ports, "test.event", actor="operator:t", object_type="x", object_id="1", details={})
+    with services.database.engine.begin() as connection:
+        connection.execute(delete(AuditKeyRow).where(AuditKeyRow.purpose == CHAIN_PURPOSE))
+        first_keyed = connection.execute(
+            select(AuditEventRow.id).where(AuditEventRow.chain_mac.is_not(None)).order_by(AuditEventRow.id).limit(1)
+        ).scalar_one()
+    before = chain_secret_ids(services.keystore)
+    restarted = Services.open(build_settings(hsm_data_dir, database_url=fresh_database_url))
+    try:
+        assert chain_secret_ids(services.keystore) == before, "a new chain key would hide the removal"
+        verdict = restarted.audit_checkpoints.verify()
+        assert not verdict.intact and verdict.first_broken_sequence == first_keyed, verdict
+        assert "not registered" in str(verdict.problem)
+    finally:
+        restarted.close()

@@ -222,7 +222,7 @@ def _keyed_problem(
     if unsealed_from is not None:
         return f"Audit event {unsealed_from} was altered: it lost its keyed chain value, later events have theirs."
     if key is None:
-        return f"Audit event {sequence} cannot be checked: the audit chain key is missing from the HSM."
+        return f"Audit event {sequence} cannot be checked: the audit chain key is not registered (audit_keys) or not in the HSM."
     if not hmac.compare_digest(chain_mac(key, sequence, stored.event_hash), stored.chain_mac):
         if keyed_before:
             return f"Audit event {sequence} was altered after it was written (its keyed chain value does not match)."

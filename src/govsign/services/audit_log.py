@@ -104,6 +104,11 @@ class AuditKeys:
             return self._chain
         with self._lock:
             registered = self._registered(CHAIN_PURPOSE, ports)
+            if registered is None and self._keyed_events_exist():
+                # a new key would make every keyed event look altered: someone removed the
+                # registration; leave it missing for ``audit verify`` to report
+                log.error("the audit chain key is not registered, but keyed events exist; not creating one")
+                return None
             if registered is None:
                 secret = self._keystore.generate_hmac_secret(label=CHAIN_KEY_LABEL)
                 registered = self._register(CHAIN_PURPOSE, secret.label, secret.key_id)
@@ -134,6 +139,10 @@ class AuditKeys:
             if registered is not None:
                 self._signing = KeyRef(label=registered[0], key_id=registered[1], algorithm=KeyAlgorithm.EC_P256)
             return self._signing
+
+    def _keyed_events_exist(self) -> bool:
+        with self._database.read_only() as ports:
+            return ports.audit.has_keyed_events()
 
     def legacy_signing_keys(self) -> list[KeyRef]:
         """Every key on the token labelled as the audit signing key (version 1 checkpoints name

@@ -110,6 +110,11 @@ class SQLAuditLog(Repository):
         self._session.flush()
         return (sealed[0], sealed[-1]) if sealed else None
 
+    def has_keyed_events(self) -> bool:
+        """Whether any event carries a keyed chain value."""
+        found = self._session.scalar(select(AuditEventRow.id).where(AuditEventRow.chain_mac.is_not(None)).limit(1))
+        return found is not None
+
     def has_unsealed(self) -> bool:
         """Whether events wait for their keyed chain value."""
         head = self._session.get(AuditHeadRow, 1)
