@@ -34,6 +34,7 @@ from govsign.audit.chain import CHAIN_KEYED, CHAIN_UNKEYED, ChainVerdict, Linked
 from govsign.audit.checkpoints import Checkpoint
 from govsign.audit.events import AuditContext
 from govsign.clock import FixedClock, SystemClock
+from govsign.errors import InvalidInputError
 from govsign.services.audit_checkpoints import AuditCheckpoints, AuditExport
 from govsign.services.bootstrap import Services
 from govsign.storage.models import AuditCheckpointRow, AuditEventRow, AuditHeadRow
@@ -481,3 +482,14 @@ def test_a_changed_time_stamp_token_is_named(pristine: Trail, with_export: bool)
             .values(timestamp_token=token[:-1] + bytes([token[-1] ^ 0x01]))  # the TSA's signature
         )
     assert_names(verify(pristine, with_export=with_export), checkpoint.last_event_id, "time-stamp")
+
+
+def test_a_line_cut_short_at_the_end_of_the_export_is_left_out_with_a_note(pristine: Trail) -> None:
+    with pristine.export.open("a", encoding="ascii") as export:
+        export.write('{"type":"head","sequence":99')  # a crash in the middle of a write
+    verdict = verify(pristine)
+    assert verdict.intact and any("cut short" in note for note in verdict.notes), verdict
+    with pristine.export.open("a", encoding="ascii") as export:
+        export.write("\n")  # a whole line that is not a record: refused with one sentence
+    with pytest.raises(InvalidInputError, match="is not valid: line"):
+        verify(pristine)

@@ -138,6 +138,8 @@ class ExportContents:
     """The exported checkpoint records by number."""
     heads: list[HeadRecord]
     """The head records, in the order written."""
+    torn_tail: bool = False
+    """The file ended inside a line (a write cut short by a crash): that line was left out."""
 
 
 def export_line(record: dict[str, Any]) -> str:

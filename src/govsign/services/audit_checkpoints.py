@@ -87,14 +87,17 @@ class AuditExport:
     def read(path: Path) -> ExportContents:
         """The records of an export file; InvalidInputError with one sentence when it cannot be read."""
         try:
-            lines = path.read_text(encoding="ascii").splitlines()
+            text = path.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise InvalidInputError(f"Cannot read the audit export {path}: {reason}.") from None
+        lines = text.splitlines()
+        torn = bool(text) and not text.endswith("\n")
         try:
-            return parse_export(lines)
+            contents = parse_export(lines[:-1] if torn else lines)
         except ValueError as exc:
             raise InvalidInputError(f"The audit export {path} is not valid: {exc}.") from None
+        return dataclasses.replace(contents, torn_tail=torn)
 
 
 #: ``timestamp(query_der)`` -> an RFC 3161 TimeStampResp (our TSA, in process).
@@ -278,6 +281,7 @@ class AuditCheckpoints:
         export (``export``, else the configured one): its checkpoints must all be in the
         database and its heads reached. Names the first altered event."""
         contents, notes = self._export_contents(export)
+        notes += self._export_notes(contents)
         with self._database.read_only() as ports:
             secret = self._keys.chain_secret(ports=ports)
             key = HSMChainKey(self._keystore, secret) if secret is not None else None
@@ -346,6 +350,12 @@ class AuditCheckpoints:
         if not self._export.path.exists():
             return None, []
         return AuditExport.read(self._export.path), []
+
+    @staticmethod
+    def _export_notes(contents: ExportContents | None) -> list[str]:
+        if contents is not None and contents.torn_tail:
+            return ["The audit export ends inside a line (a write cut short); that line was left out."]
+        return []
 
     def _checkpoint_problems(
         self,
