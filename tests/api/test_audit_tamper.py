@@ -484,12 +484,16 @@ def test_a_changed_time_stamp_token_is_named(pristine: Trail, with_export: bool)
     assert_names(verify(pristine, with_export=with_export), checkpoint.last_event_id, "time-stamp")
 
 
-def test_a_line_cut_short_at_the_end_of_the_export_is_left_out_with_a_note(pristine: Trail) -> None:
+def test_a_line_cut_short_in_the_export_is_left_out_with_a_note(pristine: Trail) -> None:
     with pristine.export.open("a", encoding="ascii") as export:
         export.write('{"type":"head","sequence":99')  # a crash in the middle of a write
+    record(pristine.services, 10_001)
+    assert pristine.services.audit_checkpoints.export_head(force=True) is not None  # on a line of its own
+    lines = pristine.export.read_text().splitlines()
+    assert lines[-2] == '{"type":"head","sequence":99' and json.loads(lines[-1])["type"] == "head"
     verdict = verify(pristine)
     assert verdict.intact and any("cut short" in note for note in verdict.notes), verdict
     with pristine.export.open("a", encoding="ascii") as export:
-        export.write("\n")  # a whole line that is not a record: refused with one sentence
+        export.write('{"type": "other"}\n')  # a whole line that is not a record: refused with one sentence
     with pytest.raises(InvalidInputError, match="is not valid: line"):
         verify(pristine)

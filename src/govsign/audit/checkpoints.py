@@ -138,8 +138,8 @@ class ExportContents:
     """The exported checkpoint records by number."""
     heads: list[HeadRecord]
     """The head records, in the order written."""
-    torn_tail: bool = False
-    """The file ended inside a line (a write cut short by a crash): that line was left out."""
+    torn_lines: tuple[int, ...] = ()
+    """Lines that are not whole JSON (writes cut short by a crash), left out."""
 
 
 def export_line(record: dict[str, Any]) -> str:
@@ -148,14 +148,20 @@ def export_line(record: dict[str, Any]) -> str:
 
 
 def parse_export(lines: list[str]) -> ExportContents:
-    """Read an export's lines; raise ValueError naming the first line that is not a record."""
+    """Read an export's lines; lines that are not whole JSON (a write cut short by a crash) are
+    left out and named; raise ValueError naming the first whole line that is not a record."""
     checkpoints: dict[int, dict[str, Any]] = {}
     heads: list[HeadRecord] = []
+    torn: list[int] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
+        except ValueError:
+            torn.append(number)
+            continue
+        try:
             if record["type"] == "checkpoint":
                 checkpoints[int(record["number"])] = record
             elif record["type"] == "head":
@@ -171,7 +177,7 @@ def parse_export(lines: list[str]) -> ExportContents:
                 raise ValueError(record["type"])
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"line {number} of the audit export is not an export record") from exc
-    return ExportContents(checkpoints=checkpoints, heads=heads)
+    return ExportContents(checkpoints=checkpoints, heads=heads, torn_lines=tuple(torn))
 
 
 def missing_checkpoint(

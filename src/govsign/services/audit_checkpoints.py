@@ -74,8 +74,11 @@ class AuditExport:
         if self.path is None:
             return
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
+                end = os.lseek(fd, 0, os.SEEK_END)
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    line = "\n" + line  # after a write cut short: start a line of our own
                 os.write(fd, (line + "\n").encode("ascii"))
                 os.fsync(fd)
             finally:
@@ -91,13 +94,10 @@ class AuditExport:
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise InvalidInputError(f"Cannot read the audit export {path}: {reason}.") from None
-        lines = text.splitlines()
-        torn = bool(text) and not text.endswith("\n")
         try:
-            contents = parse_export(lines[:-1] if torn else lines)
+            return parse_export(text.splitlines())
         except ValueError as exc:
             raise InvalidInputError(f"The audit export {path} is not valid: {exc}.") from None
-        return dataclasses.replace(contents, torn_tail=torn)
 
 
 #: ``timestamp(query_der)`` -> an RFC 3161 TimeStampResp (our TSA, in process).
@@ -126,7 +126,7 @@ class AuditCheckpoints:
         self._audit = audit
         self._export = export
         self._timestamp = timestamp
-        self._exported_head: int | None = None
+        self._exported_head: str | None = None  # the event hash of the last head exported
         self._exported_at = 0.0
         self._export_lock = threading.Lock()
 
@@ -238,13 +238,13 @@ class AuditCheckpoints:
             with self._database.read_only() as ports:
                 last_id, _ = ports.checkpoints.head()
                 stored = ports.audit.event(last_id) if last_id else None
-            if stored is None or last_id == self._exported_head:
+            if stored is None or stored.event_hash == self._exported_head:
                 return None
             record = HeadRecord(
                 sequence=last_id, event_hash=stored.event_hash, chain_mac=stored.chain_mac, at=self._clock.now()
             )
             self._export.write(record.export_record())
-            self._exported_head, self._exported_at = last_id, time.monotonic()
+            self._exported_head, self._exported_at = stored.event_hash, time.monotonic()
             return record
 
     def tick(self) -> None:
@@ -353,8 +353,9 @@ class AuditCheckpoints:
 
     @staticmethod
     def _export_notes(contents: ExportContents | None) -> list[str]:
-        if contents is not None and contents.torn_tail:
-            return ["The audit export ends inside a line (a write cut short); that line was left out."]
+        if contents is not None and contents.torn_lines:
+            numbers = ", ".join(str(n) for n in contents.torn_lines)
+            return [f"Lines {numbers} of the audit export are not whole records (writes cut short) and were left out."]
         return []
 
     def _checkpoint_problems(
