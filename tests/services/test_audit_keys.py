@@ -329,3 +329,25 @@ def test_a_removed_chain_key_registration_is_not_replaced_and_verify_says_so(
         assert "not registered" in str(verdict.problem)
     finally:
         restarted.close()
+
+
+def test_events_under_a_checkpoint_made_to_look_unkeyed_are_not_keyed_again(services: Services) -> None:
+    """An intruder clears the keyed values of checkpointed events and marks them as written during
+    an outage, hoping the service keys a rewrite: it refuses, and verify names the first one."""
+    for n in range(4):
+        with services.database.unit_of_work() as ports:
+            services.audit.record(
+                ports, "test.event", actor="operator:t", object_type="x", object_id=str(n), details={}
+            )
+    covered = services.audit_checkpoints.checkpoint(force=True)
+    assert covered is not None
+    with services.database.engine.begin() as connection:
+        connection.execute(update(AuditEventRow).where(AuditEventRow.id >= covered - 1).values(chain_mac=None))
+        connection.execute(update(AuditHeadRow).values(unsealed_from=covered - 1))
+    with services.database.unit_of_work() as ports:
+        services.audit.record(ports, "test.event", actor="operator:t", object_type="x", object_id="late", details={})
+    with services.database.read_only() as ports:
+        still = ports.session.scalars(select(AuditEventRow.id).where(AuditEventRow.chain_mac.is_(None))).all()
+    assert still == [covered - 1, covered, covered + 1]
+    verdict = services.audit_checkpoints.verify()
+    assert not verdict.intact and verdict.first_broken_sequence == covered - 1, verdict

@@ -159,10 +159,14 @@ def event_hash(event: LinkedEvent) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def verify_chain(events: Iterable[StoredEvent], key: ChainKey | None, keyed_from: int | None = None) -> ChainVerdict:
+def verify_chain(
+    events: Iterable[StoredEvent], key: ChainKey | None, keyed_from: int | None = None, sealed_through: int = 0
+) -> ChainVerdict:
     """Check stored events, given in sequence order. ``key`` checks the keyed chain values (None
     when the audit chain key is not available: keyed events then fail); from event
-    ``keyed_from`` on (as the signed checkpoints say) every event must be keyed."""
+    ``keyed_from`` on every event must be keyed, and up to ``sealed_through`` every keyed event
+    must carry its keyed value (as the signed checkpoints say: they are made over keyed events
+    only)."""
     expected_previous = GENESIS_HASH
     expected_sequence = 1
     checked = 0
@@ -201,6 +205,12 @@ def verify_chain(events: Iterable[StoredEvent], key: ChainKey | None, keyed_from
             )
         if event_hash(event) != stored.event_hash:
             return ChainVerdict.broken(checked, sequence, f"Audit event {sequence} was altered after it was written.")
+        if event.chain_version == CHAIN_KEYED and stored.chain_mac is None and sequence <= sealed_through:
+            return ChainVerdict.broken(
+                checked,
+                sequence,
+                f"Audit event {sequence} was altered: it lost its keyed chain value (a signed checkpoint covers it).",
+            )
         if event.chain_version == CHAIN_KEYED:
             keyed_problem = _keyed_problem(stored, key, keyed_seen, unsealed_from)
             if keyed_problem is not None:

@@ -287,10 +287,10 @@ class AuditCheckpoints:
             key = HSMChainKey(self._keystore, secret) if secret is not None else None
             events = list(ports.audit.stored_events())
             checkpoints = ports.checkpoints.all()
-            keyed_from = self._signed_keyed_from(checkpoints)
-            if keyed_from is None:
-                keyed_from = self._keys.keyed_from(ports)  # no valid chained checkpoint yet
-            verdict = ports.audit.verify(key, events, keyed_from)
+            signed = self._latest_signed(checkpoints)
+            keyed_from = signed.keyed_from if signed is not None else self._keys.keyed_from(ports)
+            sealed_through = signed.last_event_id if signed is not None else 0
+            verdict = ports.audit.verify(key, events, keyed_from, sealed_through)
             our_cas = [x509.load_der_x509_certificate(ca.certificate_der) for ca in ports.cas.list_cas()]
         for stored in events:
             if stored.event.action == KEYED_LATE_ACTION and stored.event.actor == "system:audit":
@@ -327,8 +327,9 @@ class AuditCheckpoints:
             intact=True, events_checked=len(events), first_broken_sequence=None, problem=None, notes=tuple(notes)
         )
 
-    def _signed_keyed_from(self, checkpoints: list[Checkpoint]) -> int | None:
-        """The first keyed event, as the latest chained checkpoint whose signature verifies says."""
+    def _latest_signed(self, checkpoints: list[Checkpoint]) -> Checkpoint | None:
+        """The latest chained checkpoint whose signature verifies (what it says about the events
+        holds: from which one on they are keyed, up to which one they carry keyed values)."""
         key = self._keys.signing_key()
         for checkpoint in reversed(checkpoints):
             if (
@@ -337,7 +338,7 @@ class AuditCheckpoints:
                 and checkpoint.key_id_hex == key.key_id_hex
                 and signature_verifies(self._keystore, key, checkpoint)
             ):
-                return checkpoint.keyed_from
+                return checkpoint
         return None
 
     def _export_contents(self, export: Path | None) -> tuple[ExportContents | None, list[str]]:

@@ -132,10 +132,15 @@ class SQLAuditLog(Repository):
             yield StoredEvent(event=to_record(LinkedEvent, row), event_hash=row.event_hash, chain_mac=row.chain_mac)
 
     def verify(
-        self, key: ChainKey | None, events: list[StoredEvent] | None = None, keyed_from: int | None = None
+        self,
+        key: ChainKey | None,
+        events: list[StoredEvent] | None = None,
+        keyed_from: int | None = None,
+        sealed_through: int = 0,
     ) -> ChainVerdict:
         """The chain (``events``, or every stored event), then the head row against it."""
-        verdict = verify_chain(events if events is not None else self.stored_events(), key, keyed_from)
+        stored = events if events is not None else self.stored_events()
+        verdict = verify_chain(stored, key, keyed_from, sealed_through)
         if not verdict.intact:
             return verdict
         head = self._session.get(AuditHeadRow, 1)
