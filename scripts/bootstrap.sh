@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Prepares a machine and the project's virtual environment for govsign.
 #
-#   scripts/bootstrap.sh            run it (scripts/serve and scripts/test do)
+#   scripts/bootstrap.sh            run it (scripts/serve does)
+#   scripts/bootstrap.sh --tests    also what only the tests use (scripts/test does): Chromium and
+#                                   its WebDriver for the browser test of the verification page,
+#                                   npm and axe-core (in .venv/axe) for its accessibility check
 #   source scripts/bootstrap.sh     same, then exports GOVSIGN_ROOT and puts .venv/bin first on PATH
 #
 # On Debian/Ubuntu as root it installs the system packages govsign and its tests use (SoftHSM2,
 # OpenSC's pkcs11-tool, poppler's pdfsig, GnuTLS's certtool, NSS's certutil, qpdf, openssl, the DejaVu
-# font of the verification reports, Liberation Serif 2 for Vietnamese signature stamps) and,
+# font of the verification reports, Liberation Serif 2 for Vietnamese signature stamps, HAProxy for
+# the two-node test and scripts/cluster) and,
 # when no usable Python is present, python3 with venv support and a compiler. It then creates
 # .venv in the project root and installs the project with its [dev] extras into it, again only
 # when the venv is new or pyproject.toml changed since the last install (the sha256 of
@@ -23,6 +27,8 @@ _govsign_bootstrap() (
   stamp="$venv/.govsign-installed"
   python=${GOVSIGN_PYTHON:-python3}
 
+  for_tests=false
+  [[ ${1:-} == --tests ]] && for_tests=true
   say() { printf 'bootstrap: %s\n' "$*" >&2; }
   die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
 
@@ -41,7 +47,11 @@ _govsign_bootstrap() (
     fi
   fi
 
-  packages=(softhsm2 opensc poppler-utils gnutls-bin libnss3-tools qpdf openssl ca-certificates fonts-dejavu-core fonts-liberation2)
+  packages=(softhsm2 opensc poppler-utils gnutls-bin libnss3-tools qpdf openssl ca-certificates fonts-dejavu-core fonts-liberation2 haproxy)
+  if [[ $for_tests == true ]]; then
+    packages+=(chromium chromium-driver)
+    command -v npm >/dev/null 2>&1 || packages+=(npm)
+  fi
   if [[ $need_python == true ]]; then
     packages+=(python3 python3-venv python3-dev gcc)
   fi
@@ -101,6 +111,14 @@ _govsign_bootstrap() (
     (cd "$root" && "$venv/bin/python" -m pip install -q -e '.[dev]') \
       || die "pip could not install govsign into $venv (see the errors above)."
     printf '%s\n' "$want" >"$stamp"
+  fi
+
+  # -- axe-core, for the accessibility check of the verification page (tests only) ------------
+  if [[ $for_tests == true && ! -f $venv/axe/node_modules/axe-core/axe.min.js ]]; then
+    say "installing axe-core into $venv/axe"
+    mkdir -p "$venv/axe"
+    (cd "$venv/axe" && npm install --silent --no-audit --no-fund --prefix "$venv/axe" axe-core@4 >/dev/null) \
+      || say "warning: npm could not install axe-core; the accessibility check will fail."
   fi
 )
 

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     """Largest JSON API request body accepted."""
     max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest document (PDF, content, e-mail) accepted by the signing endpoints; streamed to disk."""
+    public_max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    """Largest upload the public verification page (/verify, /v/) accepts; streamed to disk."""
+    public_verify_per_minute: int = Field(default=30, ge=1)
+    """Verifications one address may ask of the public page in a minute (then 429)."""
     rsa_signature_algorithm: Literal["rsa-pss", "rsa-pkcs1v15"] = "rsa-pkcs1v15"
     """How RSA keys sign PDF, CMS and digest signatures when a request names no
     ``signature_algorithm``: RSASSA-PSS (as Circular 15/2025 Appendix I names it) or PKCS#1 v1.5,
@@ -145,9 +149,13 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     """When set, GET /metrics requires 'Authorization: Bearer <token>'."""
     auth_failure_limit: int = Field(default=10, ge=1)
-    """Failed authentications per source address per minute before 429."""
+    """Failed authentications per minute from one address naming one client before further
+    failures get 429 (ten times as many from one address in all); valid credentials always pass."""
     background_tasks: bool = True
     """Run CRL publication, OCSP pre-production and responder rollover inside ``serve``."""
+    background_lease_seconds: float = Field(default=6.0, ge=1.0, le=300.0)
+    """Lifetime of the lease under which one process of the deployment runs the background jobs
+    (renewed every third of it; a dead holder is replaced after at most this long)."""
 
     @field_validator("dual_control")
     @classmethod

@@ -8,8 +8,11 @@ import datetime as dt
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
+from govsign.audit.events import AuditQuery
+from helpers.deployment import Deployment
 from helpers.world import AGENCY_A, AGENCY_B, World, assert_problem, enrol_body
 
 GOVSIGN = Path(sys.executable).parent / "govsign"
@@ -98,9 +103,22 @@ def test_malformed_tokens_are_refused(world: World, direct_api: TestClient) -> N
     assert direct_api.get("/api/v1/agencies", headers={"Authorization": f"bearer  {token} "}).status_code == 200
 
 
-def test_failed_authentications_are_rate_limited_per_source(world: World) -> None:
+def _a_fresh_minute() -> None:
+    """Wait when the minute is about to turn (the limiter counts per minute)."""
+    while dt.datetime.now(dt.UTC).second >= 55:
+        time.sleep(0.5)
+
+
+def _address() -> str:
+    """A documentation address (RFC 3849) of this test only: the counts live in the shared database."""
+    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+
+
+def test_failed_authentications_are_rate_limited_per_source_without_refusing_valid_tokens(world: World) -> None:
     auditor = world["auditor"]
-    with world.app(client=("192.0.2.10", 40000), auth_failure_limit=10) as attacker:
+    source = _address()
+    _a_fresh_minute()
+    with world.app(client=(source, 40000), auth_failure_limit=10) as attacker:
         assert attacker.app.state.settings.auth_failure_limit == 10
         for _ in range(10):
             assert_unauthenticated(attacker.get("/api/v1/agencies", headers={"Authorization": "Bearer nope"}))
@@ -108,11 +126,74 @@ def test_failed_authentications_are_rate_limited_per_source(world: World) -> Non
         body = assert_problem(eleventh, 429)
         assert body["type"].endswith("/rate-limited"), body
         assert 1 <= int(eleventh.headers["retry-after"]) <= 61, eleventh.headers
-        # The source is blocked, even with a valid token...
-        assert attacker.get("/api/v1/agencies", headers=auditor.headers).status_code == 429
-        # ...but another source of the same app is not.
-        other = TestClient(attacker.app, raise_server_exceptions=False, client=("192.0.2.11", 40000))
-        assert other.get("/api/v1/agencies", headers=auditor.headers).status_code == 200
+        # A valid token from the same address still passes (an address may be shared: NAT, proxy)...
+        assert attacker.get("/api/v1/agencies", headers=auditor.headers).status_code == 200
+        # ...and another source of the same app is not limited.
+        other = TestClient(attacker.app, raise_server_exceptions=False, client=(_address(), 40000))
+        assert_unauthenticated(other.get("/api/v1/agencies", headers={"Authorization": "Bearer nope"}))
+
+
+def test_the_failure_limit_is_shared_by_every_worker(world: World) -> None:
+    """Two apps over one database are two workers (or nodes): 20 bad tokens, limit 10, pass 10."""
+    source = _address()
+    _a_fresh_minute()
+    with (
+        world.app(client=(source, 40000), auth_failure_limit=10) as first,
+        world.app(client=(source, 40001), auth_failure_limit=10) as second,
+    ):
+        statuses = [
+            (first if i % 2 else second).get("/api/v1/agencies", headers={"Authorization": "Bearer nope"}).status_code
+            for i in range(20)
+        ]
+    assert statuses == [401] * 10 + [429] * 10, statuses
+
+
+def test_failures_are_counted_per_client_the_token_names(world: World) -> None:
+    signer, auditor = world["signer"], world["auditor"]
+    source = _address()
+    _a_fresh_minute()
+    with world.app(client=(source, 40000), auth_failure_limit=3) as app:
+        wrong_signer = {"Authorization": f"Bearer {signer.token[:-4]}AAAA"}
+        wrong_auditor = {"Authorization": f"Bearer {auditor.token[:-4]}AAAA"}
+        assert [app.get("/api/v1/agencies", headers=wrong_signer).status_code for _ in range(4)] == [401] * 3 + [429]
+        # the same address guessing another client's token is counted apart
+        assert app.get("/api/v1/agencies", headers=wrong_auditor).status_code == 401
+        assert app.get("/api/v1/agencies", headers=signer.headers).status_code == 403  # known, not limited
+
+
+def test_failed_authentications_are_audited_once_per_address_per_minute_with_a_count(
+    make_deployment: Callable[..., Deployment],
+) -> None:
+    deployment = make_deployment()
+    authentication, clock = deployment.services.authentication, deployment.clock
+    clock.advance(clock.now().replace(second=2, microsecond=0) + dt.timedelta(minutes=1) - clock.now())
+    limit = deployment.settings.auth_failure_limit
+    waits = [authentication.record_failure("192.0.2.77", "someclient") for _ in range(25)]  # a flood...
+    assert waits[:limit] == [0] * limit and all(waits[limit:]), waits
+    # past the limit the process counts in memory and adds to the database once a second
+    assert authentication.flush_failures() == 25 - limit - 1
+    assert authentication.flush_failures() == 0
+    authentication.record_failure("192.0.2.77", None)
+    for _ in range(3):  # ...and a few from another
+        authentication.record_failure("192.0.2.78", None)
+    assert authentication.audit_failures() == 0, "the minute is not over yet"
+    clock.advance(dt.timedelta(seconds=60))
+    authentication.record_failure("192.0.2.77", None)  # the next minute, audited after it
+    assert authentication.audit_failures() == 0, "a few seconds' grace for the last flushes"
+    clock.advance(dt.timedelta(seconds=4))
+    assert authentication.audit_failures() == 2
+    assert authentication.audit_failures() == 0, "each minute is audited once"
+    events = deployment.services.audit.search(AuditQuery(action="authentication.failure"))
+    by_address = {event["object_id"]: event for event in events}
+    assert sorted(by_address) == ["192.0.2.77", "192.0.2.78"], events
+    flood = by_address["192.0.2.77"]
+    assert flood["outcome"] == "denied"
+    assert flood["details"]["failures"] == 26
+    assert flood["details"]["client_ids"] == ["someclient"]
+    assert by_address["192.0.2.78"]["details"]["failures"] == 3
+    clock.advance(dt.timedelta(seconds=60))
+    assert authentication.audit_failures() == 1
+    assert deployment.services.audit_checkpoints.verify().intact
 
 
 def _self_signed(common_name: str) -> x509.Certificate:

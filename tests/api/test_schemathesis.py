@@ -79,6 +79,47 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case, world: World, schem
     )
 
 
+@pytest.fixture(scope="session")
+def csc_access_token(world: World) -> str:
+    """A CSC access token of the signer (the CSC operations answer only to such tokens)."""
+    with world.app() as client:
+        response = client.post("/csc/v2/auth/login", headers=world["signer"].headers, json={})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+@schemathesis.check
+def csc_errors_are_csc_error_objects(ctx: object, response: schemathesis.Response, case: schemathesis.Case) -> bool:
+    if case.path.startswith("/csc/") and response.status_code >= 400:
+        body = response.json()
+        assert set(body) == {"error", "error_description"}, body
+        assert body["error"] in ("invalid_request", "invalid_token", "access_denied", "temporarily_unavailable"), body
+    return True
+
+
+csc_schema = schema.include(path_regex="^/csc/")
+
+
+@csc_schema.parametrize()
+@hypothesis.settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
+def test_csc_api_conforms_to_its_schema(
+    case: schemathesis.Case, world: World, schemathesis_app: FastAPI, csc_access_token: str
+) -> None:
+    """The CSC operations with a signer's access token: no server error, every answer as the
+    document describes it, every error a CSC error object."""
+    case.call_and_validate(
+        app=schemathesis_app,
+        headers={"Authorization": f"Bearer {csc_access_token}"},
+        checks=[not_a_server_error, response_schema_conformance, csc_errors_are_csc_error_objects],
+    )
+
+
 def test_real_success_responses_conform_to_the_schema(
     world: World, direct_api: TestClient, dual_api: TestClient
 ) -> None:

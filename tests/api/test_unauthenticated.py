@@ -1,6 +1,7 @@
-"""Only /pki/*, /healthz, /readyz and /metrics answer without credentials: every other route of
-the app (found by walking app.routes, not the OpenAPI document) answers 401 with a problem
-document and a WWW-Authenticate challenge."""
+"""Only /pki/*, /healthz, /readyz, /metrics, the public verification page (/, /verify, /v/) and
+the CSC API's info and oauth2/token answer without credentials: every other route of the app (found by walking app.routes, not the OpenAPI
+document) answers 401 with a problem document (a CSC error object under /csc/) and a
+WWW-Authenticate challenge."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from fastapi.testclient import TestClient
 
 from helpers.world import assert_problem
 
-PUBLIC_PREFIXES = ("/pki/",)
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PUBLIC_PREFIXES = ("/pki/", "/verify", "/v/")
+PUBLIC_PATHS = frozenset(
+    {"/", "/healthz", "/readyz", "/metrics", "/csc/v1/info", "/csc/v2/info", "/csc/v2/oauth2/token"}
+)
 #: FastAPI's generated documentation routes.
 DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
@@ -25,6 +28,7 @@ SAMPLE_VALUES = {
     "name": "issuing-1",
     "encoded": "MAA",
     "verification_id": "feedface" * 4,
+    "reference": "GS-" + "A" * 26,
 }
 
 
@@ -63,7 +67,9 @@ def test_every_route_but_the_public_ones_needs_authentication(direct_api: TestCl
     public = [(m, p) for m, p in routes if is_public(p)]
     # The walk found the API: all 26 /api/v1 operations and the public protocol endpoints.
     assert sum(1 for _, p in protected if p.startswith("/api/v1/")) == 26, protected
-    assert len(protected) == 26, f"routes outside /api/v1 that are neither public nor docs: {protected}"
+    csc = [(m, p) for m, p in protected if p.startswith("/csc/")]
+    assert len(csc) == 18, csc  # v1: 9 operations besides info; v2: 9 besides info and oauth2/token
+    assert len(protected) == 26 + len(csc), f"routes outside /api/v1 that are neither public nor docs: {protected}"
     assert len(public) >= 7, public
 
     for method, path in protected:
@@ -71,8 +77,12 @@ def test_every_route_but_the_public_ones_needs_authentication(direct_api: TestCl
             if body is not None and method != "POST":
                 continue
             response = direct_api.request(method, concrete(path), json=body)
-            assert_problem(response, 401)
-            assert response.headers["www-authenticate"] == 'Bearer realm="govsign"', (method, path)
+            if path.startswith("/csc/"):
+                assert response.status_code == 401 and response.json()["error"] == "invalid_token", response.text
+                assert response.headers["www-authenticate"].startswith('Bearer realm="govsign-csc"'), path
+            else:
+                assert_problem(response, 401)
+                assert response.headers["www-authenticate"] == 'Bearer realm="govsign"', (method, path)
             assert response.headers.get("x-request-id"), (method, path)
 
     for method, path in public:

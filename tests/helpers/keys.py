@@ -90,7 +90,15 @@ class SoftwareKeyStore:
         raise NotImplementedError
 
     def ping(self) -> None:
-        return None
+        if self.down:
+            raise HSMUnavailableError("The HSM is unavailable.")
+
+    @property
+    def available(self) -> bool:
+        return not self.down
+
+    def probe(self) -> bool:
+        return not self.down
 
     def close(self) -> None:
         return None

@@ -285,11 +285,12 @@ def upgraded(services: Services) -> Services:
 
 def test_a_trail_begun_before_the_keyed_chain_verifies_and_continues_keyed(upgraded: Services) -> None:
     verdict = upgraded.audit_checkpoints.verify()
-    assert verdict.intact and verdict.events_checked == 9, verdict
+    # (a 10th event may follow: this deployment has no TSA, whose refusal is audited)
+    assert verdict.intact and verdict.events_checked >= 9, verdict
     with upgraded.database.read_only() as ports:
         versions = ports.session.execute(select(AuditEventRow.id, AuditEventRow.chain_version)).all()
         checkpoints = ports.checkpoints.all()
-    assert dict(versions) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 2, 8: 2, 9: 2}
+    assert {k: v for k, v in versions if k <= 9} == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 2, 8: 2, 9: 2}
     assert [(c.number, c.version) for c in checkpoints] == [(1, 1), (2, 2)]
     assert checkpoints[1].previous_hash == checkpoints[0].digest() and checkpoints[1].keyed_from == 7
 
@@ -348,6 +349,6 @@ def test_events_under_a_checkpoint_made_to_look_unkeyed_are_not_keyed_again(serv
         services.audit.record(ports, "test.event", actor="operator:t", object_type="x", object_id="late", details={})
     with services.database.read_only() as ports:
         still = ports.session.scalars(select(AuditEventRow.id).where(AuditEventRow.chain_mac.is_(None))).all()
-    assert still == [covered - 1, covered, covered + 1]
+    assert still == list(range(covered - 1, head(services) + 1)), "nothing after the marker was keyed"
     verdict = services.audit_checkpoints.verify()
     assert not verdict.intact and verdict.first_broken_sequence == covered - 1, verdict

@@ -11,12 +11,13 @@ from pyhanko.pdf_utils.crypt.permissions import StandardPermissions
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 
-from govsign.errors import InvalidInputError
+from govsign.errors import InvalidInputError, UnavailableError
 from govsign.keystore.api import KeyAlgorithm, KeyStore
 from govsign.pki.hierarchy import HierarchyResult
 from govsign.services.bootstrap import Services
 from govsign.signing import SigningCredential
 from govsign.signing.pdf import LocalTimeStamper, PDFSignatureSpec, sign_pdf
+from govsign.tsa.authority import rejection
 from helpers.pdf import assert_valid, blank_pdf, hierarchy_context, openssl_verify_pdf, qpdf_check
 
 KEYS = [pytest.param(KeyAlgorithm.EC_P256, id="ec-p256"), pytest.param(KeyAlgorithm.RSA2048, id="rsa2048")]
@@ -70,6 +71,20 @@ def test_pades_b_t_signature_has_a_valid_signature_time_stamp(
     assert status.intact and status.valid and status.trusted, status.pretty_print_details()  # type: ignore[no-untyped-call]
     assert status.timestamp_validity is not None
     assert status.timestamp_validity.intact and status.timestamp_validity.valid and status.timestamp_validity.trusted
+
+
+def test_b_t_with_a_refusing_time_stamping_authority_is_unavailable_not_an_internal_error(
+    credentials: dict[KeyAlgorithm, SigningCredential], store: KeyStore
+) -> None:
+    """The in-process TSA answers systemFailure while the HSM is down: the signature is refused
+    as unavailable (a 503 at the API), with the TSA's failure named, and nothing is signed."""
+    refusal = rejection("system_failure", "The time-stamping key is unavailable; try again later.").der
+    for answer in (refusal, b"not a time-stamp response"):
+        timestamper = LocalTimeStamper(lambda query, answer=answer: answer)  # type: ignore[misc]
+        with pytest.raises(UnavailableError, match="time-stamping authority") as raised:
+            sign_pdf(blank_pdf(), credentials[KeyAlgorithm.EC_P256], store, PDFSignatureSpec(level="B-T"), timestamper)
+        if answer is refusal:
+            assert "system_failure" in raised.value.message, raised.value.message
 
 
 def test_b_t_without_a_timestamper_is_refused(

@@ -26,6 +26,7 @@ from govsign.signing import SigningCredential
 from govsign.signing.pdf import PDFSignatureSpec, sign_pdf
 from govsign.signing.placement import MIN_EDGE_INSET, STAMP_MARKER, Box, signature_widgets
 from govsign.signing.stamp import (
+    TEXT_STAMP_MAX_WIDTH,
     AnchorPlacement,
     BoxPlacement,
     SealOverPersonPlacement,
@@ -287,6 +288,29 @@ def test_copy_stamp_reads_back_byte_for_byte(
     text = _text_in(signed, (PAGE_W / 2, PAGE_H - 70, PAGE_W, PAGE_H), tmp_path)
     lines = [line for line in text.split("\n") if line.strip(" \f")]
     assert [line.encode() for line in lines] == [form.encode(), agency.encode(), ISO_TIME.encode()]
+
+
+def test_a_long_copying_agency_wraps_within_the_top_right_corner(
+    stamp_credentials: dict[str, SigningCredential], store: KeyStore, tmp_path: Path
+) -> None:
+    agency = "VĂN PHÒNG ỦY BAN NHÂN DÂN THÀNH PHỐ HỒ CHÍ MINH - SỞ TÀI NGUYÊN VÀ MÔI TRƯỜNG"
+    stamp = VisibleStamp(profile="copy", copy_form="SAO LỤC", copy_agency=agency)
+    signed = _sign(blank_pdf(), stamp_credentials["seal"], store, stamp)
+    words = pdftotext_words(signed, tmp_path)
+    assert " ".join(word for _, word in words) == f"SAO LỤC {agency} {ISO_TIME}"
+    lines = sorted({round(box[3], 1) for box, _ in words}, reverse=True)
+    assert len(lines) >= 4  # form, the agency over two lines or more, time
+    left, right = min(box[0] for box, _ in words), max(box[2] for box, _ in words)
+    assert right - left <= TEXT_STAMP_MAX_WIDTH + 0.5 and left > PAGE_W / 2 - 0.5
+    assert right <= PAGE_W - MIN_EDGE_INSET
+    # on a page whose heading leaves room for three lines only, the name takes one wider line
+    before = pdftotext_words(decision_pdf(), tmp_path)
+    on_decision = _sign(decision_pdf(), stamp_credentials["seal"], store, stamp)
+    added = [word for word in pdftotext_words(on_decision, tmp_path) if word not in before]
+    assert " ".join(word for _, word in added) == f"SAO LỤC {agency} {ISO_TIME}"
+    assert len({round(box[3], 1) for box, _ in added}) == 3
+    page_text_top = max(box[3] for box, _ in before)
+    assert min(box[1] for box, _ in added) > page_text_top
 
 
 def test_text_stamps_on_real_world_files(

@@ -112,7 +112,7 @@ def test_the_keyed_audit_chain_migration_keeps_older_events_and_numbers_older_ch
         config = alembic_config()
         with database.engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "9a3e6f1c2d84")
+            command.upgrade(config, "3e9c1a7d5b20")
         with database.engine.begin() as connection:
             for event_id in (1, 2, 3):
                 connection.execute(

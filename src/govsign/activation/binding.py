@@ -85,6 +85,9 @@ class ActivationState:
     """When it stops being usable."""
     used_at: dt.datetime | None
     """When it was used (None while unused)."""
+    max_signatures: int | None = None
+    """For an authorization bound to no hashes (a CSC SCAL 1 authorization of an agency seal or
+    device credential): how many signatures it allows; its scope is then empty."""
 
 
 def check_activation(
@@ -105,6 +108,12 @@ def check_activation(
         raise ConflictError("The signature activation has already been used; each activation signs once.")
     if now >= state.expires_at:
         raise ConflictError("The signature activation has expired; the official must activate this signing again.")
+    if state.max_signatures is not None:
+        if not 1 <= len(hashes) <= state.max_signatures:
+            raise PolicyViolationError(
+                f"The authorization allows {state.max_signatures} signature(s), and {len(hashes)} were asked for."
+            )
+        return
     if not state.scope.covers(hash_algorithm, hashes):
         raise PolicyViolationError(
             "The documents to sign are not exactly those the official activated the signature for."

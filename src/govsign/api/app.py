@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from govsign import __version__
-from govsign.api.background import run_maintenance
+from govsign.api.background import maintenance_jobs, run_jobs
+from govsign.api.hsm_watch import run_hsm_watch
 from govsign.api.middleware import configure_json_logging, install_middleware
 from govsign.api.openapi_extras import install_openapi_extras
 from govsign.api.problems import install_problem_handlers
@@ -24,13 +25,21 @@ from govsign.api.routes import (
     certificates,
     credentials,
     crls,
+    csc,
     health,
     pki,
+    public,
     signatures,
     verifications,
 )
 from govsign.config import Settings, load_settings
 from govsign.services.bootstrap import Services
+from govsign.services.metrics import process_stopped
+
+log = logging.getLogger(__name__)
+
+#: How long shutdown waits for a background job's run to finish.
+JOBS_STOP_SECONDS = 30.0
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -44,15 +53,32 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(services.close)
             raise
         app.state.services = services
-        tasks = asyncio.create_task(run_maintenance(services.maintenance)) if settings.background_tasks else None
+        stop_jobs = asyncio.Event()
+        jobs = (
+            asyncio.create_task(run_jobs(maintenance_jobs(services), services.leases, stop_jobs))
+            if settings.background_tasks
+            else None
+        )
+        # one HSM watch per process (each has its own session), never under the deployment's
+        # lease: stopped, not cancelled, so its tick ends before the services close
+        watch_stop = asyncio.Event()
+        watch = asyncio.create_task(run_hsm_watch(services.outage, watch_stop)) if settings.background_tasks else None
         try:
             yield
         finally:
-            if tasks is not None:
-                tasks.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await tasks
+            watch_stop.set()
+            if jobs is not None:
+                # stop, not cancel: a job's HSM or database call finishes before the services
+                # close, and the leases are given back
+                stop_jobs.set()
+                try:
+                    await asyncio.wait_for(jobs, JOBS_STOP_SECONDS)
+                except TimeoutError:
+                    log.warning("the background jobs did not stop within %s s; stopping anyway", JOBS_STOP_SECONDS)
+            if watch is not None:
+                await watch
             await asyncio.to_thread(services.close)
+            process_stopped()
 
     app = FastAPI(
         title="govsign",
@@ -68,11 +94,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     install_middleware(
-        app, max_request_bytes=settings.max_request_bytes, max_document_bytes=settings.max_document_bytes
+        app,
+        max_request_bytes=settings.max_request_bytes,
+        max_document_bytes=settings.max_document_bytes,
+        public_upload_bytes=settings.public_max_upload_bytes,
     )
     routers = (health, pki, certificates, approvals, crls, audit, cas, agencies, signatures, credentials, verifications)
     for module in routers:
         app.include_router(module.router)
+    app.include_router(csc.router_v2)
+    app.include_router(csc.router_v1)
+    app.include_router(public.router)
     install_openapi_extras(app)
     # Outermost: ordinary OCSP and time-stamp requests are answered before any other layer.
     app.add_middleware(

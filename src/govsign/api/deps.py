@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi import Depends, Request
 
+from govsign.access.clients import client_id_of
 from govsign.access.policy import Principal
 from govsign.audit.events import AuditContext
 from govsign.config import Settings
@@ -34,7 +35,7 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _source(request: Request) -> str:
+def source_address(request: Request) -> str:
     """The address failed authentications are counted for: the peer, or, when the peer is a
     trusted TLS proxy, the client address it forwards (the last X-Forwarded-For hop)."""
     peer = request.client.host if request.client else "unknown"
@@ -57,16 +58,16 @@ def _certificate_fingerprint(header_value: str) -> str | None:
 
 async def authenticated(request: Request) -> Principal:
     """The caller, from ``Authorization: Bearer`` or (behind a trusted TLS proxy) its client
-    certificate. Failures are counted per source address; too many give 429."""
+    certificate. Failures are counted for the source address and the client the credentials
+    named, in the database (every worker and node counts the same); past the limit a failure is
+    answered 429. Valid credentials are never refused."""
     authentication = get_services(request).authentication
-    source = _source(request)
-    wait = authentication.limiter.blocked_for(source)
-    if wait:
-        raise RateLimitedError("Too many failed authentications from this address; try again later.", wait)
     principal: Principal | None = None
+    claimed: str | None = None
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
+        claimed = client_id_of(token.strip())
         principal = await asyncio.to_thread(authentication.authenticate_token, token.strip())
     else:
         settings = get_settings(request)
@@ -75,9 +76,12 @@ async def authenticated(request: Request) -> Principal:
         if header and peer in settings.trusted_proxy_addresses:
             fingerprint = _certificate_fingerprint(header)
             if fingerprint is not None:
+                claimed = f"certificate:{fingerprint[:32]}"
                 principal = await asyncio.to_thread(authentication.authenticate_certificate, fingerprint)
     if principal is None:
-        authentication.limiter.failed(source)
+        wait = await asyncio.to_thread(authentication.record_failure, source_address(request), claimed)
+        if wait:
+            raise RateLimitedError("Too many failed authentications from this address; try again later.", wait)
         raise UnauthenticatedError("Send a valid API client token as 'Authorization: Bearer <token>'.")
     request.state.principal = principal
     return principal

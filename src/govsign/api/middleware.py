@@ -60,10 +60,19 @@ class RequestContextMiddleware:
     (X-Request-ID, kept from the client when well formed), enforces the JSON API body limit on
     Content-Length, and records metrics by route template and status."""
 
-    def __init__(self, app: Any, *, max_request_bytes: int, max_document_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_request_bytes: int,
+        max_document_bytes: int | None = None,
+        public_upload_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_request_bytes = max_request_bytes
         self.max_document_bytes = max_document_bytes or max_request_bytes
+        # the public page's uploads (a form: the file and small fields), refused as an HTML page
+        self.public_upload_bytes = (public_upload_bytes or max_request_bytes) + 64 * 1024
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -102,6 +111,8 @@ class RequestContextMiddleware:
                 await problem(
                     415, "unsupported-media-type", "Unsupported media type", "Request bodies must be application/json."
                 )(scope, receive, send_with_id)
+            elif scope["method"] == "POST" and (scope["path"] == "/verify" or scope["path"].startswith("/v/")):
+                await self.app(scope, _limited(receive, self.public_upload_bytes), send_with_id)
             else:
                 await self.app(scope, _limited(receive, limit) if is_api else receive, send_with_id)
         except _BodyTooLargeError:
@@ -165,9 +176,18 @@ def _limited(receive: Any, limit: int) -> Any:
     return limited
 
 
-def install_middleware(app: FastAPI, *, max_request_bytes: int, max_document_bytes: int | None = None) -> None:
+def install_middleware(
+    app: FastAPI,
+    *,
+    max_request_bytes: int,
+    max_document_bytes: int | None = None,
+    public_upload_bytes: int | None = None,
+) -> None:
     app.add_middleware(
-        RequestContextMiddleware, max_request_bytes=max_request_bytes, max_document_bytes=max_document_bytes
+        RequestContextMiddleware,
+        max_request_bytes=max_request_bytes,
+        max_document_bytes=max_document_bytes,
+        public_upload_bytes=public_upload_bytes,
     )
 
 

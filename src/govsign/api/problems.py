@@ -63,9 +63,46 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers or None)
 
 
+#: The CSC API's error codes and HTTP statuses, by error kind (CSC API v2 section 10).
+CSC_ERROR_BY_KIND = {
+    ErrorKind.INVALID_INPUT: (400, "invalid_request"),
+    ErrorKind.POLICY_VIOLATION: (400, "invalid_request"),
+    ErrorKind.NOT_FOUND: (400, "invalid_request"),
+    ErrorKind.CONFLICT: (400, "invalid_request"),
+    ErrorKind.UNAUTHENTICATED: (401, "invalid_token"),
+    ErrorKind.FORBIDDEN: (403, "access_denied"),
+    ErrorKind.RATE_LIMITED: (429, "access_denied"),
+    ErrorKind.UNAVAILABLE: (503, "temporarily_unavailable"),
+    ErrorKind.CONFIGURATION: (503, "temporarily_unavailable"),
+    ErrorKind.INTERNAL: (500, "server_error"),
+}
+
+
+def is_csc(request: Request) -> bool:
+    """The request is one of the CSC API's, whose errors are CSC error objects."""
+    return request.url.path.startswith("/csc/")
+
+
+def csc_error(status: int, error: str, description: str, *, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A CSC API error: ``{"error": ..., "error_description": ...}``."""
+    all_headers = {"Cache-Control": "no-store", **(headers or {})}
+    if status == 401:
+        all_headers["WWW-Authenticate"] = 'Bearer realm="govsign-csc", error="invalid_token"'
+    if status == 503:
+        all_headers.setdefault("Retry-After", "5")
+    return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=all_headers)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(GovsignError)
     async def _govsign_error(request: Request, exc: GovsignError) -> JSONResponse:
+        if is_csc(request):
+            status, code = CSC_ERROR_BY_KIND.get(exc.kind, (500, "server_error"))
+            if exc.kind in (ErrorKind.INTERNAL, ErrorKind.CONFIGURATION):
+                log.error("request failed: %s", exc.message)
+                return csc_error(status, code, "The request could not be completed.")
+            retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+            return csc_error(status, code, exc.message, headers=retry)
         status = STATUS_BY_KIND.get(exc.kind, 500)
         if exc.kind in (ErrorKind.INTERNAL, ErrorKind.CONFIGURATION):
             log.error("request failed: %s", exc.message)
@@ -75,6 +112,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if is_csc(request):
+            first = exc.errors()[0] if exc.errors() else {}
+            where = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+            name = where[0] if where else "body"
+            return csc_error(400, "invalid_request", f"Missing or invalid parameter {name}: {first.get('msg', '')}.")
         errors = [
             {"location": ".".join(str(part) for part in error.get("loc", ())), "message": str(error.get("msg", ""))}
             for error in exc.errors()
@@ -88,9 +130,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}.get(
             exc.status_code, "http-error"
         )
+        if is_csc(request):
+            code = "invalid_request" if exc.status_code < 500 else "server_error"
+            return csc_error(
+                exc.status_code, code, str(exc.detail) if exc.detail else "HTTP error", headers=dict(exc.headers or {})
+            )
         return problem(exc.status_code, kind, str(exc.detail) if exc.detail else "HTTP error")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
+        if is_csc(request):
+            return csc_error(500, "server_error", "The request could not be completed.")
         return problem(500, "internal", "Internal error", "The request could not be completed.")

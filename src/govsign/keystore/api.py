@@ -197,7 +197,19 @@ class KeyStore(Protocol):
         ...
 
     def ping(self) -> None:
-        """Raise :class:`HSMUnavailableError` unless the token answers right now."""
+        """Raise :class:`HSMUnavailableError` unless the token is there right now (a real check,
+        not cached state); while the keystore is down it probes the token (at most once a second)."""
+        ...
+
+    @property
+    def available(self) -> bool:
+        """False while the keystore is down after an HSM error (cached state: for choosing a
+        path, never for readiness)."""
+        ...
+
+    def probe(self) -> bool:
+        """While down, try the token again when a probe is due (at most once a second); True when
+        the keystore is up afterwards."""
         ...
 
     def held(self, *, wait: bool = True) -> AbstractContextManager[bool]:

@@ -12,8 +12,20 @@ Rules measured on these machines (DESIGN.md, "Pitfalls"):
   DER-encodes r||s.
 
 Errors from the module are wrapped into :class:`HSMUnavailableError` (or
-:class:`HSMLoginError` / :class:`ConfigurationError` for a wrong PIN or a missing token) here,
-so no ``pkcs11`` exception escapes this module.
+:class:`HSMLoginError` / :class:`ConfigurationError` for a wrong PIN or a missing token at
+start-up) here, so no ``pkcs11`` exception escapes this module.
+
+Outages end by themselves. An error that is not the request's own fault (a broken session, a
+token that went away, a module that was finalized) is answered with one recovery at once: a
+fresh session and login, re-initialising the module (C_Finalize + C_Initialize) when a fresh
+session alone does not do, and the operation once more. If that fails the keystore is *down*:
+calls are refused at once with :class:`HSMUnavailableError`, without touching the module, and
+only a probe (a call, :meth:`PKCS11KeyStore.ping`, or the service's background watch) tries
+again, at most once every :data:`PROBE_INTERVAL_SECONDS`. The first probe that logs in brings
+every operation back. SoftHSM2 keeps answering an open session (random bytes, even a new
+C_OpenSession) after its token directory is gone, and keeps failing after it comes back until
+the module is re-initialised: the readiness check therefore looks for the token in the slot
+list (C_GetSlotList + C_GetTokenInfo), which fails as soon as the token is gone.
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ from pkcs11 import exceptions as p11errors
 from pkcs11.mechanisms import MGF
 from pkcs11.util.ec import encode_ecdsa_signature, encode_named_curve_parameters
 
-from govsign.errors import ConfigurationError, HSMLoginError, HSMUnavailableError
+from govsign.errors import ConfigurationError, GovsignError, HSMLoginError, HSMUnavailableError
 from govsign.keystore.api import (
     HashAlgorithm,
     KeyAlgorithm,
@@ -86,6 +98,39 @@ _loaded_libraries: dict[str, Any] = {}
 _LOGGED_IN: dict[tuple[str, str], bytes] = {}
 
 _OPEN_ATTEMPTS = 8
+#: Tries of a reconnection or a token check before the keystore is said to be down; from the
+#: second failure on, the module is re-initialised (see ``_open_locked``).
+_RECONNECT_ATTEMPTS = 3
+
+#: While the keystore is down, the module is tried again at most this often.
+PROBE_INTERVAL_SECONDS = 1.0
+
+#: What a refused call says while the keystore is down (no module internals).
+DOWN_MESSAGE = "The HSM is not available right now; try again in a few seconds."
+
+#: Errors that are the request's own fault (a bad mechanism, template or input): the token is
+#: fine, so they never mark the keystore down.
+_REQUEST_ERRORS: tuple[type[p11errors.PKCS11Error], ...] = (
+    p11errors.ArgumentsBad,
+    p11errors.AttributeReadOnly,
+    p11errors.AttributeSensitive,
+    p11errors.AttributeTypeInvalid,
+    p11errors.AttributeValueInvalid,
+    p11errors.DataInvalid,
+    p11errors.DataLenRange,
+    p11errors.DomainParamsInvalid,
+    p11errors.FunctionNotSupported,
+    p11errors.KeySizeRange,
+    p11errors.KeyTypeInconsistent,
+    p11errors.KeyUnextractable,
+    p11errors.MechanismInvalid,
+    p11errors.MechanismParamInvalid,
+    p11errors.MultipleObjectsReturned,
+    p11errors.SignatureInvalid,
+    p11errors.SignatureLenRange,
+    p11errors.TemplateIncomplete,
+    p11errors.TemplateInconsistent,
+)
 
 
 class _TransientOpenError(Exception):
@@ -94,6 +139,13 @@ class _TransientOpenError(Exception):
     def __init__(self, final: Exception) -> None:
         super().__init__(str(final))
         self.final = final
+
+
+class _Outage:
+    """Why an attempt failed in a way that looks like an outage (the error class, never text)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 def _load_library(path: str) -> Any:
@@ -118,6 +170,15 @@ class PKCS11KeyStore:
         self._lib: Any = None
         self._handles: dict[tuple[bytes, ObjectClass], Any] = {}
         self._closed = False
+        self._opened = False
+        #: monotonic time the keystore was marked down; None while it is up
+        self._down_since: float | None = None
+        #: monotonic time of the last probe (or of the failure that marked it down)
+        self._last_probe = 0.0
+        #: how many times the keystore went down and came back, for the outage watch
+        self._outages = 0
+        #: the token refused the PIN on a reconnection: no more logins are tried
+        self._pin_refused = False
 
     # -- session management -----------------------------------------------------------------
 
@@ -125,11 +186,11 @@ class PKCS11KeyStore:
         """Load the module, find the token and log in; raises one-sentence errors.
 
         At start-up, transient failures (SoftHSM2's multi-process login race) are retried a few
-        times; a later reopen after an outage is tried once per call, so callers learn at once
-        that the HSM is unavailable."""
+        times; after that, failures mark the keystore down and probes bring it back."""
         with MODULE_LOCK:
             self._closed = False
             self._open_locked(attempts=_OPEN_ATTEMPTS)
+            self._opened = True
 
     def _open_locked(self, attempts: int = 1) -> None:
         if self._session is not None:
@@ -160,18 +221,37 @@ class PKCS11KeyStore:
                     # SoftHSM2 caches the token's state as it read it; a fresh C_Initialize
                     # makes it read the token store again. Other keystores of this process
                     # reopen their sessions on their next call.
-                    with suppress(p11errors.PKCS11Error):
-                        self._lib.reinitialize()
+                    self._reinitialize_locked()
+
+    def _reinitialize_locked(self) -> None:
+        """C_Finalize and C_Initialize: the module forgets every session and login of this
+        process and reads its token store again. Failing, it stays finalized; the next
+        connection initialises it."""
+        with suppress(p11errors.PKCS11Error):
+            self._lib.finalize()
+        with suppress(p11errors.PKCS11Error):
+            self._lib.initialize()
 
     def _open_session(self) -> None:
+        # once open, failures are the probes of an outage: logged once, when it begins
+        level = logging.DEBUG if self._opened else logging.WARNING
+        if not self._lib.initialized:
+            try:
+                self._lib.initialize()
+            except p11errors.PKCS11Error as exc:
+                raise _TransientOpenError(
+                    HSMUnavailableError(_logged("The PKCS#11 module could not be initialised.", exc, level))
+                ) from None
         try:
             self._token = self._lib.get_token(token_label=self._token_label)
         except p11errors.NoSuchToken:
+            missing = f"No token labelled '{self._token_label}' (GOVSIGN_HSM_TOKEN_LABEL) is in the PKCS#11 module"
+            if self._opened:  # it was there: an outage, not a configuration to fix
+                raise _TransientOpenError(
+                    HSMUnavailableError(_logged(missing + ".", p11errors.NoSuchToken(), level))
+                ) from None
             raise _TransientOpenError(
-                ConfigurationError(
-                    f"No token labelled '{self._token_label}' (GOVSIGN_HSM_TOKEN_LABEL) is in the "
-                    "PKCS#11 module; run 'govsign init' or create the token."
-                )
+                ConfigurationError(missing + "; run 'govsign init' or create the token.")
             ) from None
         except p11errors.MultipleTokensReturned:
             raise ConfigurationError(
@@ -179,7 +259,7 @@ class PKCS11KeyStore:
             ) from None
         except p11errors.PKCS11Error as exc:
             raise _TransientOpenError(
-                HSMUnavailableError(_logged("The PKCS#11 module could not list its tokens.", exc))
+                HSMUnavailableError(_logged("The PKCS#11 module could not list its tokens.", exc, level))
             ) from None
         login_key = (self._module_path, self._token_label)
         pin_digest = hashlib.sha256(self._pin.encode("utf-8")).digest()
@@ -194,7 +274,14 @@ class PKCS11KeyStore:
                     f"The HSM token '{self._token_label}' is logged in with another PIN in this process; "
                     "the PIN given in GOVSIGN_HSM_PIN or GOVSIGN_HSM_PIN_FILE does not match it."
                 ) from None
-            self._session = self._token.open(rw=True)
+            try:
+                self._session = self._token.open(rw=True)
+            except p11errors.PKCS11Error as exc:
+                raise _TransientOpenError(
+                    HSMUnavailableError(
+                        _logged(f"Could not open a session on HSM token '{self._token_label}'.", exc, level)
+                    )
+                ) from None
         except (p11errors.PinIncorrect, p11errors.PinInvalid, p11errors.PinLenRange):
             raise HSMLoginError(
                 f"The HSM token '{self._token_label}' rejected the PIN given in GOVSIGN_HSM_PIN "
@@ -204,52 +291,158 @@ class PKCS11KeyStore:
             raise HSMLoginError(f"The user PIN of HSM token '{self._token_label}' is locked.") from None
         except p11errors.PKCS11Error as exc:
             raise _TransientOpenError(
-                HSMUnavailableError(_logged(f"Could not open a session on HSM token '{self._token_label}'.", exc))
+                HSMUnavailableError(
+                    _logged(f"Could not open a session on HSM token '{self._token_label}'.", exc, level)
+                )
             ) from None
+        self._handles.clear()
+
+    def _drop_session_locked(self) -> None:
+        if self._session is not None:
+            with suppress(p11errors.PKCS11Error):
+                self._session.close()
+        self._session = None
         self._handles.clear()
 
     def close(self) -> None:
         with MODULE_LOCK:
             self._closed = True
-            if self._session is not None:
-                with suppress(p11errors.PKCS11Error):
-                    self._session.close()
-            self._session = None
-            self._handles.clear()
+            self._drop_session_locked()
+
+    # -- outages ----------------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        """False while the keystore is down (cached state: for choosing a path, never for
+        readiness, which :meth:`ping` checks for real)."""
+        return self._down_since is None and not self._closed
+
+    @property
+    def outages(self) -> int:
+        """How many times this keystore went down (it is up again when :attr:`available`)."""
+        return self._outages
+
+    def _reconnect_locked(self) -> bool:
+        """A fresh session and login, re-initialising the module when fresh sessions alone do
+        not do (SoftHSM2 goes on failing after its token directory is back until it is
+        re-initialised); True when it worked (and the keystore is up again)."""
+        self._last_probe = time.monotonic()
+        if self._pin_refused:
+            return False
+        self._drop_session_locked()
+        try:
+            self._open_locked(attempts=_RECONNECT_ATTEMPTS)
+        except HSMLoginError as exc:
+            # never tried again: a probe a second with a PIN the token refuses would lock it
+            self._pin_refused = True
+            log.error("%s The HSM stays unavailable until the PIN is fixed and the service restarted.", exc.message)
+            return False
+        except GovsignError as exc:
+            log.debug("HSM probe failed: %s", exc.message)
+            return False
+        self._mark_up_locked()
+        return True
+
+    def _probe_due_locked(self) -> bool:
+        return time.monotonic() - self._last_probe >= PROBE_INTERVAL_SECONDS
+
+    def _mark_down_locked(self, reason: str) -> None:
+        self._drop_session_locked()
+        self._last_probe = time.monotonic()
+        if self._down_since is None:
+            self._down_since = self._last_probe
+            self._outages += 1
+            log.warning(
+                "The HSM token '%s' is unavailable (%s); probing it every %.0f s.",
+                self._token_label,
+                reason,
+                PROBE_INTERVAL_SECONDS,
+            )
+
+    def _mark_up_locked(self) -> None:
+        if self._down_since is not None:
+            log.warning(
+                "The HSM token '%s' is available again after %.1f s.",
+                self._token_label,
+                time.monotonic() - self._down_since,
+            )
+            self._down_since = None
+
+    def _token_listed_locked(self) -> bool:
+        """True when the module lists our token right now (C_GetSlotList + C_GetTokenInfo fail
+        as soon as SoftHSM2's token directory is gone, unlike the open session)."""
+        if self._lib is None or not self._lib.initialized:
+            return False
+        for attempt in range(_RECONNECT_ATTEMPTS):
+            try:
+                self._lib.get_token(token_label=self._token_label)
+                return True
+            except p11errors.NoSuchToken:
+                return False
+            except p11errors.PKCS11Error:
+                # CKR_GENERAL_ERROR: the token is gone, or other processes log in right now
+                # (SoftHSMv2 issue 757): look again after a short pause before saying it is gone
+                if attempt < _RECONNECT_ATTEMPTS - 1:
+                    time.sleep(random.uniform(0.002, 0.02))  # noqa: S311 - jitter, not crypto
+        return False
+
+    def probe(self) -> bool:
+        """Try the token when it is down and a probe is due (at most once a second); True when
+        the keystore is up afterwards. Cheap while it is up: nothing is called."""
+        with MODULE_LOCK:
+            if self._closed:
+                return False
+            if self._down_since is None:
+                return True
+            return self._probe_due_locked() and self._reconnect_locked()
 
     def _call(self, operation: str, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(session)`` under the module lock, reopening a broken session once."""
+        """Run ``fn(session)`` under the module lock: refused at once while the keystore is down
+        (unless a probe is due and works); an outage-like error gets one reconnection and one
+        more try, then marks the keystore down."""
         with MODULE_LOCK:
             OPERATION_COUNTS[operation] = OPERATION_COUNTS.get(operation, 0) + 1
-            for attempt in (1, 2):
-                try:
-                    self._open_locked()
-                    return fn(self._session)
-                except (HSMLoginError, ConfigurationError):
-                    ERROR_COUNTS[operation] = ERROR_COUNTS.get(operation, 0) + 1
-                    raise
-                except (
-                    p11errors.SessionHandleInvalid,
-                    p11errors.SessionClosed,
-                    p11errors.DeviceRemoved,
-                    p11errors.TokenNotPresent,
-                    p11errors.UserNotLoggedIn,
-                    p11errors.DeviceError,
-                    p11errors.ObjectHandleInvalid,
-                    p11errors.KeyHandleInvalid,
-                    p11errors.GeneralError,
-                ) as exc:
-                    self._session = None
-                    self._handles.clear()
-                    if attempt == 2:
-                        ERROR_COUNTS[operation] = ERROR_COUNTS.get(operation, 0) + 1
-                        log.warning("PKCS#11 %s failed: %s", operation, type(exc).__name__)
-                        raise HSMUnavailableError("The HSM is not available.") from None
-                except p11errors.PKCS11Error as exc:
-                    ERROR_COUNTS[operation] = ERROR_COUNTS.get(operation, 0) + 1
-                    log.warning("PKCS#11 %s failed: %s", operation, type(exc).__name__)
-                    raise HSMUnavailableError(f"The HSM could not complete the {operation} operation.") from None
-            raise AssertionError("unreachable")
+            try:
+                if self._closed:
+                    raise HSMUnavailableError("The HSM session of this process was closed.")
+                if self._down_since is not None and not (self._probe_due_locked() and self._reconnect_locked()):
+                    raise HSMUnavailableError(DOWN_MESSAGE)
+                for attempt in (1, 2):
+                    outcome = self._attempt(operation, fn)
+                    if not isinstance(outcome, _Outage):
+                        return outcome
+                    if attempt == 1 and self._reconnect_locked():
+                        continue
+                    log.warning("PKCS#11 %s failed: %s", operation, outcome.reason)
+                    self._mark_down_locked(outcome.reason)
+                    raise HSMUnavailableError(DOWN_MESSAGE)
+                raise AssertionError("unreachable")
+            except GovsignError:
+                ERROR_COUNTS[operation] = ERROR_COUNTS.get(operation, 0) + 1
+                raise
+
+    def _attempt(self, operation: str, fn: Callable[[Any], T]) -> T | _Outage:
+        """``fn(session)``, or an :class:`_Outage` when the failure looks like one; errors that
+        are the request's own (or a key that is not there while the token is) are raised."""
+        try:
+            self._open_locked()
+        except GovsignError as exc:
+            if not self._opened:
+                raise
+            return _Outage(type(exc).__name__)
+        try:
+            return fn(self._session)
+        except HSMUnavailableError:
+            # raised by fn: a key or secret not found. When the token itself is gone it is an
+            # outage; otherwise the message says what is missing.
+            if self._token_listed_locked():
+                raise
+            return _Outage("token not listed")
+        except _REQUEST_ERRORS as exc:
+            log.warning("PKCS#11 %s failed: %s", operation, type(exc).__name__)
+            raise HSMUnavailableError(f"The HSM could not complete the {operation} operation.") from None
+        except p11errors.PKCS11Error as exc:
+            return _Outage(type(exc).__name__)
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -561,10 +754,24 @@ class PKCS11KeyStore:
         return self._call("info", info)
 
     def ping(self) -> None:
-        def ping(session: Any) -> None:
-            session.generate_random(64)
-
-        self._call("ping", ping)
+        """Raise :class:`HSMUnavailableError` unless the token is there right now: the module
+        must list it (C_GetSlotList + C_GetTokenInfo fail as soon as SoftHSM2's token directory
+        is gone, while the open session still answers), and while the keystore is down a probe
+        (at most once a second) must log in again."""
+        with MODULE_LOCK:
+            OPERATION_COUNTS["ping"] = OPERATION_COUNTS.get("ping", 0) + 1
+            if self._closed:
+                raise HSMUnavailableError("The HSM session of this process was closed.")
+            if self._down_since is None:
+                if self._session is not None and self._token_listed_locked():
+                    return
+                if self._reconnect_locked():  # a finalized module or a stale slot list
+                    return
+                self._mark_down_locked("token not listed")
+            elif self._probe_due_locked() and self._reconnect_locked():
+                return
+            ERROR_COUNTS["ping"] = ERROR_COUNTS.get("ping", 0) + 1
+            raise HSMUnavailableError(DOWN_MESSAGE)
 
     @contextmanager
     def held(self, *, wait: bool = True) -> Iterator[bool]:
@@ -582,9 +789,9 @@ class PKCS11KeyStore:
             MODULE_LOCK.release()
 
 
-def _logged(message: str, exc: Exception) -> str:
+def _logged(message: str, exc: Exception, level: int = logging.WARNING) -> str:
     """The message for callers; the PKCS#11 error class goes to the log only."""
-    log.warning("%s (%s)", message, type(exc).__name__)
+    log.log(level, "%s (%s)", message, type(exc).__name__)
     return message
 
 

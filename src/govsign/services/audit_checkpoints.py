@@ -162,7 +162,15 @@ class AuditCheckpoints:
                 previous = self._sign(key, stored, previous, keyed_from)
                 ports.checkpoints.add(previous)
                 made.append(previous)
+        # time-stamped after the chain's lock is released: our TSA may write an audit event of
+        # its own (a refusal), which needs that lock; the token is not part of what is signed
+        stamped = []
         for checkpoint in made:
+            token, problem = self._time_stamp(checkpoint.digest())
+            with self._database.unit_of_work() as ports:
+                ports.checkpoints.set_timestamp(checkpoint.number, token=token, problem=problem)
+            stamped.append(dataclasses.replace(checkpoint, timestamp_token=token, timestamp_problem=problem))
+        for checkpoint in stamped:
             self._export.write(checkpoint.export_record())
         return made[-1].last_event_id if made else None
 
@@ -199,9 +207,7 @@ class AuditCheckpoints:
         signature = self._keystore.sign(
             key, unsigned.message(), scheme=key.algorithm.default_scheme, hash_algorithm=key.algorithm.default_hash
         )
-        signed = dataclasses.replace(unsigned, signature=signature)
-        token, problem = self._time_stamp(signed.digest())
-        return dataclasses.replace(signed, timestamp_token=token, timestamp_problem=problem)
+        return dataclasses.replace(unsigned, signature=signature, timestamp_problem="not time-stamped yet")
 
     def _time_stamp(self, digest_hex: str) -> tuple[bytes | None, str | None]:
         """Our TSA's token over the checkpoint's hash; (None, why) when the TSA is unavailable."""

@@ -38,7 +38,9 @@ from govsign.services.health import Health
 from govsign.services.hierarchy import Hierarchy
 from govsign.services.hsm import HSMInventory
 from govsign.services.idempotency import IdempotentRequests
+from govsign.services.leases import Leases
 from govsign.services.maintenance import Maintenance
+from govsign.services.outage import HSMOutage
 from govsign.services.sole_control import SoleControl, SoleControlPolicy
 from govsign.services.status import CRLService, OCSPService, TimeStampService
 from govsign.services.trust import TrustSettings
@@ -59,6 +61,8 @@ _EMBEDDED_CONF_IN_USE: str | None = None
 
 
 if TYPE_CHECKING:
+    from govsign.services.public_verification import PublicVerification
+    from govsign.services.remote_signing import RemoteSigning
     from govsign.services.signatures import Signatures
     from govsign.services.stamp_images import StampImages
     from govsign.services.verification_reports import VerificationReportDocuments
@@ -88,7 +92,14 @@ class Services:
         self.authorization = Authorization(database=database)
         server_key = ServerKey(settings)
         self.authentication = Authentication(
-            database=database, server_key=server_key, failure_limit=settings.auth_failure_limit
+            database=database,
+            clock=clock,
+            audit=self.audit,
+            server_key=server_key,
+            failure_limit=settings.auth_failure_limit,
+        )
+        self.leases = Leases(
+            database=database, clock=clock, ttl=dt.timedelta(seconds=settings.background_lease_seconds)
         )
         self.directory = Directory(
             database=database, clock=clock, audit=self.audit, authorization=self.authorization, server_key=server_key
@@ -99,9 +110,14 @@ class Services:
             refresh_before=dt.timedelta(minutes=settings.ocsp_refresh_before_minutes),
             max_cert_ids=settings.ocsp_max_cert_ids,
         )
-        self.ocsp = OCSPService(database=database, keystore=keystore, clock=clock, policy=ocsp_policy)
+        self.outage = HSMOutage(database=database, keystore=keystore, audit=self.audit, clock=clock)
+        self.ocsp = OCSPService(
+            database=database, keystore=keystore, clock=clock, policy=ocsp_policy, refusals=self.outage.refused
+        )
         tsa_policy = TSAPolicy(policy_oid=settings.tsa_policy_oid, accuracy_seconds=settings.tsa_accuracy_seconds)
-        self.timestamps = TimeStampService(database=database, keystore=keystore, clock=clock, policy=tsa_policy)
+        self.timestamps = TimeStampService(
+            database=database, keystore=keystore, clock=clock, policy=tsa_policy, refusals=self.outage.refused
+        )
         self.audit_checkpoints = AuditCheckpoints(
             database=database,
             keystore=keystore,
@@ -190,7 +206,14 @@ class Services:
 
     def build_document_services(self) -> None:
         """Build the document use cases now (a server does at start-up; the CLI when first used)."""
-        for built in (self.stamp_images, self.signatures, self.verifications, self.verification_reports):
+        for built in (
+            self.stamp_images,
+            self.signatures,
+            self.remote_signing,
+            self.verifications,
+            self.verification_reports,
+            self.public_verification,
+        ):
             assert built is not None
 
     # The document use cases are built on first use: their cores (pyHanko, the PDF and XML
@@ -219,6 +242,32 @@ class Services:
             stamp_font=settings.stamp_font_file,
             rsa_signature_algorithm=settings.rsa_signature_algorithm,
             verification_base_url=settings.public_base_url,
+        )
+
+    @functools.cached_property
+    def remote_signing(self) -> RemoteSigning:
+        from govsign.services.remote_signing import RemoteSigning
+
+        return RemoteSigning(
+            uow=self.uow,
+            clock=self.clock,
+            authorization=self.authorization,
+            audit=self.audit,
+            sole_control=self.sole_control,
+            signatures=self.signatures,
+            timestamps=self.timestamps,
+        )
+
+    @functools.cached_property
+    def public_verification(self) -> PublicVerification:
+        from govsign.services.public_verification import PublicPolicy, PublicVerification
+
+        return PublicVerification(
+            uow=self.uow,
+            clock=self.clock,
+            audit=self.audit,
+            verifications=self.verifications,
+            policy=PublicPolicy(verifications_per_minute=self._settings.public_verify_per_minute),
         )
 
     @functools.cached_property

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from govsign.access.policy import Permission
+from govsign.errors import GovsignError
 from govsign.pki.authority import Progress
 from govsign.pki.crl import PublishedCRLs
 from govsign.pki.hierarchy import HierarchyResult, HierarchySpec
@@ -67,7 +68,11 @@ class Hierarchy:
         """Publish fresh CRLs of every CA now, or file the request for a second administrator."""
         self._authorization.check_role(requester, Permission.CA_ADMINISTER)
         if not self._dual_control.applies(requester, "ca-administration"):
-            return self._publish_crls()
+            try:
+                return self._publish_crls()
+            except GovsignError as exc:  # e.g. the HSM is unavailable: a refusal, audited
+                self._uow.record_refusal("crl.publish", requester, "all", exc)
+                raise
 
         def operation(work: Work) -> ApprovalRecord:
             return self._dual_control.request(

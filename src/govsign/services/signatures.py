@@ -30,7 +30,7 @@ from cryptography import x509
 
 from govsign.access.policy import Permission
 from govsign.clock import Clock
-from govsign.errors import ErrorKind, GovsignError, InvalidInputError, PolicyViolationError
+from govsign.errors import DatabaseUnavailableError, GovsignError, InvalidInputError, PolicyViolationError
 from govsign.keystore.api import KeyStore, SignatureScheme
 from govsign.pki.authority import CertificateView
 from govsign.pki.issuer import serial_to_hex
@@ -65,6 +65,7 @@ from govsign.signing.stamp import (
     VerificationLine,
     VisibleStamp,
 )
+from govsign.storage.references import SignatureReferenceRecord
 from govsign.validation.integrity import intact_signatures
 
 T = TypeVar("T")
@@ -252,6 +253,19 @@ class Signatures:
             work.audit.certificate_event(
                 "signature.create", requester, serial_hex, {**details, "credential": serial_hex, "client": client}
             )
+            reference = details.get("verification_reference")
+            if reference is not None and view.record.id is not None:  # what the stamp's reference resolves to
+                work.ports.references.add(
+                    SignatureReferenceRecord(
+                        reference=str(reference),
+                        certificate_id=view.record.id,
+                        document_sha256=str(details["document_sha256"]),
+                        signed_sha256=str(details["signed_sha256"]),
+                        level=str(details["level"]),
+                        stamp=str(details["stamp"]),
+                        signed_at=self._clock.now(),
+                    )
+                )
 
     def _scheme(self, credential: SigningCredential, requested: SignatureAlgorithm | None) -> SignatureScheme:
         """How the credential's key signs: the algorithm asked for (InvalidInputError when the key
@@ -276,7 +290,7 @@ class Signatures:
             result, details = make(checked.credential, checked.view.record.serial_hex)
             self._record(checked.view, requester, {**checked.details, **details})
         except GovsignError as exc:
-            if exc.kind is not ErrorKind.UNAVAILABLE:
+            if not isinstance(exc, DatabaseUnavailableError):  # an unavailable HSM is audited too
                 self._audit.record_refusal("signature.create", requester, serial, exc)
             raise
         return result
@@ -342,7 +356,8 @@ class Signatures:
 
     def _verification_line(self) -> VerificationLine:
         """A fresh reference for the stamp's verification line (resolved by the verification page)."""
-        reference = "GS-" + base64.b32encode(secrets.token_bytes(5)).decode("ascii")
+        # 128 random bits (the verification page must not be enumerable), base32 without padding
+        reference = "GS-" + base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=")
         url = f"{self._verification_base_url.rstrip('/')}/v/{reference}" if self._verification_base_url else None
         return VerificationLine(reference=reference, url=url)
 
@@ -415,7 +430,10 @@ class Signatures:
                 credential=serial_hex,
                 level=request.level,
             )
-            details = _details("pades", request.level, evidence, scheme, document_sha256=document_sha256, count=1)
+            details = _details(
+                "pades", request.level, evidence, scheme, document_sha256=document_sha256, count=1,
+                signed_sha256=signed_sha256,
+            )  # fmt: skip
             if stamp is not None:
                 details["stamp"] = stamp.profile
                 if stamp.verification is not None:

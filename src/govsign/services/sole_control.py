@@ -17,11 +17,12 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from govsign.access.policy import Permission
 from govsign.activation.binding import (
+    MAX_ACTIVATION_HASHES,
     ActivationScope,
     ActivationState,
     activation_token_hash,
@@ -383,11 +384,14 @@ class SoleControl:
                 scope=ActivationScope(hash_algorithm=stored.hash_algorithm, hashes=stored.hashes),
                 expires_at=stored.expires_at,
                 used_at=stored.used_at,
+                max_signatures=stored.max_signatures,
             )
             if stored is not None
             else None
         )
-        hash_algorithm, values = hashes(stored.hash_algorithm if stored is not None else "sha256")
+        hash_algorithm, values = hashes(
+            stored.hash_algorithm if stored is not None and stored.hash_algorithm else "sha256"
+        )
         now = self._clock.now()
         check_activation(
             state,
@@ -400,6 +404,158 @@ class SoleControl:
         if not ports.sole_control.consume_activation(token_hash, now):
             raise ConflictError("The signature activation has already been used; each activation signs once.")
         return {"activation_sha256": token_hash}
+
+    def split(
+        self,
+        ports: SQLPorts,
+        view: CertificateView,
+        requester: Requester,
+        token: str | None,
+        hash_algorithm: str,
+        groups: Sequence[Sequence[bytes]],
+    ) -> list[str]:
+        """Use up one activation covering every hash of ``groups`` (as :meth:`consume` does,
+        in the caller's transaction) and grant one activation per group in its place, to the
+        same client for the same credential, each for exactly its group's hashes and for a
+        minute: a request that signs several documents under one SAD signs each with its own."""
+        flat = [value for group in groups for value in group]
+        used = self.consume(ports, view, requester, token, lambda _algorithm: (hash_algorithm, flat))
+        record = view.record
+        assert record.id is not None and requester.principal is not None
+        now = self._clock.now()
+        tokens: list[str] = []
+        for group in groups:
+            part, part_hash = new_activation_token()
+            ports.sole_control.add_activation(
+                SignatureActivationRecord(
+                    token_sha256=part_hash,
+                    certificate_id=record.id,
+                    client_id=requester.principal.client_id,
+                    hash_algorithm=hash_algorithm,
+                    hashes=tuple(bytes(value).hex() for value in group),
+                    created_at=now,
+                    expires_at=now + dt.timedelta(seconds=60),
+                    used_at=None,
+                )
+            )
+            tokens.append(part)
+        details = {**used, "parts": [activation_token_hash(part) for part in tokens], "count": len(flat)}
+        self._audit.trail(ports, requester.context).certificate_event(
+            "signature.activate.split", requester, record.serial_hex, details
+        )
+        return tokens
+
+    def extend(self, serial: str, requester: Requester, token: str) -> ActivationGrant:
+        """A fresh SAD in place of an unused, unexpired one of a seal or device credential (CSC
+        ``extendTransaction``): the same client, credential and scope, the old one used up. An
+        official's activation is never extended: sole control asks the official again."""
+        try:
+            return self._extend(serial, requester, token)
+        except GovsignError as exc:
+            self._audit.record_refusal("signature.authorize", requester, serial, exc)
+            raise
+
+    def _extend(self, serial: str, requester: Requester, token: str) -> ActivationGrant:
+        principal = requester.principal
+        assert principal is not None
+        with self._uow.transaction(requester.context) as work:
+            view = work.ca.show(serial)
+            record = view.record
+            self._authorization.check(requester, Permission.SIGN, agency_id=record.agency_id)
+            check_may_sign(view)
+            if needs_activation(view):
+                raise PolicyViolationError(
+                    "An official's authorization is not extended: the official authorizes the signing again."
+                )
+            token_hash = activation_token_hash(token)
+            stored = work.ports.sole_control.activation_for_update(token_hash)
+            now = self._clock.now()
+            if stored is None or stored.certificate_id != record.id or stored.client_id != principal.client_id:
+                raise PolicyViolationError("The SAD is not one this client holds for this credential.")
+            if stored.used_at is not None or now >= stored.expires_at:
+                raise ConflictError("The SAD has been used or has expired; ask for a new one.")
+            work.ports.sole_control.consume_activation(token_hash, now)
+            fresh, fresh_hash = new_activation_token()
+            expires_at = now + dt.timedelta(seconds=self._policy.activation_ttl_seconds)
+            work.ports.sole_control.add_activation(
+                replace(stored, token_sha256=fresh_hash, created_at=now, expires_at=expires_at, used_at=None)
+            )
+            details = {"replaces_sha256": token_hash, "expires_at": expires_at.isoformat()}
+            work.audit.certificate_event("signature.authorize.extend", requester, record.serial_hex, details)
+        count = stored.max_signatures if stored.max_signatures is not None else len(stored.hashes)
+        return ActivationGrant(
+            token=fresh,
+            credential=record.serial_hex,
+            hash_algorithm=stored.hash_algorithm,
+            count=count,
+            expires_at=expires_at,
+        )
+
+    def authorize_without_factors(
+        self,
+        serial: str,
+        requester: Requester,
+        *,
+        count: int,
+        hash_algorithm: str | None = None,
+        hashes: Sequence[bytes] = (),
+    ) -> ActivationGrant:
+        """A single-use authorization of an agency seal or device credential (CSC SCAL 1: no
+        factors) for ``count`` signatures by the calling client, bound to ``hashes`` when they
+        are given; refused (and audited) for an official's credential, whose authorization needs
+        the official's factors (:meth:`activate`)."""
+        assert requester.principal is not None, "authorizations are granted to API clients"
+        try:
+            return self._authorize_without_factors(serial, requester, count, hash_algorithm, hashes)
+        except GovsignError as exc:
+            self._audit.record_refusal("signature.authorize", requester, serial, exc)
+            raise
+
+    def _authorize_without_factors(
+        self, serial: str, requester: Requester, count: int, hash_algorithm: str | None, hashes: Sequence[bytes]
+    ) -> ActivationGrant:
+        principal = requester.principal
+        assert principal is not None
+        if not isinstance(count, int) or not 1 <= count <= MAX_ACTIVATION_HASHES:
+            raise InvalidInputError(f"An authorization covers 1 to {MAX_ACTIVATION_HASHES} signatures.")
+        scope = ActivationScope.of(hash_algorithm or "", hashes, count=count) if hashes else None
+        with self._uow.transaction(requester.context) as work:
+            view = work.ca.show(serial)
+            record = view.record
+            self._authorization.check(requester, Permission.SIGN, agency_id=record.agency_id)
+            check_may_sign(view)
+            if needs_activation(view):
+                raise PolicyViolationError(
+                    "An official's credential is authorized only with the official's factors (SCAL 2)."
+                )
+            assert record.id is not None
+            now = self._clock.now()
+            token, token_hash = new_activation_token()
+            expires_at = now + dt.timedelta(seconds=self._policy.activation_ttl_seconds)
+            work.ports.sole_control.add_activation(
+                SignatureActivationRecord(
+                    token_sha256=token_hash,
+                    certificate_id=record.id,
+                    client_id=principal.client_id,
+                    hash_algorithm=scope.hash_algorithm if scope else "",
+                    hashes=scope.hashes if scope else (),
+                    created_at=now,
+                    expires_at=expires_at,
+                    used_at=None,
+                    max_signatures=None if scope else count,
+                )
+            )
+            details: dict[str, Any] = {"count": count, "expires_at": expires_at.isoformat(), "factors": []}
+            if scope is not None:
+                details |= {"hash_algorithm": scope.hash_algorithm, "hashes": list(scope.hashes)}
+            work.audit.certificate_event("signature.authorize", requester, record.serial_hex, details)
+        return ActivationGrant(
+            token=token,
+            credential=record.serial_hex,
+            hash_algorithm=scope.hash_algorithm if scope else "",
+            count=count,
+            expires_at=expires_at,
+        )
 
     # -- helpers --------------------------------------------------------------------------
 

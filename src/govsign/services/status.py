@@ -6,7 +6,9 @@ it again from the database every 30 s, so a rollover made by another process is 
 
 The HTTP front end calls ``answer_now`` on its event loop first: it answers when that costs no
 wait (the database is local and the HSM is free at once), and says None otherwise, so the loop
-never waits for the HSM or the network; ``answer`` is then called in a worker thread.
+never waits for the HSM or the network; ``answer`` is then called in a worker thread. While the
+HSM is down (or when an answer on the loop turns out to be a refusal) ``answer_now`` says None
+too, so refusals are answered, and audited through ``refusals``, in the worker thread.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from govsign.clock import Clock
 from govsign.errors import GovsignError
@@ -49,14 +52,29 @@ CREDENTIAL_RELOAD_SECONDS = 30.0
 PRE_PRODUCED_KEY_CACHE_SIZE = 20000
 
 
+class RefusalAudit(Protocol):
+    """Audits one refused protocol request (see :class:`govsign.services.outage.HSMOutage`)."""
+
+    def __call__(self, action: str, *, object_type: str, object_id: str, reason: str) -> None: ...
+
+
 class OCSPService:
     """Answers OCSP requests: from pre-produced responses when it can, signed live otherwise."""
 
-    def __init__(self, *, database: Database, keystore: KeyStore, clock: Clock, policy: OCSPPolicy) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        keystore: KeyStore,
+        clock: Clock,
+        policy: OCSPPolicy,
+        refusals: RefusalAudit | None = None,
+    ) -> None:
         self._database = database
         self._keystore = keystore
         self._clock = clock
         self.policy = policy
+        self._refusals = refusals
         self._responder: OCSPResponder | None = None
         self._loaded_at = 0.0
         self._lock = threading.Lock()
@@ -126,8 +144,12 @@ class OCSPService:
         )
 
     def answer(self, request_der: bytes) -> OCSPAnswer:
-        """Answer one OCSP request; never raises (failures are OCSP response statuses)."""
-        return self.pre_produced(request_der) or self._live(request_der)
+        """Answer one OCSP request; never raises (failures are OCSP response statuses, and a
+        ``tryLater`` is audited)."""
+        answer = self.pre_produced(request_der) or self._live(request_der)
+        if answer.status == "try_later" and self._refusals is not None:
+            self._refusals("ocsp.respond", object_type="ocsp", object_id="responder", reason="tryLater")
+        return answer
 
     def _live(self, request_der: bytes) -> OCSPAnswer:
         try:
@@ -145,8 +167,13 @@ class OCSPService:
         answer = self.pre_produced(request_der)
         if answer is not None:
             return answer
+        if not self._keystore.available:
+            return None
         with self._keystore.held(wait=False) as free:
-            return self._live(request_der) if free else None
+            if not free:
+                return None
+            answer = self._live(request_der)
+        return None if answer.status == "try_later" else answer
 
     def listener(self, ports: SQLPorts) -> OCSPPreProducer | None:
         """What keeps the pre-produced responses in step with one unit of work's changes."""
@@ -202,11 +229,20 @@ class OCSPPreProducer:
 class TimeStampService:
     """The RFC 3161 TSA with the newest valid ``tsa`` certificate of an issuing CA."""
 
-    def __init__(self, *, database: Database, keystore: KeyStore, clock: Clock, policy: TSAPolicy) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        keystore: KeyStore,
+        clock: Clock,
+        policy: TSAPolicy,
+        refusals: RefusalAudit | None = None,
+    ) -> None:
         self._database = database
         self._keystore = keystore
         self._clock = clock
         self._policy = policy
+        self._refusals = refusals
         self._tsa: TimeStampAuthority | None = None
         self._loaded_at = 0.0
         self._not_after: dt.datetime | None = None
@@ -254,7 +290,8 @@ class TimeStampService:
 
     def answer(self, query_der: bytes) -> bytes:
         """Answer one RFC 3161 time-stamp request; never raises (failures are PKIStatus
-        rejections). Not audited one by one (high volume): counted in govsign_timestamps_total."""
+        rejections). Grants are not audited one by one (high volume): counted in
+        govsign_timestamps_total; a systemFailure (the TSA cannot sign) is audited."""
         try:
             tsa = self.authority()
             if tsa is None:
@@ -268,18 +305,22 @@ class TimeStampService:
             log.exception("time-stamp request failed")
             reply = rejection("system_failure", "The time-stamping authority is unavailable; try again later.")
         TIMESTAMPS.labels(reply.outcome).inc()
+        if reply.outcome == "system_failure" and self._refusals is not None:
+            self._refusals("tsa.timestamp", object_type="tsa", object_id="tsa", reason="systemFailure")
         return reply.der
 
     def answer_now(self, query_der: bytes) -> bytes | None:
         """The answer when it costs no wait (the credential in memory; the HSM free at once)."""
         with self._lock:
             tsa = self._tsa if self._fresh() else None
-        if tsa is None:
+        if tsa is None or not self._keystore.available:
             return None
         with self._keystore.held(wait=False) as free:
             if not free:
                 return None
             reply = tsa.answer(query_der)
+        if reply.outcome == "system_failure":
+            return None  # answered (and audited) in the worker thread
         TIMESTAMPS.labels(reply.outcome).inc()
         return reply.der
 

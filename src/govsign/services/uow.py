@@ -12,7 +12,7 @@ from typing import Protocol, TypeVar
 
 from govsign.audit.events import AuditContext
 from govsign.clock import Clock
-from govsign.errors import ErrorKind, GovsignError
+from govsign.errors import DatabaseUnavailableError, GovsignError
 from govsign.keystore.api import KeyStore
 from govsign.pki.authority import AuthorityPolicy, CAContext, CertificateStatusListener, Progress, no_progress
 from govsign.pki.hierarchy import CAHierarchy
@@ -100,6 +100,12 @@ class UnitOfWork:
         )
         return Work(ports=ports, ca=ca, audit=trail)
 
+    def record_refusal(self, action: str, requester: Requester, object_id: str, error: GovsignError) -> None:
+        """Audit an operation refused outside :meth:`run` (as :meth:`run` does: not when the
+        database is the one unavailable)."""
+        if not isinstance(error, DatabaseUnavailableError):
+            self._audit.record_refusal(action, requester, object_id, error)
+
     def read(self, operation: Callable[[Work], T]) -> T:
         """Run a read in a read-only transaction (nothing it does is kept)."""
         with self.reading() as work:
@@ -133,8 +139,9 @@ class UnitOfWork:
 
         If the operation generated a key pair in the HSM and the transaction then fails to
         commit, the key pair is destroyed, so a failure leaves neither rows nor keys behind.
-        Refusals (bad input, policy, state conflicts) are recorded as failed audit events in a
-        transaction of their own; an unavailable HSM or database is not (nothing can be written).
+        Refusals (bad input, policy, state conflicts, an unavailable HSM) are recorded as failed
+        audit events in a transaction of their own; an unavailable database is not (nothing can
+        be written).
         """
         work: Work | None = None
         try:
@@ -152,6 +159,6 @@ class UnitOfWork:
                     self._keystore.destroy_key_pair(generated)
                 except GovsignError:
                     log.error("could not destroy key %s after a failed transaction", generated.label)
-            if isinstance(exc, GovsignError) and exc.kind is not ErrorKind.UNAVAILABLE:
+            if isinstance(exc, GovsignError) and not isinstance(exc, DatabaseUnavailableError):
                 self._audit.record_refusal(action, requester, object_id, exc)
             raise

@@ -28,7 +28,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from asn1crypto import algos, cms, tsp
+from asn1crypto import algos, cms, core, tsp
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
@@ -40,12 +40,12 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
-from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathError, RevokedError, ValidationError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from govsign.errors import InvalidInputError
+from govsign.errors import GovsignError, InvalidInputError, UnavailableError
 from govsign.keystore.api import HashAlgorithm, KeyStore, SignatureScheme
 from govsign.signing.cms import (
     SigningCredential,
@@ -241,16 +241,45 @@ class HSMSigner(signers.Signer):
         return 2 * len(self._signed_data(algorithm, signed_attrs, bytes(self._placeholder_size())))
 
 
+class _TimeStampRespStatus(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
+    """A TimeStampResp read for its status only (RFC 3161 2.4.2: the token is absent unless granted)."""
+
+    _fields = [  # noqa: RUF012 - asn1crypto's class attribute
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", core.Any, {"optional": True}),
+    ]
+
+
 class LocalTimeStamper(TimeStamper):
-    """A pyHanko time-stamper that asks an in-process RFC 3161 responder (DER in, DER out)."""
+    """A pyHanko time-stamper that asks an in-process RFC 3161 responder (DER in, DER out).
+
+    A reply that grants nothing (the responder refuses, e.g. ``systemFailure`` while the HSM is
+    unavailable) raises :class:`UnavailableError` here, with the responder's status, instead of
+    reaching pyHanko, which cannot make anything of a rejection."""
 
     def __init__(self, respond: Callable[[bytes], bytes]) -> None:
         super().__init__(include_nonce=True)  # type: ignore[no-untyped-call]
         self._respond = respond
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-        """The responder's TimeStampResp to a TimeStampReq."""
-        return tsp.TimeStampResp.load(self._respond(bytes(req.dump())))
+        """The responder's TimeStampResp to a TimeStampReq; UnavailableError unless it grants."""
+        reply_der = self._respond(bytes(req.dump()))
+        try:
+            # asn1crypto's TimeStampResp cannot even be read without a token: read the status first
+            status_info = _TimeStampRespStatus.load(reply_der)["status"]
+            status = status_info["status"].native
+            failures = status_info["fail_info"].native
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError):
+            raise UnavailableError(
+                "The time-stamping authority answered with something that is not a time-stamp response; "
+                "try again later."
+            ) from None
+        if status not in ("granted", "granted_with_mods"):
+            reason = ", ".join(sorted(failures)) if failures else str(status)
+            raise UnavailableError(
+                f"The time-stamping authority refused the signature time-stamp ({reason}); try again later."
+            )
+        return tsp.TimeStampResp.load(reply_der)
 
 
 def _source_stream(pdf: bytes | bytearray | BinaryIO) -> BinaryIO:
@@ -525,7 +554,11 @@ def _run_signer(
     except SigningError as error:
         if isinstance(error.__cause__, PathError | ValidationError):
             raise _status_error(error.__cause__) from error
+        if isinstance(error.__cause__, GovsignError):  # the HSM or the time-stamping authority
+            raise error.__cause__ from None
         raise InvalidInputError(f"The PDF file cannot be signed: {str(error).rstrip('.')}.") from error
+    except TimestampRequestError as error:  # a time-stamper other than ours that got no token
+        raise UnavailableError("The time-stamping authority granted no time-stamp; try again later.") from error
     except (PathError, ValidationError) as error:  # the time-stamp authority's chain
         raise _status_error(error) from error
     except misc.PdfError as error:

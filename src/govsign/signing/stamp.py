@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import math
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from io import BytesIO
@@ -122,6 +122,10 @@ _MAX_IMAGE_BYTES = 2 * 1024 * 1024
 _MAX_IMAGE_PIXELS = 4096 * 4096
 #: Text of the attachment and copy stamps: 10 pt (Appendix I), lines 12 pt apart.
 TEXT_SIZE = 10.0
+#: Widest line of a text stamp (attachment, copy) placed by anchor, in points (85 mm): a longer
+#: copying agency's name wraps at word boundaries, so the stamp stays in the top-right corner
+#: instead of running across the page's heading.
+TEXT_STAMP_MAX_WIDTH = 85 * MM
 _LEADING = 1.2
 #: Liberation Serif's ascent and descent (hhea), in ems.
 _ASCENT, _DESCENT = 0.891, 0.216
@@ -766,6 +770,7 @@ class _Layout:
     bounds: list[Box] = field(default_factory=list)
     image_box: Box | None = None
     text_box: Box | None = None
+    lines: tuple[str, ...] = ()
 
 
 def _text_block(font: _LoadedFont, lines: Sequence[str], size: float) -> tuple[float, float, list[float]]:
@@ -873,6 +878,8 @@ def _lay_out(
     count = place.page_count(document)
     target = stamp.placement
     if stamp.profile in ("attachment", "copy"):
+        if stamp.profile == "copy" and not isinstance(target, BoxPlacement):
+            lines = _copy_lines_above_the_text(stamp, document, font, lines, password=password)
         width, height, _ = _text_block(font, lines, TEXT_SIZE)
         if isinstance(target, BoxPlacement):
             page = place.resolve_page_index(target.page, count)
@@ -888,7 +895,7 @@ def _lay_out(
             page, block = place.top_right_block(
                 stream, document, (width, height), page=0, password=password, avoid=taken
             )
-        result = _Layout(page=page)
+        result = _Layout(page=page, lines=tuple(lines))
         _place_text(result, font, lines, TEXT_SIZE, block)
         result.text_box = result.bounds[-1]
         return result
@@ -951,7 +958,7 @@ def build_stamp_appearance(
         params["document_number"] = stamp.document_number
     elif stamp.profile == "copy":
         assert stamp.copy_form is not None and stamp.copy_agency is not None
-        lines = (stamp.copy_form, stamp.copy_agency, iso)
+        lines = (stamp.copy_form, *_agency_lines(stamp, font_path, TEXT_STAMP_MAX_WIDTH), iso)
         params.update(copy_form=stamp.copy_form, copy_agency=stamp.copy_agency)
     else:
         lines = ()
@@ -973,6 +980,7 @@ def build_stamp_appearance(
         raise InvalidInputError(f"The stamp text has characters the stamp font cannot show: {missing!r}.")
 
     result = _lay_out(stamp, document, font, lines, details, password=password)
+    lines = result.lines or lines
     x1, y1 = math.floor(min(b[0] for b in result.bounds)), math.floor(min(b[1] for b in result.bounds))
     x2, y2 = math.ceil(max(b[2] for b in result.bounds)), math.ceil(max(b[3] for b in result.bounds))
     widget = (x1, y1, x2, y2)
@@ -994,6 +1002,53 @@ def build_stamp_appearance(
         image_box=result.image_box,
         text_box=result.text_box,
     )
+
+
+def _agency_lines(stamp: VisibleStamp, font_path: str | Path | None, limit: float) -> tuple[str, ...]:
+    """The copying agency's name in lines no wider than the explicit box, else than ``limit``."""
+    assert stamp.copy_agency is not None
+    font = _load_font(str(find_stamp_font(font_path).resolve()))
+    target = stamp.placement
+    if isinstance(target, BoxPlacement):
+        limit = target.box[2] - target.box[0]
+    return wrap_words(stamp.copy_agency, lambda text: _text_width(font, text, TEXT_SIZE), limit)
+
+
+def _copy_lines_above_the_text(
+    stamp: VisibleStamp,
+    document: IncrementalPdfFileWriter,
+    font: _LoadedFont,
+    lines: Sequence[str],
+    *,
+    password: str | None,
+) -> Sequence[str]:
+    """The copy stamp's lines, the agency's name wrapped at :data:`TEXT_STAMP_MAX_WIDTH` when the
+    block still fits in the top margin above the first page's text and images, else wrapped wider
+    (up to the page's width) so that fewer lines fit there; when nothing fits, the fewest lines."""
+    assert stamp.copy_form is not None and lines
+    (px1, _, px2, py2), _ = place.page_box(document, 0)
+    content = place.page_text(document.prev.stream, 0, password=password)
+    tops = [line.box[3] for line in content.lines] + [box[3] for box in content.images]
+    room = py2 - place.MIN_EDGE_INSET - max(tops, default=-math.inf) - 1.0
+    widest = px2 - px1 - 2 * place.MIN_EDGE_INSET
+    candidate = tuple(lines)
+    for limit in (TEXT_STAMP_MAX_WIDTH, 120 * MM, widest):
+        candidate = (stamp.copy_form, *_agency_lines(stamp, font.path, min(limit, widest)), lines[-1])
+        if _text_block(font, candidate, TEXT_SIZE)[1] <= room:
+            return candidate
+    return candidate
+
+
+def wrap_words(text: str, width_of: Callable[[str], float], limit: float) -> tuple[str, ...]:
+    """``text`` broken at spaces into lines whose ``width_of`` is at most ``limit`` (greedy; a
+    single word wider than the limit keeps a line of its own)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and width_of(f"{lines[-1]} {word}") <= limit + 0.01:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return tuple(lines) or (text,)
 
 
 def _shift(box: Box, dx: float, dy: float) -> Box:

@@ -6,9 +6,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
-from govsign.storage.models import AgencyRow, APIClientRow
+from govsign.storage.models import AgencyRow, APIClientRow, RemoteAccessTokenRow
 from govsign.storage.sql import Repository, to_record, to_row
 
 
@@ -44,6 +44,20 @@ class APIClientRecord:
     """When it was added."""
     rotated_at: dt.datetime | None
     """When its token was last replaced."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteAccessTokenRecord:
+    token_sha256: str
+    """SHA-256 of the access token (never the token)."""
+    client_id: str
+    """The API client it was given to."""
+    created_at: dt.datetime
+    """When it was given."""
+    expires_at: dt.datetime
+    """When it stops working."""
+    revoked_at: dt.datetime | None
+    """When the client revoked it (None while not revoked)."""
 
 
 class SQLAccessStore(Repository):
@@ -90,3 +104,32 @@ class SQLAccessStore(Repository):
 
     def update_client(self, client_id: str, **values: Any) -> None:
         self._session.execute(update(APIClientRow).where(APIClientRow.id == client_id).values(**values))
+
+    # -- remote-signing (CSC) access tokens ---------------------------------------------------
+
+    def add_remote_token(self, record: RemoteAccessTokenRecord) -> None:
+        self._session.add(to_row(RemoteAccessTokenRow, record))
+        self._session.flush()
+
+    def remote_token(self, token_sha256: str) -> RemoteAccessTokenRecord | None:
+        row = self._session.get(RemoteAccessTokenRow, token_sha256)
+        return to_record(RemoteAccessTokenRecord, row) if row else None
+
+    def revoke_remote_token(self, token_sha256: str, client_id: str, at: dt.datetime) -> bool:
+        """Revoke the client's own token; False when it has no such unrevoked token."""
+        result = self._session.execute(
+            update(RemoteAccessTokenRow)
+            .where(
+                RemoteAccessTokenRow.token_sha256 == token_sha256,
+                RemoteAccessTokenRow.client_id == client_id,
+                RemoteAccessTokenRow.revoked_at.is_(None),
+            )
+            .values(revoked_at=at)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def purge_remote_tokens(self, *, expired_before: dt.datetime) -> int:
+        result = self._session.execute(
+            delete(RemoteAccessTokenRow).where(RemoteAccessTokenRow.expires_at < expired_before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from govsign.audit.chain import (
@@ -222,6 +222,14 @@ class SQLAuditCheckpoints(Repository):
     def add(self, checkpoint: Checkpoint) -> None:
         self._session.add(AuditCheckpointRow(**dataclasses.asdict(checkpoint)))
         self._session.flush()
+
+    def set_timestamp(self, number: int, *, token: bytes | None, problem: str | None) -> None:
+        """Record the time-stamp token of checkpoint ``number`` (or why there is none)."""
+        self._session.execute(
+            update(AuditCheckpointRow)
+            .where(AuditCheckpointRow.number == number)
+            .values(timestamp_token=token, timestamp_problem=problem)
+        )
 
     def all(self) -> list[Checkpoint]:
         rows = self._session.scalars(select(AuditCheckpointRow).order_by(AuditCheckpointRow.number))

@@ -326,6 +326,50 @@ class SignatureActivationRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    max_signatures: Mapped[int | None] = mapped_column(Integer)
+    """For an authorization not bound to hashes (a CSC SCAL 1 SAD of a seal or device
+    credential): how many signatures it allows; None when it names its hashes."""
+
+
+class RemoteAccessTokenRow(Base):
+    """A short-lived access token of the remote-signing (CSC) API, given to an API client by
+    ``auth/login`` or ``oauth2/token``. Only its SHA-256 is stored."""
+
+    __tablename__ = "remote_access_tokens"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class SignatureReferenceRow(Base):
+    """The reference printed on a stamp's verification line (Decree 30), and what it resolves to:
+    the signature as govsign made it. 128 random bits: not enumerable."""
+
+    __tablename__ = "signature_references"
+
+    reference: Mapped[str] = mapped_column(String(40), primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    """The document as it was sent to be signed."""
+    signed_sha256: Mapped[str] = mapped_column(String(64))
+    """The signed document as it was returned."""
+    level: Mapped[str] = mapped_column(String(8))
+    stamp: Mapped[str] = mapped_column(String(16))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class RateCounterRow(Base):
+    """Requests counted per key (e.g. an address of the public page) and minute, shared by every
+    worker process and node."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class StampImageRow(Base):
@@ -356,3 +400,27 @@ class VerificationRow(Base):
     etsi_xml: Mapped[str | None] = mapped_column(Text)
     report_pdf: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     """The report rendered as a PDF and sealed, made when first asked for."""
+
+
+class LeaseRow(Base):
+    """Who runs a deployment-wide background job: the holder renews the lease before it expires;
+    when it stops renewing (its process died), another process takes it over after expiry."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AuthFailureRow(Base):
+    """Failed authentications from one address naming one client (``""`` when the credentials
+    named none) in one minute: the shared limiter's counter and the source of the audit event."""
+
+    __tablename__ = "auth_failures"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)

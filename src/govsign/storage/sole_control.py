@@ -51,6 +51,8 @@ class SignatureActivationRecord:
     """When it expires."""
     used_at: dt.datetime | None
     """When it was used (None while unused)."""
+    max_signatures: int | None = None
+    """For an authorization bound to no hashes (CSC SCAL 1): how many signatures it allows."""
 
 
 class SQLSoleControlStore(Repository):
@@ -60,6 +62,11 @@ class SQLSoleControlStore(Repository):
         """The factors, row-locked so concurrent checks count failures and steps one at a time."""
         query = select(CredentialFactorsRow).where(CredentialFactorsRow.certificate_id == certificate_id)
         row = locked_row(self._session, query)
+        return to_record(CredentialFactorsRecord, row) if row is not None else None
+
+    def factors(self, certificate_id: int) -> CredentialFactorsRecord | None:
+        """The factors as they are now (not locked: for showing which factors exist)."""
+        row = self._session.get(CredentialFactorsRow, certificate_id)
         return to_record(CredentialFactorsRecord, row) if row is not None else None
 
     def save_factors(self, certificate_id: int, *, at: dt.datetime, **values: Any) -> None:

@@ -17,8 +17,18 @@ from typing import Any
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-#: Vietnam's time (UTC+07:00, no daylight saving): what a clerk reads the times in.
-VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7))
+from govsign.validation.wording import (
+    CONCLUSIONS,
+    COVERAGES,
+    DOCUMENT_TYPES,
+    INDICATIONS,
+    MODIFICATIONS,
+    REVOCATION_SOURCES,
+    REVOCATION_STATUSES,
+    SEVERITIES,
+    VIETNAM_TIME,
+    YES_NO,
+)
 
 _FAMILY = "ReportSans"
 _INK = (20, 20, 20)
@@ -30,49 +40,6 @@ _VERDICT_COLOURS = {
     "indeterminate": (150, 90, 0),
     "no-signatures": (60, 60, 60),
 }
-
-CONCLUSIONS = {
-    "valid": ("HỢP LỆ", "VALID"),
-    "invalid": ("KHÔNG HỢP LỆ", "INVALID"),
-    "indeterminate": ("CHƯA XÁC ĐỊNH ĐƯỢC", "INDETERMINATE"),
-    "no-signatures": ("TÀI LIỆU KHÔNG CÓ CHỮ KÝ SỐ", "NO SIGNATURES"),
-}
-INDICATIONS = {
-    "TOTAL_PASSED": ("Hợp lệ", "passed"),
-    "TOTAL_FAILED": ("Không hợp lệ", "failed"),
-    "INDETERMINATE": ("Chưa xác định được", "indeterminate"),
-}
-REVOCATION_STATUSES = {
-    "good": ("Chưa bị thu hồi", "not revoked"),
-    "revoked": ("Đã bị thu hồi", "revoked"),
-    "unknown": ("Không rõ trạng thái", "unknown"),
-    "unavailable": ("Không có thông tin thu hồi", "unavailable"),
-}
-REVOCATION_SOURCES = {
-    "embedded-ocsp": ("OCSP kèm trong tài liệu", "OCSP embedded in the document"),
-    "embedded-crl": ("CRL kèm trong tài liệu", "CRL embedded in the document"),
-    "fetched-ocsp": ("OCSP tải về khi kiểm tra", "OCSP fetched when verifying"),
-    "fetched-crl": ("CRL tải về khi kiểm tra", "CRL fetched when verifying"),
-    "govsign-records": ("Hồ sơ của tổ chức cung cấp dịch vụ", "the issuing service's own records"),
-}
-COVERAGES = {
-    "entire-document": ("Toàn bộ tài liệu", "the entire document"),
-    "entire-revision": ("Toàn bộ phiên bản được ký", "the entire signed revision"),
-    "partial": ("Chỉ một phần tài liệu", "part of the document only"),
-}
-MODIFICATIONS = {
-    "none": ("Không có thay đổi sau khi ký", "no changes after signing"),
-    "permitted": ("Có thay đổi được phép sau khi ký", "permitted changes after signing"),
-    "not-permitted": ("Có thay đổi không được phép sau khi ký", "changes that are not permitted after signing"),
-}
-DOCUMENT_TYPES = {
-    "pdf": ("Tệp PDF", "PDF"),
-    "cms": ("Chữ ký CMS/CAdES", "CMS/CAdES signature"),
-    "smime": ("Thư điện tử S/MIME", "S/MIME message"),
-    "timestamp": ("Dấu thời gian RFC 3161", "RFC 3161 time-stamp"),
-}
-SEVERITIES = {"error": ("Lỗi", "error"), "warning": ("Cảnh báo", "warning"), "info": ("Thông tin", "info")}
-YES_NO = {True: ("Có", "yes"), False: ("Không", "no")}
 
 
 @dataclass(frozen=True, kw_only=True)

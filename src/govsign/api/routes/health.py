@@ -7,12 +7,12 @@ import hmac
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from govsign.api.deps import get_services, get_settings
 from govsign.api.problems import problem
 from govsign.errors import GovsignError
-from govsign.services.metrics import REGISTRY
+from govsign.services.metrics import exposition
 
 router = APIRouter(tags=["operations"])
 
@@ -27,7 +27,7 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     operation_id="getReadiness",
-    summary="Readiness: the database answers and the HSM session works.",
+    summary="Readiness: the database answers and the HSM token is there (checked, not cached).",
     responses={
         503: {"description": "The database or the HSM is not available.", "content": {"application/problem+json": {}}}
     },
@@ -67,4 +67,4 @@ async def metrics(request: Request) -> Response:
             return problem(
                 401, "unauthenticated", "Authentication required", "Send the metrics token as a bearer token."
             )
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(await asyncio.to_thread(exposition), media_type=CONTENT_TYPE_LATEST)

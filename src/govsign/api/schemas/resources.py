@@ -182,11 +182,9 @@ Base64Document = Annotated[
 ]
 
 
-class _PDFOptions(_Strict):
-    level: Literal["B-B", "B-T", "B-LT", "B-LTA"] = Field(
-        default="B-T",
-        description="PAdES baseline level: B-T adds a time-stamp, B-LT revocation data, B-LTA an archive time-stamp.",
-    )
+class PDFAppearance(_Strict):
+    """How a PDF signature looks and where it goes (the same names in /api/v1 and CSC signDoc)."""
+
     reason: str | None = Field(default=None, max_length=500, description="The /Reason of the signature.")
     location: str | None = Field(default=None, max_length=500, description="The /Location of the signature.")
     field_name: str | None = Field(
@@ -239,6 +237,13 @@ class _PDFOptions(_Strict):
     )
     verification_line: bool = Field(
         default=True, description="person and seal: a short reference and QR code for checking the signature."
+    )
+
+
+class _PDFOptions(PDFAppearance):
+    level: Literal["B-B", "B-T", "B-LT", "B-LTA"] = Field(
+        default="B-T",
+        description="PAdES baseline level: B-T adds a time-stamp, B-LT revocation data, B-LTA an archive time-stamp.",
     )
     signature_algorithm: SignatureAlgorithm
 

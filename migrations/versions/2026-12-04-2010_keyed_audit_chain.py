@@ -5,8 +5,8 @@ Existing events stay version 1 (SHA-256 chain only) and are verified as before; 
 checkpoints stay version 1 and are numbered 1, 2, ... in the order of the events they cover.
 
 Revision ID: 4e7b2a9c1f60
-Revises: 9a3e6f1c2d84
-Create Date: 2026-12-04 19:30:00+00:00
+Revises: 3e9c1a7d5b20
+Create Date: 2026-12-04 20:10:00+00:00
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from alembic import op
 from govsign.storage.base import UTCDateTime
 
 revision: str = "4e7b2a9c1f60"
-down_revision: str | None = "9a3e6f1c2d84"
+down_revision: str | None = "3e9c1a7d5b20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
