@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     always signs with PKCS#1 v1.5; EC keys always sign with ECDSA."""
     stamp_font_file: Path | None = None
     """TrueType font with Vietnamese glyphs for visible stamps (default: DejaVu Sans from the system)."""
+    audit_export: Path | None = None
+    """Append-only JSON-lines export of the audit checkpoints and head records, outside the
+    database (also logged on ``govsign.audit.export``); ``audit verify`` reads it by default."""
     trust_anchors_file: Path | None = None
     """PEM bundle of extra root certificates trusted when verifying (our own roots always are)."""
     intermediates_file: Path | None = None

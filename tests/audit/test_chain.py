@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+from collections.abc import Iterable
 
 import pytest
 
-from govsign.audit.chain import GENESIS_HASH, LinkedEvent, canonical_details, event_hash, verify_chain
+from govsign.audit.chain import GENESIS_HASH, ChainVerdict, LinkedEvent, StoredEvent, canonical_details, event_hash
+from govsign.audit.chain import verify_chain as verify_stored
 
 START = dt.datetime(2026, 1, 15, 3, 0, 0, tzinfo=dt.UTC)
 
@@ -27,6 +29,11 @@ FIELDS = (
     "previous_hash",
     "event_hash",
 )
+
+
+def verify_chain(rows: Iterable[Row]) -> ChainVerdict:
+    """Version 1 (unkeyed) rows, as written before the keyed chain."""
+    return verify_stored((StoredEvent(event=event, event_hash=digest, chain_mac=None) for event, digest in rows), None)
 
 
 def build_chain(count: int = 5) -> list[Row]:

@@ -379,3 +379,45 @@ def test_concurrent_signing_from_threads_is_serialized(
     for ref, message, signature in results:
         scheme = SignatureScheme.ECDSA if ref is ec_key else SignatureScheme.RSA_PKCS1V15
         _verify(publics[ref.key_id], signature, message, scheme, HashAlgorithm.SHA256)
+
+
+# -- HMAC secrets generated on the token (the audit chain key) -------------------------------
+
+
+def test_a_generated_hmac_secret_is_sensitive_never_extractable_and_computes_hmac_sha256(
+    keystore: PKCS11KeyStore,
+) -> None:
+    import pkcs11 as p11
+    from pkcs11 import Attribute, ObjectClass
+
+    ref = keystore.generate_hmac_secret(label=f"test-mac-{secrets.token_hex(4)}")
+    try:
+        first = keystore.hmac_sha256(ref, MESSAGE)
+        assert len(first) == 32 and keystore.hmac_sha256(ref, MESSAGE) == first
+        assert keystore.hmac_sha256(ref, MESSAGE + b"!") != first
+
+        def attributes(session: object) -> dict[str, object]:
+            (secret,) = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.ID: ref.key_id}))  # type: ignore[attr-defined]
+            values = {name: secret[getattr(Attribute, name)] for name in ("SENSITIVE", "EXTRACTABLE", "LOCAL")}
+            with pytest.raises(p11.exceptions.PKCS11Error):
+                secret[Attribute.VALUE]
+            return values
+
+        assert keystore._call("inspect", attributes) == {"SENSITIVE": True, "EXTRACTABLE": False, "LOCAL": True}
+    finally:
+        keystore.destroy_secret(ref)
+    with pytest.raises(HSMUnavailableError):
+        keystore.hmac_sha256(ref, MESSAGE)
+
+
+def test_find_keys_lists_every_key_with_a_label_by_id(keystore: PKCS11KeyStore) -> None:
+    label = f"test-dup-{secrets.token_hex(4)}"
+    refs = [keystore.generate_key_pair(label=label, algorithm=KeyAlgorithm.EC_P256) for _ in range(2)]
+    try:
+        assert [r.key_id for r in keystore.find_keys(label=label, algorithm=KeyAlgorithm.EC_P256)] == sorted(
+            r.key_id for r in refs
+        )
+    finally:
+        for ref in refs:
+            keystore.destroy_key_pair(ref)
+    assert keystore.find_keys(label=label, algorithm=KeyAlgorithm.EC_P256) == []

@@ -84,8 +84,7 @@ def last_audit_event(services: Services) -> AuditEventRow:
 
 
 def assert_chain_intact(services: Services) -> None:
-    with services.database.unit_of_work() as ports:
-        verdict = ports.audit.verify()
+    verdict = services.audit_checkpoints.verify_events()
     assert verdict.intact, verdict.problem
 
 

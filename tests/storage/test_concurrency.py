@@ -135,7 +135,7 @@ def test_concurrent_issuance_from_four_processes(
         distinct = ports.session.scalar(
             select(func.count(func.distinct(CertificateRow.serial_hex))).where(CertificateRow.serial_hex.in_(serials))
         )
-        verdict = ports.audit.verify()
+    verdict = initialized_services.audit_checkpoints.verify_events()
     assert len(stored) == WORKERS * PER_WORKER and distinct == WORKERS * PER_WORKER
     assert {(profile, issuer) for _, profile, issuer in stored} == {("device", "issuing-1")}
     assert verdict.intact, verdict.problem

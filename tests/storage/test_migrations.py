@@ -95,3 +95,51 @@ def test_each_migration_upgrades_a_database_holding_data(fresh_database_url: str
         check_models_match(engine)
     finally:
         database.dispose()
+
+
+def test_the_keyed_audit_chain_migration_keeps_older_events_and_numbers_older_checkpoints(
+    fresh_database_url: str,
+) -> None:
+    """Events of an older deployment become chain version 1 (verified by their SHA-256 chain as
+    before), its checkpoints version 1, numbered in the order of the events they cover."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from govsign.storage.migrate import alembic_config
+
+    database = Database(fresh_database_url)
+    try:
+        config = alembic_config()
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "3e9c1a7d5b20")
+        with database.engine.begin() as connection:
+            for event_id in (1, 2, 3):
+                connection.execute(
+                    text(
+                        "INSERT INTO audit_events (id, occurred_at, actor, action, object_type, object_id, outcome, "
+                        "details_json, previous_hash, event_hash) VALUES (:id, :t, 'a', 'x', 'o', 'i', 'success', "
+                        "'{}', :p, :h)"
+                    ),
+                    {"id": event_id, "t": "2026-01-01 00:00:00", "p": f"{event_id - 1:064x}", "h": f"{event_id:064x}"},
+                )
+            for last in (3, 1):  # inserted out of order
+                connection.execute(
+                    text(
+                        "INSERT INTO audit_checkpoints (last_event_id, last_hash, signed_at, key_label, signature) "
+                        "VALUES (:e, :h, :t, 'govsign-audit-1', :s)"
+                    ),
+                    {"e": last, "h": f"{last:064x}", "t": "2026-01-01 00:00:00", "s": b"sig"},
+                )
+        upgrade_to_head(database.engine)
+        with database.engine.connect() as connection:
+            versions = connection.execute(text("SELECT DISTINCT chain_version FROM audit_events")).scalars().all()
+            keyed = connection.execute(text("SELECT count(*) FROM audit_events WHERE chain_mac IS NOT NULL"))
+            numbered = connection.execute(
+                text("SELECT last_event_id, number, version FROM audit_checkpoints ORDER BY number")
+            ).all()
+        assert versions == [1] and keyed.scalar_one() == 0
+        assert [tuple(row) for row in numbered] == [(1, 1, 1), (3, 2, 1)]
+        check_models_match(database.engine)
+    finally:
+        database.dispose()

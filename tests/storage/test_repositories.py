@@ -119,13 +119,21 @@ def test_unit_of_work_rolls_back_on_an_exception(database: Database) -> None:
         ports.cas.add_ca(_ca("issuing-t"))
         ports.certificates.add_certificate(_certificate("issuing-t", "abc123"))
         ports.audit.append(
-            AuditEvent(action="certificate.issue", actor="t", object_type="certificate", object_id="abc123"), at=NOW
+            AuditEvent(action="certificate.issue", actor="t", object_type="certificate", object_id="abc123"),
+            at=NOW,
+            seal=unreachable_hsm,
         )
         raise Boom
     with database.unit_of_work() as ports:
         assert ports.cas.list_cas() == []
         assert ports.certificates.count() == 0
         assert ports.audit.count() == 0
+
+
+def unreachable_hsm(sequence: int, digest: str) -> str | None:
+    """The sealer while the HSM is unreachable: events are stored unkeyed (keyed chain values are
+    tested with the real token in tests/api/test_audit_tamper.py)."""
+    return None
 
 
 def _append(database: Database, count: int, start: int = 0) -> None:
@@ -140,6 +148,7 @@ def _append(database: Database, count: int, start: int = 0) -> None:
                     details={"subject": "CN=Nguyễn Thị Yến,C=VN", "index": index},
                 ),
                 at=NOW + dt.timedelta(seconds=index),
+                seal=unreachable_hsm,
             )
 
 
@@ -156,7 +165,7 @@ def test_audit_append_builds_a_chain(database: Database) -> None:
     for before, after in itertools.pairwise(rows):
         assert after.previous_hash == before.event_hash
     with database.unit_of_work() as ports:
-        verdict = ports.audit.verify()
+        verdict = ports.audit.verify(None)
         assert ports.audit.count() == 4
     assert verdict.intact and verdict.events_checked == 4
 
@@ -168,6 +177,7 @@ def test_audit_details_with_secrets_are_refused_and_nothing_is_written(database:
                 action="hsm.login", actor="t", object_type="token", object_id="govsign", details={"pin": "1234"}
             ),
             at=NOW,
+            seal=unreachable_hsm,
         )
     with database.unit_of_work() as ports:
         assert ports.audit.count() == 0
@@ -178,7 +188,7 @@ def test_audit_verify_finds_an_altered_event(database: Database) -> None:
     with database.unit_of_work() as ports:
         ports.session.execute(update(AuditEventRow).where(AuditEventRow.id == 2).values(actor="operator:mallory"))
     with database.unit_of_work() as ports:
-        verdict = ports.audit.verify()
+        verdict = ports.audit.verify(None)
     assert (verdict.intact, verdict.first_broken_sequence) == (False, 2)
 
 
@@ -187,7 +197,7 @@ def test_audit_verify_finds_a_deleted_last_event(database: Database) -> None:
     with database.unit_of_work() as ports:
         ports.session.execute(delete(AuditEventRow).where(AuditEventRow.id == 4))
     with database.unit_of_work() as ports:
-        verdict = ports.audit.verify()
+        verdict = ports.audit.verify(None)
     assert not verdict.intact
     assert "deleted" in (verdict.problem or "")
 
@@ -197,7 +207,7 @@ def test_audit_verify_finds_a_deleted_middle_event(database: Database) -> None:
     with database.unit_of_work() as ports:
         ports.session.execute(delete(AuditEventRow).where(AuditEventRow.id == 2))
     with database.unit_of_work() as ports:
-        verdict = ports.audit.verify()
+        verdict = ports.audit.verify(None)
     assert (verdict.intact, verdict.first_broken_sequence) == (False, 2)
 
 
@@ -210,7 +220,7 @@ def test_audit_chain_continues_across_units_of_work_and_engines(fresh_database_u
     try:
         _append(second, 2, start=2)
         with second.unit_of_work() as ports:
-            verdict = ports.audit.verify()
+            verdict = ports.audit.verify(None)
         assert verdict.intact and verdict.events_checked == 4
     finally:
         second.dispose()

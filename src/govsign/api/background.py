@@ -4,10 +4,11 @@ Jobs are of two kinds:
 
 * deployment-wide jobs run once per deployment, in the one process that holds their lease
   (``services/leases.py``), however many workers and nodes serve: every second the CRLs of the
-  CAs whose revocations changed or whose nextUpdate approaches; every 30 seconds the OCSP
-  responder rollover when due, the pre-produced OCSP responses that are missing or expiring and
-  an audit checkpoint when enough events were added; every 10 seconds the audit events of the
-  failed authentications of the minutes that are over;
+  CAs whose revocations changed or whose nextUpdate approaches, and the audit checkpoints that
+  are due (at every 100th event, and when an event waited five minutes) with the audit head
+  record of the export; every 30 seconds the OCSP responder rollover when due and the
+  pre-produced OCSP responses that are missing or expiring; every 10 seconds the audit events of
+  the failed authentications of the minutes that are over;
 * per-process jobs run in every worker (what only this process can do: carry its HSM operation
   counts into the shared Prometheus metrics, and the failed authentications it counted in
   memory during a flood into the database).
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.25
 CRL_EVERY_SECONDS = 1.0
+AUDIT_EVERY_SECONDS = 1.0
 OCSP_EVERY_SECONDS = 30.0
 AUTH_FAILURE_AUDIT_EVERY_SECONDS = 10.0
 METRICS_SYNC_EVERY_SECONDS = 1.0
@@ -63,6 +65,7 @@ def maintenance_jobs(services: Services) -> list[BackgroundJob]:
     maintenance = services.maintenance
     return [
         BackgroundJob(name="CRL publication", every=CRL_EVERY_SECONDS, work=maintenance.publish_crls),
+        BackgroundJob(name="audit checkpoints", every=AUDIT_EVERY_SECONDS, work=maintenance.audit),
         BackgroundJob(name="OCSP maintenance", every=OCSP_EVERY_SECONDS, work=maintenance.refresh_ocsp),
         BackgroundJob(
             name="failed-authentication audit",

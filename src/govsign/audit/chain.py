@@ -1,20 +1,34 @@
-"""The audit log's hash chain: canonical serialisation, hashing and verification (pure logic).
+"""The audit log's chain: canonical serialisation, hashing, keying and verification (pure logic).
 
 Each event's hash covers its sequence number, time, fields and the previous event's hash, in a
 canonical JSON form (sorted keys, no whitespace, UTF-8, times as UTC ISO 8601). Changing,
 deleting, inserting or reordering any event breaks the chain at that event.
+
+The hash alone can be recomputed by anyone who can write the database. So each event of chain
+version 2 also carries its *keyed chain value*: HMAC-SHA256, computed inside the HSM with a
+secret that never leaves it, over the event's sequence number and hash (which commits to every
+event before it). Someone with database access only can rewrite events and recompute hashes,
+but not keyed values: the first rewritten event is the first whose keyed value does not match.
+Events written before the keyed chain existed (version 1) are verified by their hashes and the
+signed checkpoints, as before; after the first version 2 event every event must be version 2.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 GENESIS_HASH = "0" * 64
+
+#: Events hashed with SHA-256 only (written before the keyed chain).
+CHAIN_UNKEYED = 1
+#: Events hashed and keyed by the audit chain key in the HSM.
+CHAIN_KEYED = 2
 
 #: Keys that must never appear in audit details, at any depth.
 FORBIDDEN_DETAIL_KEYS = frozenset({"pin", "so_pin", "user_pin", "password", "secret", "private_key", "document"})
@@ -32,6 +46,9 @@ class ChainVerdict:
     """The first event that does not verify (None when intact)."""
     problem: str | None
     """What is wrong with it, in one sentence."""
+    notes: tuple[str, ...] = ()
+    """Facts an auditor should know that do not break the chain (a checkpoint without a
+    time-stamp, events not yet keyed)."""
 
     @classmethod
     def broken(cls, events_checked: int, sequence: int, problem: str) -> ChainVerdict:
@@ -67,6 +84,39 @@ class LinkedEvent:
     """Its agency (hashed when present)."""
     request_id: str | None = None
     """The request id (hashed when present)."""
+    chain_version: int = CHAIN_UNKEYED
+    """:data:`CHAIN_UNKEYED` or :data:`CHAIN_KEYED` (hashed from version 2 on)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredEvent:
+    """An event as read back, with the values stored beside it."""
+
+    event: LinkedEvent
+    """What was recorded."""
+    event_hash: str
+    """The hash stored with it."""
+    chain_mac: str | None
+    """The keyed chain value stored with it (None for version 1, or not sealed yet)."""
+
+
+class ChainKey(Protocol):
+    """The audit chain key: HMAC-SHA256 computed where the secret lives (the HSM)."""
+
+    def mac(self, message: bytes) -> bytes:
+        """HMAC-SHA256 of ``message``."""
+        ...
+
+
+def mac_message(sequence: int, digest: str) -> bytes:
+    """What an event's keyed chain value covers: its place and its hash (which covers the chain
+    before it)."""
+    return f"govsign-audit-event\n{sequence}\n{digest}\n".encode("ascii")
+
+
+def chain_mac(key: ChainKey, sequence: int, digest: str) -> str:
+    """The keyed chain value of event ``sequence`` with hash ``digest``, hex."""
+    return key.mac(mac_message(sequence, digest)).hex()
 
 
 def canonical_details(details: dict[str, Any] | None) -> str:
@@ -103,16 +153,27 @@ def event_hash(event: LinkedEvent) -> str:
     for key, value in (("client", event.client_id), ("agency", event.agency_id), ("request", event.request_id)):
         if value is not None:
             body[key] = value
+    if event.chain_version != CHAIN_UNKEYED:  # version 1 hashes stay what they were
+        body["v"] = event.chain_version
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def verify_chain(events: Iterable[tuple[LinkedEvent, str]]) -> ChainVerdict:
-    """Check stored events, given in sequence order with the hash stored beside each."""
+def verify_chain(
+    events: Iterable[StoredEvent], key: ChainKey | None, keyed_from: int | None = None, sealed_through: int = 0
+) -> ChainVerdict:
+    """Check stored events, given in sequence order. ``key`` checks the keyed chain values (None
+    when the audit chain key is not available: keyed events then fail); from event
+    ``keyed_from`` on every event must be keyed, and up to ``sealed_through`` every keyed event
+    must carry its keyed value (as the signed checkpoints say: they are made over keyed events
+    only)."""
     expected_previous = GENESIS_HASH
     expected_sequence = 1
     checked = 0
-    for event, stored in events:
+    keyed_seen = False
+    unsealed_from: int | None = None
+    for stored in events:
+        event = stored.event
         checked += 1
         sequence = event.sequence
         if sequence > expected_sequence:
@@ -128,8 +189,55 @@ def verify_chain(events: Iterable[tuple[LinkedEvent, str]]) -> ChainVerdict:
             return ChainVerdict.broken(
                 checked, sequence, f"Audit event {sequence} does not link to the event before it."
             )
-        if event_hash(event) != stored:
+        if event.chain_version not in (CHAIN_UNKEYED, CHAIN_KEYED):
+            return ChainVerdict.broken(
+                checked, sequence, f"Audit event {sequence} has an unknown chain version {event.chain_version}."
+            )
+        if event.chain_version == CHAIN_UNKEYED and keyed_from is not None and sequence >= keyed_from:
+            return ChainVerdict.broken(
+                checked,
+                sequence,
+                f"Audit event {sequence} was altered: it is unkeyed, but every event from event {keyed_from} on is keyed.",
+            )
+        if event.chain_version == CHAIN_UNKEYED and keyed_seen:
+            return ChainVerdict.broken(
+                checked, sequence, f"Audit event {sequence} was altered: it is unkeyed after keyed events."
+            )
+        if event_hash(event) != stored.event_hash:
             return ChainVerdict.broken(checked, sequence, f"Audit event {sequence} was altered after it was written.")
-        expected_previous = stored
+        if event.chain_version == CHAIN_KEYED and stored.chain_mac is None and sequence <= sealed_through:
+            return ChainVerdict.broken(
+                checked,
+                sequence,
+                f"Audit event {sequence} was altered: it lost its keyed chain value (a signed checkpoint covers it).",
+            )
+        if event.chain_version == CHAIN_KEYED:
+            keyed_problem = _keyed_problem(stored, key, keyed_seen, unsealed_from)
+            if keyed_problem is not None:
+                return ChainVerdict.broken(checked, unsealed_from or sequence, keyed_problem)
+            if stored.chain_mac is None and unsealed_from is None:
+                unsealed_from = sequence
+            keyed_seen = True
+        expected_previous = stored.event_hash
         expected_sequence += 1
     return ChainVerdict(intact=True, events_checked=checked, first_broken_sequence=None, problem=None)
+
+
+def _keyed_problem(
+    stored: StoredEvent, key: ChainKey | None, keyed_before: bool, unsealed_from: int | None
+) -> str | None:
+    sequence = stored.event.sequence
+    if stored.chain_mac is None:
+        return None  # written while the HSM was unreachable; allowed only as the chain's tail
+    if unsealed_from is not None:
+        return f"Audit event {unsealed_from} was altered: it lost its keyed chain value, later events have theirs."
+    if key is None:
+        return f"Audit event {sequence} cannot be checked: the audit chain key is not registered (audit_keys) or not in the HSM."
+    if not hmac.compare_digest(chain_mac(key, sequence, stored.event_hash), stored.chain_mac):
+        if keyed_before:
+            return f"Audit event {sequence} was altered after it was written (its keyed chain value does not match)."
+        return (
+            f"Audit event {sequence} was altered after it was written, or an unkeyed event before it was "
+            "(its keyed chain value does not match)."
+        )
+    return None

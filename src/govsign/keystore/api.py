@@ -167,6 +167,19 @@ class KeyStore(Protocol):
         """HMAC-SHA1 of message under the secret (computed inside the token)."""
         ...
 
+    def generate_hmac_secret(self, *, label: str) -> SecretRef:
+        """Generate a 256-bit HMAC secret inside the token (sensitive, never extractable: its value
+        exists nowhere else)."""
+        ...
+
+    def hmac_sha256(self, ref: SecretRef, message: bytes) -> bytes:
+        """HMAC-SHA256 of message under the secret (computed inside the token)."""
+        ...
+
+    def find_keys(self, *, label: str, algorithm: KeyAlgorithm) -> list[KeyRef]:
+        """Every key pair with this label (more than one when a label was reused), by CKA_ID."""
+        ...
+
     def destroy_secret(self, ref: SecretRef) -> None:
         """Delete an HMAC secret from the token (no error when it is already gone)."""
         ...

@@ -517,6 +517,18 @@ class PKCS11KeyStore:
 
         return self._call("find", find)
 
+    def find_keys(self, *, label: str, algorithm: KeyAlgorithm) -> list[KeyRef]:
+        key_type = KeyType.RSA if algorithm.is_rsa else KeyType.EC
+
+        def find(session: Any) -> list[KeyRef]:
+            found = session.get_objects(
+                {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label, Attribute.KEY_TYPE: key_type}
+            )
+            ids = sorted(bytes(obj[Attribute.ID]) for obj in found)
+            return [KeyRef(label=label, key_id=key_id, algorithm=algorithm) for key_id in ids]
+
+        return self._call("find", find)
+
     def _object(self, session: Any, ref: KeyRef, object_class: ObjectClass) -> Any:
         cached = self._handles.get((ref.key_id, object_class))
         if cached is not None:
@@ -623,10 +635,57 @@ class PKCS11KeyStore:
 
         return self._call("hmac", compute)
 
+    def generate_hmac_secret(self, *, label: str) -> SecretRef:
+        """Generate a 256-bit generic secret on the token, usable only for signing (HMAC),
+        sensitive and never extractable (CKM_GENERIC_SECRET_KEY_GEN: the value is born inside)."""
+        key_id = os.urandom(16)
+        template = {
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: True,
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.SIGN: True,
+            Attribute.VERIFY: False,
+            Attribute.ENCRYPT: False,
+            Attribute.DECRYPT: False,
+            Attribute.WRAP: False,
+            Attribute.UNWRAP: False,
+            Attribute.DERIVE: False,
+        }
+
+        def generate(session: Any) -> None:
+            session.generate_key(
+                KeyType.GENERIC_SECRET,
+                256,
+                id=key_id,
+                label=label,
+                store=True,
+                mechanism=Mechanism.GENERIC_SECRET_KEY_GEN,
+                template=template,
+            )
+
+        self._call("generate-secret", generate)
+        return SecretRef(label=label, key_id=key_id)
+
+    def hmac_sha256(self, ref: SecretRef, message: bytes) -> bytes:
+        def compute(session: Any) -> bytes:
+            secret = self._handles.get((ref.key_id, ObjectClass.SECRET_KEY))
+            if secret is None:
+                found = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.ID: ref.key_id}))
+                if len(found) != 1:
+                    raise HSMUnavailableError(
+                        f"The HSM holds {len(found)} secrets with the id of '{ref.label}', expected one."
+                    )
+                secret = self._handles[(ref.key_id, ObjectClass.SECRET_KEY)] = found[0]
+            return bytes(secret.sign(message, mechanism=Mechanism.SHA256_HMAC))
+
+        return self._call("hmac", compute)
+
     def destroy_secret(self, ref: SecretRef) -> None:
         def destroy(session: Any) -> None:
             for obj in list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.ID: ref.key_id})):
                 obj.destroy()
+            self._handles.pop((ref.key_id, ObjectClass.SECRET_KEY), None)
 
         self._call("destroy-secret", destroy)
 

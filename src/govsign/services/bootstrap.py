@@ -27,7 +27,8 @@ from govsign.pki.crl import CRLPolicy
 from govsign.pki.lint import PKILintCertificateLinter, PKILintCRLLinter
 from govsign.pki.ocsp import OCSPPolicy
 from govsign.services.approvals import REPLACE_SERVICE_CERTIFICATE, Approvals, ApprovedOperationsByName, DualControl
-from govsign.services.audit_log import AuditCheckpoints, AuditLog
+from govsign.services.audit_checkpoints import AuditCheckpoints, AuditExport
+from govsign.services.audit_log import AuditKeys, AuditLog
 from govsign.services.authentication import Authentication
 from govsign.services.authorization import Authorization, Requester
 from govsign.services.certificates import Certificates, keys_of_approved
@@ -86,8 +87,8 @@ class Services:
             tsa_validity_days=settings.tsa_validity_days,
         )
         lint = settings.lint_with_pkilint
-        self.audit = AuditLog(database=database, clock=clock)
-        self.audit_checkpoints = AuditCheckpoints(database=database, keystore=keystore, clock=clock)
+        self.audit_keys = AuditKeys(database=database, keystore=keystore, clock=clock)
+        self.audit = AuditLog(database=database, clock=clock, keys=self.audit_keys, keystore=keystore)
         self.authorization = Authorization(database=database)
         server_key = ServerKey(settings)
         self.authentication = Authentication(
@@ -116,6 +117,15 @@ class Services:
         tsa_policy = TSAPolicy(policy_oid=settings.tsa_policy_oid, accuracy_seconds=settings.tsa_accuracy_seconds)
         self.timestamps = TimeStampService(
             database=database, keystore=keystore, clock=clock, policy=tsa_policy, refusals=self.outage.refused
+        )
+        self.audit_checkpoints = AuditCheckpoints(
+            database=database,
+            keystore=keystore,
+            clock=clock,
+            keys=self.audit_keys,
+            audit=self.audit,
+            export=AuditExport(settings.audit_export),
+            timestamp=self.timestamps.answer,
         )
         crl_policy = CRLPolicy(
             validity=dt.timedelta(hours=settings.crl_validity_hours),
@@ -322,13 +332,16 @@ class Services:
         try:
             if initialize and (settings.embedded_database or settings.embedded_hsm):
                 tighten_data_dir(settings.data_dir)
-            return cls(settings=settings, database=database, keystore=keystore, clock=clock)
+            services = cls(settings=settings, database=database, keystore=keystore, clock=clock)
+            services.audit_keys.ensure()  # once per deployment, whoever starts first
+            return services
         except BaseException:
             keystore.close()
             database.dispose()
             raise
 
     def close(self) -> None:
+        self.audit_checkpoints.at_close()  # due checkpoints and the last head record
         self.keystore.close()
         self.database.dispose()
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from govsign.clock import Clock
 from govsign.keystore.api import KeyInfo, KeyStore, TokenInfo
-from govsign.services.audit_log import AUDIT_KEY_LABEL, AuditLog
+from govsign.services.audit_log import AUDIT_KEY_LABEL, CHAIN_KEY_LABEL, AuditLog
 from govsign.storage.engine import Database
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ class HSMInventory:
             return ReconciliationReport(recorded=0, unrecorded=(), destroyed=(), cleared=(), waiting=())
         keys = self._keystore.list_private_keys()
         with self._database.read_only() as ports:
-            recorded = ports.pending_keys.recorded_key_labels() | {AUDIT_KEY_LABEL}
+            # the audit keys (signing and chain) are the deployment's own: never orphans
+            recorded = ports.pending_keys.recorded_key_labels() | {AUDIT_KEY_LABEL, CHAIN_KEY_LABEL}
         unrecorded = tuple(
             UnrecordedKey(
                 label=key.ref.label,

@@ -1,7 +1,8 @@
 """What the running service does by itself, so no cron is needed: CRLs signed when a revocation
 changed or nextUpdate approaches, pre-produced OCSP responses refreshed, the OCSP responder and
 TSA certificates rolled over before they expire (and at once when there is no valid one: revoked,
-expired or missing, so time-stamping never stays down), and audit checkpoints signed."""
+expired or missing, so time-stamping never stays down), audit checkpoints signed and the audit
+head exported."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from govsign.clock import Clock
 from govsign.pki.crl import PublishedCRLs
 from govsign.pki.profiles import OCSP_RESPONDER, TSA, CertificateProfile
 from govsign.pki.records import CARecord, CARole, CertificateRecord
-from govsign.services.audit_log import AuditCheckpoints
+from govsign.services.audit_checkpoints import AuditCheckpoints
 from govsign.services.authorization import Requester
 from govsign.services.status import CRLService, OCSPService, TimeStampService
 from govsign.services.uow import UnitOfWork, Work
@@ -51,13 +52,17 @@ class Maintenance:
         return self._crls.publish()
 
     def refresh_ocsp(self) -> CertificateRecord | None:
-        """Roll the responder over when due, then pre-produce missing and expiring responses and
-        sign an audit checkpoint when enough events were added (every 30 seconds)."""
+        """Roll the responder over when due, then pre-produce missing and expiring responses
+        (every 30 seconds)."""
         rolled = self.rollover_ocsp_responder()
         self.rollover_tsa()
         self._ocsp.refresh()
-        self._checkpoints.checkpoint()
         return rolled
+
+    def audit(self) -> None:
+        """The audit checkpoints that are due (at every 100th event, and when an event waited five
+        minutes uncovered) and a head record in the export while events arrive (every second)."""
+        self._checkpoints.tick()
 
     def rollover_ocsp_responder(self) -> CertificateRecord | None:
         """Issue a new responder certificate (new HSM key) when the current one has less than a

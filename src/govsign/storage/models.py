@@ -106,6 +106,11 @@ class AuditEventRow(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
     previous_hash: Mapped[str] = mapped_column(String(64))
     event_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    chain_version: Mapped[int] = mapped_column(Integer, server_default="1")
+    """1: SHA-256 only (events written before the keyed chain); 2: also keyed (``chain_mac``)."""
+    chain_mac: Mapped[str | None] = mapped_column(String(64))
+    """HMAC-SHA256 by the audit chain key in the HSM over the sequence and ``event_hash`` (None for
+    version 1, and for a version 2 event written while the HSM was unreachable, until sealed)."""
 
 
 class AuditHeadRow(Base):
@@ -116,6 +121,22 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_event_id: Mapped[int] = mapped_column(BigId)
     last_hash: Mapped[str] = mapped_column(String(64))
+    unsealed_from: Mapped[int | None] = mapped_column(BigId)
+    """The first event written without its keyed chain value (the HSM was unreachable), if any."""
+
+
+class AuditKeyRow(Base):
+    """The registry of the audit keys in the HSM: one row per purpose, so a key is created once per
+    deployment (the row's primary key decides the race between processes) and found by its id."""
+
+    __tablename__ = "audit_keys"
+
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128))
+    key_id_hex: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    keyed_from: Mapped[int | None] = mapped_column(BigId)
+    """For the chain key: the first event written after it existed (every later event is keyed)."""
 
 
 class CRLStateRow(Base):
@@ -250,11 +271,27 @@ class AuditCheckpointRow(Base):
     __tablename__ = "audit_checkpoints"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    number: Mapped[int] = mapped_column(BigId, unique=True)
+    """1, 2, 3... in order (version 1 checkpoints were numbered by the migration)."""
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    """1: signs the head only; 2: numbered, chained to the previous checkpoint, keyed head."""
     last_event_id: Mapped[int] = mapped_column(BigId, unique=True)
     last_hash: Mapped[str] = mapped_column(String(64))
+    last_mac: Mapped[str | None] = mapped_column(String(64))
+    """The keyed chain value of the event covered (version 2)."""
+    previous_hash: Mapped[str | None] = mapped_column(String(64))
+    """The hash of the checkpoint before it (version 2; zeros for the first)."""
+    keyed_from: Mapped[int | None] = mapped_column(BigId)
+    """The first event of the keyed chain (version 2): every event from it on must be keyed."""
     signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     key_label: Mapped[str] = mapped_column(String(128))
+    key_id_hex: Mapped[str | None] = mapped_column(String(64))
+    """The audit signing key (version 2)."""
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+    timestamp_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Our TSA's RFC 3161 token over the checkpoint's hash (None when the TSA was unavailable)."""
+    timestamp_problem: Mapped[str | None] = mapped_column(String(500))
+    """Why there is no time-stamp token."""
 
 
 class CredentialFactorsRow(Base):

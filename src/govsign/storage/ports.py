@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from govsign.storage.access import SQLAccessStore
 from govsign.storage.approvals import SQLApprovalStore
-from govsign.storage.audit import SQLAuditCheckpoints, SQLAuditLog
+from govsign.storage.audit import SQLAuditCheckpoints, SQLAuditKeys, SQLAuditLog
 from govsign.storage.auth_failures import SQLAuthFailureStore
 from govsign.storage.cas import SQLCARegistry
 from govsign.storage.certificates import SQLCertificateStore, SQLRevocationStore
@@ -37,6 +37,7 @@ class SQLPorts:
         self.idempotency = SQLIdempotencyStore(session)
         self.approvals = SQLApprovalStore(session)
         self.checkpoints = SQLAuditCheckpoints(session)
+        self.audit_keys = SQLAuditKeys(session)
         self.sole_control = SQLSoleControlStore(session)
         self.stamp_images = SQLStampImageStore(session)
         self.verifications = SQLVerificationStore(session)
