@@ -4,6 +4,7 @@ sensitive, non-extractable secret; a PIN typed (here: on stdin) and stored only 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from helpers.cli import GOVSIGN, Deployment, assert_one_sentence_error, run
@@ -26,12 +27,13 @@ def test_enrol_totp_and_set_pin_for_an_official(deployment: Deployment) -> None:
     assert result.returncode != 0  # no PIN on stdin
     with deployment.lock:
         set_pin = run(
-            [GOVSIGN, "credential", "set-pin", official, "--pin-stdin"],
+            [GOVSIGN, "credential", "set-pin", official, "--pin-stdin", "--json"],
             env=deployment.env(),
             cwd=deployment.workdir,
             input_text="482915\n",
         )
     assert set_pin.returncode == 0, set_pin.describe()
+    assert json.loads(set_pin.stdout) == {"credential": official, "pin_set": True}
     factors = deployment.ok("credential", "factors", official)
     assert factors == {"credential": official, "totp": True, "pin": True, "locked_until": None}
     rows = deployment.query("SELECT pin_hash FROM credential_factors")

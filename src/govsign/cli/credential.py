@@ -38,6 +38,7 @@ def credential_enrol_totp(serial: OfficialSerial, json_output: JsonOption = Fals
 def credential_set_pin(
     serial: OfficialSerial,
     pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the PIN from the first line of stdin.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Set (or reset, at the RA desk) an official's PIN; the official types it, twice."""
     if pin_stdin:
@@ -48,6 +49,9 @@ def credential_set_pin(
             raise InvalidInputError("The two PINs differ.")
     with opened() as services:
         services.sole_control.set_pin(serial, pin, operator())
+    if json_output:
+        output.print_json({"credential": serial.replace(":", "").lower(), "pin_set": True})
+        return
     output.stdout.print("The PIN is set.")
 
 
