@@ -23,3 +23,22 @@ def test_every_operation_has_a_stable_operation_id() -> None:
     assert len(ids) == len(set(ids))
     assert all(not operation_id.endswith("_get") for operation_id in ids)
     json.dumps(document)
+
+
+def test_the_running_service_serves_its_document_with_description_servers_and_tags(direct_api: object) -> None:
+    from fastapi.testclient import TestClient
+
+    assert isinstance(direct_api, TestClient)
+    served = direct_api.get("/openapi.json")
+    assert served.status_code == 200
+    document = served.json()
+    assert document == json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    assert document["info"]["description"] and document["servers"]
+    used = {
+        tag
+        for operations in document["paths"].values()
+        for operation in operations.values()
+        for tag in operation.get("tags", [])
+    }
+    described = {tag["name"] for tag in document["tags"] if tag.get("description")}
+    assert used <= described, used - described

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from govsign import __version__
 from govsign.api.background import maintenance_jobs, run_jobs
@@ -119,6 +120,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(csc.router_v1)
     app.include_router(public.router)
     install_openapi_extras(app)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        """The OpenAPI document of this running service (the same as openapi/openapi.json)."""
+        return JSONResponse(app.openapi())
+
     # Outermost: ordinary OCSP and time-stamp requests are answered before any other layer.
     app.add_middleware(
         ProtocolFastPath,
