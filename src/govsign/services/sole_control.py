@@ -327,21 +327,12 @@ class SoleControl:
     ) -> ActivationGrant:
         """Store a new activation for exactly ``scope`` (the factors were right) and audit it."""
         assert record.id is not None and requester.principal is not None
-        token, token_hash = new_activation_token()
         expires_at = now + dt.timedelta(seconds=self._policy.activation_ttl_seconds)
         steps = {"totp_last_step": step} if step is not None else {}
         work.ports.sole_control.save_factors(record.id, at=now, failed_attempts=0, locked_until=None, **steps)
-        activation = SignatureActivationRecord(
-            token_sha256=token_hash,
-            certificate_id=record.id,
-            client_id=requester.principal.client_id,
-            hash_algorithm=scope.hash_algorithm,
-            hashes=scope.hashes,
-            created_at=now,
-            expires_at=expires_at,
-            used_at=None,
+        token = _store_activation(
+            work.ports, record.id, requester.principal.client_id, scope.hash_algorithm, scope.hashes, now, expires_at
         )
-        work.ports.sole_control.add_activation(activation)
         work.ports.sole_control.purge_activations(expired_before=now - dt.timedelta(days=1))
         used = [name for name, on in (("totp", factors.totp_label), ("pin", factors.pin_hash)) if on]
         count = len(scope.hashes)
@@ -434,20 +425,10 @@ class SoleControl:
         now = self._clock.now()
         tokens: list[str] = []
         for group in groups:
-            part, part_hash = new_activation_token()
-            ports.sole_control.add_activation(
-                SignatureActivationRecord(
-                    token_sha256=part_hash,
-                    certificate_id=record.id,
-                    client_id=requester.principal.client_id,
-                    hash_algorithm=hash_algorithm,
-                    hashes=tuple(bytes(value).hex() for value in group),
-                    created_at=now,
-                    expires_at=now + dt.timedelta(seconds=60),
-                    used_at=None,
-                )
-            )
-            tokens.append(part)
+            hashes = tuple(bytes(value).hex() for value in group)
+            expires_at = now + dt.timedelta(seconds=60)
+            client = requester.principal.client_id
+            tokens.append(_store_activation(ports, record.id, client, hash_algorithm, hashes, now, expires_at))
         details = {**used, "parts": [activation_token_hash(part) for part in tokens], "count": len(flat)}
         self._audit.trail(ports, requester.context).certificate_event(
             "signature.activate.split", requester, record.serial_hex, details
@@ -539,21 +520,11 @@ class SoleControl:
                 )
             assert record.id is not None
             now = self._clock.now()
-            token, token_hash = new_activation_token()
             expires_at = now + dt.timedelta(seconds=self._policy.activation_ttl_seconds)
-            work.ports.sole_control.add_activation(
-                SignatureActivationRecord(
-                    token_sha256=token_hash,
-                    certificate_id=record.id,
-                    client_id=principal.client_id,
-                    hash_algorithm=scope.hash_algorithm if scope else "",
-                    hashes=scope.hashes if scope else (),
-                    created_at=now,
-                    expires_at=expires_at,
-                    used_at=None,
-                    max_signatures=None if scope else count,
-                )
-            )
+            token = _store_activation(
+                work.ports, record.id, principal.client_id, scope.hash_algorithm if scope else "",
+                scope.hashes if scope else (), now, expires_at, max_signatures=None if scope else count,
+            )  # fmt: skip
             details: dict[str, Any] = {"count": count, "expires_at": expires_at.isoformat(), "factors": []}
             if scope is not None:
                 details |= {"hash_algorithm": scope.hash_algorithm, "hashes": list(scope.hashes)}
@@ -611,3 +582,32 @@ class SoleControl:
             self._keystore.destroy_secret(ref)
         except GovsignError:
             log.error("could not destroy the HSM secret %s", ref.label)
+
+
+def _store_activation(
+    ports: SQLPorts,
+    certificate_id: int,
+    client_id: str,
+    hash_algorithm: str,
+    hashes: tuple[str, ...],
+    now: dt.datetime,
+    expires_at: dt.datetime,
+    *,
+    max_signatures: int | None = None,
+) -> str:
+    """Store a new unused activation (only its token's hash) and return the token, shown once."""
+    token, token_hash = new_activation_token()
+    ports.sole_control.add_activation(
+        SignatureActivationRecord(
+            token_sha256=token_hash,
+            certificate_id=certificate_id,
+            client_id=client_id,
+            hash_algorithm=hash_algorithm,
+            hashes=hashes,
+            created_at=now,
+            expires_at=expires_at,
+            used_at=None,
+            max_signatures=max_signatures,
+        )
+    )
+    return token
